@@ -1,0 +1,1 @@
+//! # ustack-http (being written)

@@ -1,0 +1,1 @@
+//! # ustack runtime (being written)

@@ -1,0 +1,1 @@
+//! # ustack-ipv4 (being written)

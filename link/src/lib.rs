@@ -1,0 +1,1 @@
+//! # ustack-link (being written)

@@ -1,0 +1,62 @@
+//! Time as the engine sees it: a monotonic instant handed in by the caller.
+//! The engine never reads a clock; the runtime converts `std::time::Instant`
+//! and simulations advance a virtual clock.
+
+use core::fmt;
+use core::ops::{Add, AddAssign, Sub};
+use core::time::Duration;
+
+/// Microseconds since an arbitrary epoch chosen by the caller.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Instant(u64);
+
+impl Instant {
+    pub const ZERO: Instant = Instant(0);
+
+    pub const fn from_micros(us: u64) -> Instant {
+        Instant(us)
+    }
+
+    pub const fn from_millis(ms: u64) -> Instant {
+        Instant(ms * 1000)
+    }
+
+    pub const fn total_micros(self) -> u64 {
+        self.0
+    }
+
+    pub const fn total_millis(self) -> u64 {
+        self.0 / 1000
+    }
+
+    /// Time elapsed since `earlier`, zero if `earlier` is later.
+    pub fn saturating_duration_since(self, earlier: Instant) -> Duration {
+        Duration::from_micros(self.0.saturating_sub(earlier.0))
+    }
+}
+
+impl fmt::Debug for Instant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}s", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+impl Add<Duration> for Instant {
+    type Output = Instant;
+    fn add(self, d: Duration) -> Instant {
+        Instant(self.0.saturating_add(d.as_micros().min(u64::MAX as u128) as u64))
+    }
+}
+
+impl AddAssign<Duration> for Instant {
+    fn add_assign(&mut self, d: Duration) {
+        *self = *self + d;
+    }
+}
+
+impl Sub<Instant> for Instant {
+    type Output = Duration;
+    fn sub(self, rhs: Instant) -> Duration {
+        self.saturating_duration_since(rhs)
+    }
+}
