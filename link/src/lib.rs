@@ -1,1 +1,167 @@
-//! # ustack-link (being written)
+//! # ustack-link: packet devices
+//!
+//! This layer moves whole IPv4 packets between the stack and a device. Each
+//! device is a [`Link`]: receive one packet into a caller's buffer without
+//! blocking, send one complete packet, report the MTU, a file descriptor to
+//! wait on, counters and a name.
+//!
+//! Backends:
+//! - [`TunLink`] (feature `tun`): a Linux TUN device; the kernel on the host
+//!   side routes packets to the stack as if it were another machine.
+//! - [`RawLink`] (feature `raw`): a raw `AF_INET` TCP socket with `IP_HDRINCL`
+//!   and a classic BPF filter that admits exactly one TCP flow.
+//! - [`PipeEnd`] (always): an in-memory, single-threaded, full-duplex pair for
+//!   tests and benchmarks.
+//!
+//! What it does not do: it parses nothing of IP beyond what a backend needs
+//! (the IP version nibble on TUN, the destination address for `sendto` on a
+//! raw socket), validates no checksums, and knows nothing of TCP.
+//!
+//! Above: `ustack-ipv4` and `ustack-tcp`, driven by the runtime in the
+//! `ustack` crate, which waits on [`Link::poll_fd`] and calls `recv`/`send`.
+//! Below: the kernel (the TUN driver, raw sockets). This crate and the
+//! runtime are the only places in ustack that touch the OS.
+//!
+//! No backend allocates per packet: `recv` writes into the caller's buffer and
+//! `send` reads from the caller's slice.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use enum_dispatch::enum_dispatch;
+
+mod pipe;
+#[cfg(feature = "raw")]
+mod raw;
+#[cfg(feature = "tun")]
+mod tun;
+
+pub use self::pipe::{pipe, PipeEnd};
+#[cfg(feature = "raw")]
+pub use self::raw::{RawConfig, RawLink};
+#[cfg(feature = "tun")]
+pub use self::tun::{TunConfig, TunLink};
+
+/// Smallest MTU an IPv4 link may have (RFC 791, section 3.2: every module
+/// must forward a 68-octet datagram without fragmenting it).
+pub const MIN_IPV4_MTU: usize = 68;
+
+/// A device that carries IPv4 packets.
+#[enum_dispatch]
+pub trait Link {
+    /// Receives one IPv4 packet into `buf` without blocking.
+    /// `Ok(Some(n))`: `buf[..n]` is the packet. `Ok(None)`: nothing ready now.
+    ///
+    /// `buf` should be at least [`Link::mtu`] bytes long; what a backend does
+    /// with a longer packet is backend-specific (see each type).
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError>;
+
+    /// Sends one complete IPv4 packet. A full device queue (EAGAIN/ENOBUFS)
+    /// is not an error: the packet is dropped and counted in
+    /// [`LinkStats::tx_dropped`] (TCP retransmits).
+    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError>;
+
+    /// Largest IPv4 packet the device carries.
+    fn mtu(&self) -> usize;
+
+    /// A file descriptor that becomes readable when `recv` may return a
+    /// packet; `None` for in-memory links (always poll them).
+    fn poll_fd(&self) -> Option<RawFd>;
+
+    /// Counters since the link was opened.
+    fn stats(&self) -> LinkStats;
+
+    /// A short name for logs, e.g. the interface name `tun0`.
+    fn name(&self) -> &str;
+}
+
+/// Per-link counters. Bytes count whole IPv4 packets.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Packets accepted by `send` but dropped because the device queue was full.
+    pub tx_dropped: u64,
+}
+
+impl LinkStats {
+    pub(crate) fn count_rx(&mut self, len: usize) {
+        self.rx_packets += 1;
+        self.rx_bytes += len as u64;
+    }
+
+    pub(crate) fn count_tx(&mut self, len: usize) {
+        self.tx_packets += 1;
+        self.tx_bytes += len as u64;
+    }
+}
+
+/// Any link, dispatched statically.
+///
+/// The `Tun` and `Raw` variants exist only with their cargo features;
+/// `enum_dispatch` (0.3.13) carries each variant's `#[cfg]` onto the
+/// generated `From` impls and match arms, so no workaround is needed.
+#[enum_dispatch(Link)]
+pub enum AnyLink {
+    #[cfg(feature = "tun")]
+    Tun(TunLink),
+    #[cfg(feature = "raw")]
+    Raw(RawLink),
+    Pipe(PipeEnd),
+}
+
+/// What went wrong with a link. `device` is a human label such as
+/// `TUN device tun0` or `raw socket 127.0.0.1:40123<->127.0.0.1:80`.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("{device}: permission denied — needs {capability}, run as root")]
+    PermissionDenied {
+        device: String,
+        capability: &'static str,
+    },
+
+    #[error("{device}: busy — another process holds it")]
+    Busy { device: String },
+
+    #[error("{device}: not found — {hint}")]
+    NotFound { device: String, hint: &'static str },
+
+    #[error("{device}: {op} failed: {source}")]
+    Io {
+        device: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("invalid link configuration: {0}")]
+    InvalidConfig(String),
+
+    #[error("{device}: packet of {len} bytes is larger than the MTU of {mtu} bytes")]
+    PacketTooLarge {
+        device: String,
+        len: usize,
+        mtu: usize,
+    },
+
+    #[error("{device}: receive buffer of {len} bytes is too small for a {needed}-byte packet")]
+    BufferTooSmall {
+        device: String,
+        len: usize,
+        needed: usize,
+    },
+
+    #[error("{device}: cannot send malformed packet: {reason}")]
+    MalformedPacket {
+        device: String,
+        reason: &'static str,
+    },
+}
+
+/// True for the errno values that mean "the device queue is full right now".
+#[cfg(any(feature = "tun", feature = "raw"))]
+pub(crate) fn is_queue_full(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::WouldBlock || err.raw_os_error() == Some(libc::ENOBUFS)
+}
