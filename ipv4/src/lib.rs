@@ -1,1 +1,438 @@
-//! # ustack-ipv4 (being written)
+//! # ustack-ipv4
+//!
+//! The IPv4 layer of ustack: zero-copy views of IPv4 headers ([`Ipv4Packet`]) and
+//! their high-level meaning ([`Ipv4Repr`]), with header validation, the RFC 1071
+//! Internet checksum ([`checksum`]), and an ICMP echo responder ([`icmp`]).
+//!
+//! What it does not do: routing, ARP, or emitting IP options (received options
+//! are skipped by IHL). Fragments are rejected with [`Error::Fragment`]: reassembly
+//! (RFC 791 §3.2, RFC 815) is not implemented yet. Like the rest of ustack it is
+//! sans-I/O: no syscalls, no clock, no heap allocation while parsing or emitting.
+//!
+//! Above: `ustack-tcp`, which parses the payload of packets with protocol
+//! [`protocol::TCP`]. Below: the `ustack-link` devices that carry the packets,
+//! moved between the two by the `ustack` runtime, which also keeps [`Ipv4Stats`].
+
+use core::net::Ipv4Addr;
+
+pub mod checksum;
+pub mod icmp;
+
+/// IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
+pub mod protocol {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+}
+
+/// Why an IPv4 packet or the ICMP message inside it was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("IPv4 packet truncated: {len} bytes, need at least {need}")]
+    Truncated { len: usize, need: usize },
+    #[error("IP version {0} is not 4")]
+    BadVersion(u8),
+    #[error("IPv4 header length of {0} words is below the minimum of 5")]
+    BadHeaderLen(u8),
+    #[error("IPv4 total length {total} is inconsistent with a {header}-byte header in a {buffer}-byte buffer")]
+    BadTotalLen {
+        total: u16,
+        header: usize,
+        buffer: usize,
+    },
+    #[error("IPv4 header checksum mismatch")]
+    BadChecksum,
+    #[error("IPv4 fragment dropped: reassembly is not supported")]
+    Fragment,
+    #[error("ICMP message truncated: {len} bytes, need at least {need}")]
+    IcmpTruncated { len: usize, need: usize },
+    #[error("ICMP checksum mismatch")]
+    IcmpBadChecksum,
+    #[error("IPv4 payload of {len} bytes does not fit in one packet (at most 65515)")]
+    PayloadTooLong { len: usize },
+}
+
+/// Byte offsets of the IPv4 header fields (RFC 791 §3.1).
+mod field {
+    use core::ops::Range;
+
+    pub const VER_IHL: usize = 0;
+    pub const DSCP_ECN: usize = 1;
+    pub const LENGTH: Range<usize> = 2..4;
+    pub const IDENT: Range<usize> = 4..6;
+    pub const FLG_OFF: Range<usize> = 6..8;
+    pub const TTL: usize = 8;
+    pub const PROTOCOL: usize = 9;
+    pub const CHECKSUM: Range<usize> = 10..12;
+    pub const SRC_ADDR: Range<usize> = 12..16;
+    pub const DST_ADDR: Range<usize> = 16..20;
+}
+
+const FLAG_DF: u16 = 0x4000;
+const FLAG_MF: u16 = 0x2000;
+const OFFSET_MASK: u16 = 0x1fff;
+const MAX_PAYLOAD_LEN: usize = u16::MAX as usize - Ipv4Repr::HEADER_LEN;
+
+/// A zero-copy view of an IPv4 packet.
+///
+/// Build it with [`Ipv4Packet::new_checked`] for anything that came from the
+/// network: after that, no accessor can go out of bounds. With
+/// [`Ipv4Packet::new_unchecked`] the fixed-header accessors panic if the buffer is
+/// shorter than 20 bytes; [`options`](Self::options) and [`payload`](Self::payload)
+/// never panic and clamp to the buffer.
+#[derive(Debug, Clone)]
+pub struct Ipv4Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Ipv4Packet { buffer }
+    }
+
+    /// Wraps `buffer` after [`check_len`](Self::check_len).
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// Checks that the header is well-formed enough to read: at least 20 bytes,
+    /// version 4, IHL >= 5 and within the buffer, and `header_len <= total_len <=
+    /// buffer length`. A buffer longer than `total_len` is accepted (link-layer
+    /// padding, e.g. Ethernet's 46-byte minimum); the excess is not payload.
+    pub fn check_len(&self) -> Result<(), Error> {
+        let len = self.buffer.as_ref().len();
+        if len < Ipv4Repr::HEADER_LEN {
+            return Err(Error::Truncated {
+                len,
+                need: Ipv4Repr::HEADER_LEN,
+            });
+        }
+        if self.version() != 4 {
+            return Err(Error::BadVersion(self.version()));
+        }
+        let ihl = self.ihl();
+        if ihl < 5 {
+            return Err(Error::BadHeaderLen(ihl));
+        }
+        let header = self.header_len();
+        if header > len {
+            return Err(Error::Truncated { len, need: header });
+        }
+        let total = self.total_len();
+        if usize::from(total) < header || usize::from(total) > len {
+            return Err(Error::BadTotalLen {
+                total,
+                header,
+                buffer: len,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    fn read_u16(&self, at: core::ops::Range<usize>) -> u16 {
+        let b = &self.bytes()[at];
+        u16::from_be_bytes([b[0], b[1]])
+    }
+
+    fn read_addr(&self, at: core::ops::Range<usize>) -> Ipv4Addr {
+        let b = &self.bytes()[at];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
+    pub fn version(&self) -> u8 {
+        self.bytes()[field::VER_IHL] >> 4
+    }
+
+    fn ihl(&self) -> u8 {
+        self.bytes()[field::VER_IHL] & 0x0f
+    }
+
+    /// Header length in bytes (IHL × 4).
+    pub fn header_len(&self) -> usize {
+        usize::from(self.ihl()) * 4
+    }
+
+    /// The former TOS byte: DSCP in the upper six bits, ECN in the lower two (RFC 2474, RFC 3168).
+    pub fn dscp_ecn(&self) -> u8 {
+        self.bytes()[field::DSCP_ECN]
+    }
+
+    pub fn total_len(&self) -> u16 {
+        self.read_u16(field::LENGTH)
+    }
+
+    pub fn ident(&self) -> u16 {
+        self.read_u16(field::IDENT)
+    }
+
+    pub fn dont_frag(&self) -> bool {
+        self.read_u16(field::FLG_OFF) & FLAG_DF != 0
+    }
+
+    pub fn more_frags(&self) -> bool {
+        self.read_u16(field::FLG_OFF) & FLAG_MF != 0
+    }
+
+    /// Fragment offset in bytes (the field counts 8-byte units).
+    pub fn frag_offset(&self) -> u16 {
+        (self.read_u16(field::FLG_OFF) & OFFSET_MASK) * 8
+    }
+
+    pub fn ttl(&self) -> u8 {
+        self.bytes()[field::TTL]
+    }
+
+    pub fn protocol(&self) -> u8 {
+        self.bytes()[field::PROTOCOL]
+    }
+
+    pub fn checksum(&self) -> u16 {
+        self.read_u16(field::CHECKSUM)
+    }
+
+    pub fn src_addr(&self) -> Ipv4Addr {
+        self.read_addr(field::SRC_ADDR)
+    }
+
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        self.read_addr(field::DST_ADDR)
+    }
+
+    /// The IP options, `20 .. header_len`, unparsed.
+    pub fn options(&self) -> &[u8] {
+        let data = self.bytes();
+        let end = self.header_len().min(data.len());
+        data.get(Ipv4Repr::HEADER_LEN..end).unwrap_or(&[])
+    }
+
+    /// The payload, `header_len .. total_len`; link-layer padding beyond `total_len` is excluded.
+    pub fn payload(&self) -> &[u8] {
+        let data = self.bytes();
+        let end = usize::from(self.total_len()).min(data.len());
+        data.get(self.header_len()..end).unwrap_or(&[])
+    }
+
+    /// True iff the header checksum (over `header_len` bytes, options included) is correct.
+    pub fn verify_checksum(&self) -> bool {
+        match self.bytes().get(..self.header_len()) {
+            Some(header) => checksum::fold(checksum::sum(header, 0)) == 0xffff,
+            None => false,
+        }
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.buffer.as_mut()
+    }
+
+    fn write_u16(&mut self, at: core::ops::Range<usize>, value: u16) {
+        self.bytes_mut()[at].copy_from_slice(&value.to_be_bytes());
+    }
+
+    pub fn set_version(&mut self, version: u8) {
+        let b = &mut self.bytes_mut()[field::VER_IHL];
+        *b = (*b & 0x0f) | (version << 4);
+    }
+
+    /// Sets IHL from a length in bytes, which must be a multiple of 4 between 20 and 60.
+    pub fn set_header_len(&mut self, len: u8) {
+        debug_assert!(len & 3 == 0 && (20..=60).contains(&len));
+        let b = &mut self.bytes_mut()[field::VER_IHL];
+        *b = (*b & 0xf0) | ((len / 4) & 0x0f);
+    }
+
+    pub fn set_dscp_ecn(&mut self, value: u8) {
+        self.bytes_mut()[field::DSCP_ECN] = value;
+    }
+
+    pub fn set_total_len(&mut self, len: u16) {
+        self.write_u16(field::LENGTH, len);
+    }
+
+    pub fn set_ident(&mut self, ident: u16) {
+        self.write_u16(field::IDENT, ident);
+    }
+
+    fn set_flag(&mut self, flag: u16, on: bool) {
+        let old = self.read_u16(field::FLG_OFF);
+        self.write_u16(field::FLG_OFF, if on { old | flag } else { old & !flag });
+    }
+
+    pub fn set_dont_frag(&mut self, on: bool) {
+        self.set_flag(FLAG_DF, on);
+    }
+
+    pub fn set_more_frags(&mut self, on: bool) {
+        self.set_flag(FLAG_MF, on);
+    }
+
+    /// Sets the fragment offset from a byte count, which must be a multiple of 8.
+    pub fn set_frag_offset(&mut self, bytes: u16) {
+        debug_assert!(bytes & 7 == 0);
+        let flags = self.read_u16(field::FLG_OFF) & !OFFSET_MASK;
+        self.write_u16(field::FLG_OFF, flags | (bytes / 8));
+    }
+
+    pub fn set_ttl(&mut self, ttl: u8) {
+        self.bytes_mut()[field::TTL] = ttl;
+    }
+
+    pub fn set_protocol(&mut self, protocol: u8) {
+        self.bytes_mut()[field::PROTOCOL] = protocol;
+    }
+
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.write_u16(field::CHECKSUM, checksum);
+    }
+
+    pub fn set_src_addr(&mut self, addr: Ipv4Addr) {
+        self.bytes_mut()[field::SRC_ADDR].copy_from_slice(&addr.octets());
+    }
+
+    pub fn set_dst_addr(&mut self, addr: Ipv4Addr) {
+        self.bytes_mut()[field::DST_ADDR].copy_from_slice(&addr.octets());
+    }
+
+    /// Computes the header checksum over `header_len` bytes and stores it.
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let header_len = self.header_len();
+        let value = self.bytes().get(..header_len).map_or(0, checksum::checksum);
+        self.set_checksum(value);
+    }
+
+    /// The payload, `header_len .. total_len`, for writing in place.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let start = self.header_len();
+        let end = usize::from(self.total_len());
+        let data = self.bytes_mut();
+        let end = end.min(data.len());
+        data.get_mut(start..end).unwrap_or(&mut [])
+    }
+}
+
+/// The meaning of an IPv4 header, without options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    pub src_addr: Ipv4Addr,
+    pub dst_addr: Ipv4Addr,
+    pub protocol: u8,
+    pub payload_len: usize,
+    pub ttl: u8,
+    pub ident: u16,
+    pub dont_frag: bool,
+    pub dscp_ecn: u8,
+}
+
+impl Ipv4Repr {
+    /// Length of the header [`emit`](Self::emit) writes: options are never emitted.
+    pub const HEADER_LEN: usize = 20;
+
+    /// Validates and reads a received header: lengths, then the header checksum,
+    /// then rejects fragments (any packet with MF set or a non-zero offset), since
+    /// reassembly is not implemented yet. Options are skipped via IHL.
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Ipv4Packet<&T>) -> Result<Ipv4Repr, Error> {
+        packet.check_len()?;
+        if !packet.verify_checksum() {
+            return Err(Error::BadChecksum);
+        }
+        if packet.more_frags() || packet.frag_offset() != 0 {
+            return Err(Error::Fragment);
+        }
+        Ok(Ipv4Repr {
+            src_addr: packet.src_addr(),
+            dst_addr: packet.dst_addr(),
+            protocol: packet.protocol(),
+            payload_len: usize::from(packet.total_len()) - packet.header_len(),
+            ttl: packet.ttl(),
+            ident: packet.ident(),
+            dont_frag: packet.dont_frag(),
+            dscp_ecn: packet.dscp_ecn(),
+        })
+    }
+
+    /// Header plus payload: the size of buffer [`emit`](Self::emit) expects.
+    pub const fn buffer_len(&self) -> usize {
+        Self::HEADER_LEN + self.payload_len
+    }
+
+    /// Writes a 20-byte header (no options, not a fragment) with its checksum.
+    /// The payload is left for the caller to write after the header.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than [`HEADER_LEN`](Self::HEADER_LEN); debug builds
+    /// also assert that `payload_len` fits in the 16-bit total length.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) {
+        debug_assert!(self.payload_len <= MAX_PAYLOAD_LEN);
+        let total = u16::try_from(self.buffer_len()).unwrap_or(u16::MAX);
+        let Ipv4Repr {
+            src_addr,
+            dst_addr,
+            protocol,
+            payload_len: _,
+            ttl,
+            ident,
+            dont_frag,
+            dscp_ecn,
+        } = *self;
+        packet.set_version(4);
+        packet.set_header_len(Self::HEADER_LEN as u8);
+        packet.set_dscp_ecn(dscp_ecn);
+        packet.set_total_len(total);
+        packet.set_ident(ident);
+        packet.write_u16(field::FLG_OFF, if dont_frag { FLAG_DF } else { 0 });
+        packet.set_ttl(ttl);
+        packet.set_protocol(protocol);
+        packet.set_src_addr(src_addr);
+        packet.set_dst_addr(dst_addr);
+        packet.fill_checksum();
+    }
+}
+
+/// Receive-side counters for the IPv4 layer; the runtime above increments them.
+#[derive(Default, Debug, Clone)]
+pub struct Ipv4Stats {
+    pub rx_packets: u64,
+    /// Truncated, wrong version, bad IHL or inconsistent total length.
+    pub rx_bad_header: u64,
+    pub rx_bad_checksum: u64,
+    pub rx_fragments: u64,
+    pub rx_not_for_us: u64,
+    pub rx_unknown_protocol: u64,
+    pub icmp_echo_answered: u64,
+    /// ICMP messages that were truncated or failed their checksum.
+    pub icmp_rx_errors: u64,
+    /// Packets that could not be sent because they would not fit (see [`Error::PayloadTooLong`]).
+    pub tx_too_long: u64,
+}
+
+impl Ipv4Stats {
+    /// Counts one packet dropped because of `e`.
+    pub fn record(&mut self, e: &Error) {
+        let counter = match e {
+            Error::Truncated { .. }
+            | Error::BadVersion(_)
+            | Error::BadHeaderLen(_)
+            | Error::BadTotalLen { .. } => &mut self.rx_bad_header,
+            Error::BadChecksum => &mut self.rx_bad_checksum,
+            Error::Fragment => &mut self.rx_fragments,
+            Error::IcmpTruncated { .. } | Error::IcmpBadChecksum => &mut self.icmp_rx_errors,
+            Error::PayloadTooLong { .. } => &mut self.tx_too_long,
+        };
+        *counter += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests;
