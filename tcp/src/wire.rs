@@ -17,6 +17,9 @@
 //!   checksum field zeroed; the caller writes the payload after `header_len()` then `fill_checksum`.
 
 use core::net::Ipv4Addr;
+use core::ops::Range;
+
+use ustack_ipv4::checksum;
 
 use crate::seq::SeqNumber;
 
@@ -172,5 +175,733 @@ pub struct TcpPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-#[allow(dead_code)]
-fn _addr_type_used(_: Ipv4Addr) {}
+/// Byte offsets of the TCP header fields (RFC 9293 §3.1).
+mod field {
+    use core::ops::Range;
+
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const DST_PORT: Range<usize> = 2..4;
+    pub const SEQ_NUM: Range<usize> = 4..8;
+    pub const ACK_NUM: Range<usize> = 8..12;
+    /// Data offset in the upper nibble; the lower nibble is reserved (and the old NS bit).
+    pub const DATA_OFF: usize = 12;
+    pub const FLAGS: usize = 13;
+    pub const WINDOW: Range<usize> = 14..16;
+    pub const CHECKSUM: Range<usize> = 16..18;
+    pub const URGENT: Range<usize> = 18..20;
+}
+
+/// Option kinds (IANA "TCP Option Kind Numbers") and their fixed lengths.
+mod option {
+    pub const EOL: u8 = 0;
+    pub const NOP: u8 = 1;
+    pub const MSS: u8 = 2;
+    pub const MSS_LEN: u8 = 4;
+    pub const WINDOW_SCALE: u8 = 3;
+    pub const WINDOW_SCALE_LEN: u8 = 3;
+    pub const SACK_PERMITTED: u8 = 4;
+    pub const SACK_PERMITTED_LEN: u8 = 2;
+    pub const SACK: u8 = 5;
+    pub const SACK_BLOCK_LEN: usize = 8;
+    pub const TIMESTAMPS: u8 = 8;
+    pub const TIMESTAMPS_LEN: u8 = 10;
+}
+
+/// Length of a TCP header without options.
+pub const HEADER_LEN: usize = 20;
+/// Most option bytes a header can carry (data offset 15 → 60-byte header).
+pub const MAX_OPTIONS_LEN: usize = 40;
+
+fn be_u16(b: &[u8]) -> u16 {
+    match *b {
+        [hi, lo, ..] => u16::from_be_bytes([hi, lo]),
+        _ => 0,
+    }
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    match *b {
+        [b0, b1, b2, b3, ..] => u32::from_be_bytes([b0, b1, b2, b3]),
+        _ => 0,
+    }
+}
+
+impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Wraps `buffer` without checks: the fixed-header accessors then panic on a
+    /// buffer shorter than 20 bytes. `options()` and `payload()` never panic.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        TcpPacket { buffer }
+    }
+
+    /// Wraps `buffer` after [`check_len`](Self::check_len); no accessor can then go out of bounds.
+    pub fn new_checked(buffer: T) -> Result<Self, WireError> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// Checks that the buffer holds the fixed header and, with a data offset of
+    /// at least 5 words, all the options it announces.
+    pub fn check_len(&self) -> Result<(), WireError> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(WireError::Truncated {
+                len,
+                need: HEADER_LEN,
+            });
+        }
+        let offset = self.data_offset();
+        if offset < 5 {
+            return Err(WireError::BadDataOffset(offset));
+        }
+        let need = self.header_len();
+        if need > len {
+            return Err(WireError::Truncated { len, need });
+        }
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    fn read_u16(&self, at: Range<usize>) -> u16 {
+        be_u16(&self.bytes()[at])
+    }
+
+    fn read_u32(&self, at: Range<usize>) -> u32 {
+        be_u32(&self.bytes()[at])
+    }
+
+    fn data_offset(&self) -> u8 {
+        self.bytes()[field::DATA_OFF] >> 4
+    }
+
+    pub fn src_port(&self) -> u16 {
+        self.read_u16(field::SRC_PORT)
+    }
+
+    pub fn dst_port(&self) -> u16 {
+        self.read_u16(field::DST_PORT)
+    }
+
+    pub fn seq_number(&self) -> SeqNumber {
+        SeqNumber(self.read_u32(field::SEQ_NUM))
+    }
+
+    pub fn ack_number(&self) -> SeqNumber {
+        SeqNumber(self.read_u32(field::ACK_NUM))
+    }
+
+    /// Header length in bytes (data offset × 4), options included.
+    pub fn header_len(&self) -> usize {
+        usize::from(self.data_offset()) * 4
+    }
+
+    /// The eight control bits CWR..FIN; the experimental NS bit (RFC 3540, historic) is ignored.
+    pub fn flags(&self) -> Flags {
+        Flags(self.bytes()[field::FLAGS])
+    }
+
+    /// The raw, unscaled window field.
+    pub fn window_len(&self) -> u16 {
+        self.read_u16(field::WINDOW)
+    }
+
+    pub fn checksum(&self) -> u16 {
+        self.read_u16(field::CHECKSUM)
+    }
+
+    pub fn urgent_ptr(&self) -> u16 {
+        self.read_u16(field::URGENT)
+    }
+
+    /// The option bytes, `20 .. header_len`, unparsed.
+    pub fn options(&self) -> &[u8] {
+        let data = self.bytes();
+        let end = self.header_len().min(data.len());
+        data.get(HEADER_LEN..end).unwrap_or(&[])
+    }
+
+    /// Everything after the header, to the end of the buffer.
+    pub fn payload(&self) -> &[u8] {
+        let data = self.bytes();
+        data.get(self.header_len()..).unwrap_or(&[])
+    }
+
+    /// True iff the checksum over the IPv4 pseudo-header and the whole buffer
+    /// (header and payload) is correct (RFC 9293 §3.1). The buffer must be exactly
+    /// the IPv4 payload; one longer than 65535 bytes cannot be valid.
+    pub fn verify_checksum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
+        let data = self.bytes();
+        let Ok(len) = u16::try_from(data.len()) else {
+            return false;
+        };
+        let pseudo = checksum::pseudo_header_sum(src, dst, ustack_ipv4::protocol::TCP, len);
+        checksum::fold(checksum::sum(data, pseudo)) == 0xffff
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.buffer.as_mut()
+    }
+
+    fn write_u16(&mut self, at: Range<usize>, value: u16) {
+        self.bytes_mut()[at].copy_from_slice(&value.to_be_bytes());
+    }
+
+    fn write_u32(&mut self, at: Range<usize>, value: u32) {
+        self.bytes_mut()[at].copy_from_slice(&value.to_be_bytes());
+    }
+
+    pub fn set_src_port(&mut self, port: u16) {
+        self.write_u16(field::SRC_PORT, port);
+    }
+
+    pub fn set_dst_port(&mut self, port: u16) {
+        self.write_u16(field::DST_PORT, port);
+    }
+
+    pub fn set_seq_number(&mut self, seq: SeqNumber) {
+        self.write_u32(field::SEQ_NUM, seq.0);
+    }
+
+    pub fn set_ack_number(&mut self, ack: SeqNumber) {
+        self.write_u32(field::ACK_NUM, ack.0);
+    }
+
+    /// Sets the data offset from a length in bytes (a multiple of 4, 20..=60) and
+    /// clears the reserved bits that share its byte.
+    pub fn set_header_len(&mut self, len: usize) {
+        debug_assert!(len & 3 == 0 && (HEADER_LEN..=HEADER_LEN + MAX_OPTIONS_LEN).contains(&len));
+        self.bytes_mut()[field::DATA_OFF] = ((len / 4) as u8) << 4;
+    }
+
+    pub fn set_flags(&mut self, flags: Flags) {
+        self.bytes_mut()[field::FLAGS] = flags.0;
+    }
+
+    pub fn set_window_len(&mut self, window: u16) {
+        self.write_u16(field::WINDOW, window);
+    }
+
+    pub fn set_checksum(&mut self, value: u16) {
+        self.write_u16(field::CHECKSUM, value);
+    }
+
+    pub fn set_urgent_ptr(&mut self, value: u16) {
+        self.write_u16(field::URGENT, value);
+    }
+
+    /// The option bytes, `20 .. header_len`, for writing in place.
+    pub fn options_mut(&mut self) -> &mut [u8] {
+        let end = self.header_len();
+        let data = self.bytes_mut();
+        let end = end.min(data.len());
+        data.get_mut(HEADER_LEN..end).unwrap_or(&mut [])
+    }
+
+    /// Everything after the header, for writing in place.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let start = self.header_len();
+        self.bytes_mut().get_mut(start..).unwrap_or(&mut [])
+    }
+
+    /// Computes the checksum over the IPv4 pseudo-header and the whole buffer and
+    /// stores it. The buffer must be exactly the segment: header, then payload.
+    pub fn fill_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        self.set_checksum(0);
+        let data = self.bytes();
+        debug_assert!(data.len() <= usize::from(u16::MAX));
+        let pseudo =
+            checksum::pseudo_header_sum(src, dst, ustack_ipv4::protocol::TCP, data.len() as u16);
+        let value = !checksum::fold(checksum::sum(data, pseudo));
+        self.set_checksum(value);
+    }
+}
+
+/// Parses the option bytes of a header (RFC 9293 §3.2, RFC 7323, RFC 2018).
+///
+/// EOL ends the list; NOP is one byte; every other kind has a length byte that
+/// counts the kind and length bytes, must be at least 2 and must fit. Known kinds
+/// with the wrong length are rejected; unknown kinds are skipped. Errors carry the
+/// option's offset from the start of the TCP header.
+fn parse_options(opts: &[u8]) -> Result<TcpOptions, WireError> {
+    let mut out = TcpOptions::default();
+    let mut at = 0;
+    while let Some(&kind) = opts.get(at) {
+        let bad = WireError::BadOption {
+            kind,
+            offset: HEADER_LEN + at,
+        };
+        match kind {
+            option::EOL => break,
+            option::NOP => {
+                at += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let len = *opts.get(at + 1).ok_or(bad)?;
+        let body = opts
+            .get(at + 2..at + usize::from(len))
+            .filter(|_| len >= 2)
+            .ok_or(bad)?;
+        match (kind, len) {
+            (option::MSS, option::MSS_LEN) => out.mss = Some(be_u16(body)),
+            (option::WINDOW_SCALE, option::WINDOW_SCALE_LEN) => {
+                out.window_scale = body.first().copied();
+            }
+            (option::SACK_PERMITTED, option::SACK_PERMITTED_LEN) => out.sack_permitted = true,
+            (option::TIMESTAMPS, option::TIMESTAMPS_LEN) => {
+                out.timestamps = Some((be_u32(body), be_u32(body.get(4..).unwrap_or(&[]))));
+            }
+            (option::SACK, _)
+                if !body.is_empty()
+                    && body.len() % option::SACK_BLOCK_LEN == 0
+                    && body.len() <= 4 * option::SACK_BLOCK_LEN =>
+            {
+                for block in body.chunks_exact(option::SACK_BLOCK_LEN) {
+                    // Blocks past the fourth can only come from a repeated SACK option; they are dropped.
+                    out.sack.push(SackBlock {
+                        left: SeqNumber(be_u32(block)),
+                        right: SeqNumber(be_u32(block.get(4..).unwrap_or(&[]))),
+                    });
+                }
+            }
+            (
+                option::MSS
+                | option::WINDOW_SCALE
+                | option::SACK_PERMITTED
+                | option::TIMESTAMPS
+                | option::SACK,
+                _,
+            ) => return Err(bad),
+            _ => {}
+        }
+        at += usize::from(len);
+    }
+    Ok(out)
+}
+
+/// What [`TcpRepr::emit`] writes in the options area, decided once so that
+/// `header_len` and `emit` cannot disagree.
+struct OptionsLayout {
+    /// SACK blocks that fit in the 40 option bytes after the other options.
+    sack_blocks: usize,
+    len: usize,
+}
+
+impl TcpOptions {
+    fn layout(&self) -> OptionsLayout {
+        let mut fixed = 0;
+        if self.mss.is_some() {
+            fixed += 4;
+        }
+        if self.timestamps.is_some() {
+            fixed += 12;
+        } else if self.sack_permitted {
+            fixed += 4;
+        }
+        if self.window_scale.is_some() {
+            fixed += 4;
+        }
+        let sack_len = |n: usize| {
+            if n == 0 {
+                0
+            } else {
+                4 + n * option::SACK_BLOCK_LEN
+            }
+        };
+        let mut n = usize::from(self.sack.len).min(self.sack.blocks.len());
+        while n > 0 && fixed + sack_len(n) > MAX_OPTIONS_LEN {
+            n -= 1;
+        }
+        OptionsLayout {
+            sack_blocks: n,
+            len: (fixed + sack_len(n)).next_multiple_of(4),
+        }
+    }
+
+    /// Writes the options as Linux lays them out, each group 4-byte aligned:
+    /// MSS; SACK-permitted + timestamps (or NOP NOP + timestamps, or NOP NOP +
+    /// SACK-permitted); NOP + window scale; NOP NOP + SACK blocks. `out` must hold
+    /// `layout.len` bytes; the rest of it is left as EOL.
+    fn emit(&self, layout: &OptionsLayout, out: &mut [u8]) {
+        let mut buf = [option::EOL; MAX_OPTIONS_LEN];
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
+                dst.copy_from_slice(bytes);
+                at += bytes.len();
+            }
+        };
+        if let Some(mss) = self.mss {
+            let [hi, lo] = mss.to_be_bytes();
+            put(&[option::MSS, option::MSS_LEN, hi, lo]);
+        }
+        match (self.sack_permitted, self.timestamps) {
+            (true, Some(_)) => put(&[option::SACK_PERMITTED, option::SACK_PERMITTED_LEN]),
+            (false, Some(_)) => put(&[option::NOP, option::NOP]),
+            (true, None) => put(&[
+                option::NOP,
+                option::NOP,
+                option::SACK_PERMITTED,
+                option::SACK_PERMITTED_LEN,
+            ]),
+            (false, None) => {}
+        }
+        if let Some((tsval, tsecr)) = self.timestamps {
+            put(&[option::TIMESTAMPS, option::TIMESTAMPS_LEN]);
+            put(&tsval.to_be_bytes());
+            put(&tsecr.to_be_bytes());
+        }
+        if let Some(shift) = self.window_scale {
+            put(&[
+                option::NOP,
+                option::WINDOW_SCALE,
+                option::WINDOW_SCALE_LEN,
+                shift,
+            ]);
+        }
+        if layout.sack_blocks > 0 {
+            let len = 2 + layout.sack_blocks * option::SACK_BLOCK_LEN;
+            put(&[option::NOP, option::NOP, option::SACK, len as u8]);
+            for block in self.sack.blocks.iter().take(layout.sack_blocks) {
+                put(&block.left.0.to_be_bytes());
+                put(&block.right.0.to_be_bytes());
+            }
+        }
+        let n = layout.len.min(out.len());
+        if let (Some(dst), Some(src)) = (out.get_mut(..n), buf.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+    }
+}
+
+impl TcpRepr {
+    /// Reads a header and its options. Does not verify the checksum (the caller
+    /// knows the addresses and calls [`TcpPacket::verify_checksum`] first). `ack`
+    /// is the raw field even when the ACK flag is clear.
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &TcpPacket<&T>) -> Result<TcpRepr, WireError> {
+        packet.check_len()?;
+        Ok(TcpRepr {
+            src_port: packet.src_port(),
+            dst_port: packet.dst_port(),
+            seq: packet.seq_number(),
+            ack: packet.ack_number(),
+            flags: packet.flags(),
+            window: packet.window_len(),
+            urgent: packet.urgent_ptr(),
+            options: parse_options(packet.options())?,
+        })
+    }
+
+    /// Header length [`emit`](Self::emit) will write: 20 plus the options rounded
+    /// up to 4 bytes, at most 60 (SACK blocks that do not fit are dropped).
+    pub fn header_len(&self) -> usize {
+        HEADER_LEN + self.options.layout().len
+    }
+
+    /// Writes the header and options with the checksum field zeroed; the caller
+    /// writes the payload after `header_len()` and then calls `fill_checksum`.
+    /// The ack field is written as 0 when the ACK flag is clear.
+    ///
+    /// # Panics
+    /// If the buffer is shorter than [`header_len`](Self::header_len).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut TcpPacket<T>) {
+        let TcpRepr {
+            src_port,
+            dst_port,
+            seq,
+            ack,
+            flags,
+            window,
+            urgent,
+            ref options,
+        } = *self;
+        let layout = options.layout();
+        packet.set_src_port(src_port);
+        packet.set_dst_port(dst_port);
+        packet.set_seq_number(seq);
+        packet.set_ack_number(if flags.ack() { ack } else { SeqNumber(0) });
+        packet.set_header_len(HEADER_LEN + layout.len);
+        packet.set_flags(flags);
+        packet.set_window_len(window);
+        packet.set_checksum(0);
+        packet.set_urgent_ptr(urgent);
+        options.emit(&layout, packet.options_mut());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+
+    /// A SYN as Linux sends it, checksum computed independently (for 10.0.0.1 → 10.0.0.2).
+    const LINUX_SYN: [u8; 40] = [
+        0xa4, 0xc2, 0x00, 0x50, // ports 42178 → 80
+        0x3e, 0x1f, 0x5a, 0x9c, // seq
+        0x00, 0x00, 0x00, 0x00, // ack
+        0xa0, 0x02, 0xfa, 0xf0, // data offset 10, SYN, window 64240
+        0x54, 0xc5, 0x00, 0x00, // checksum, urgent
+        0x02, 0x04, 0x05, 0xb4, // MSS 1460
+        0x04, 0x02, 0x08, 0x0a, // SACK-permitted, timestamps ...
+        0x00, 0x98, 0xa5, 0xe1, // TSval
+        0x00, 0x00, 0x00, 0x00, // TSecr
+        0x01, 0x03, 0x03, 0x07, // NOP, window scale 7
+    ];
+
+    fn syn_repr() -> TcpRepr {
+        TcpRepr {
+            src_port: 42178,
+            dst_port: 80,
+            seq: SeqNumber(0x3e1f_5a9c),
+            ack: SeqNumber(0),
+            flags: Flags::SYN,
+            window: 64240,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                window_scale: Some(7),
+                sack_permitted: true,
+                timestamps: Some((0x0098_a5e1, 0)),
+                sack: SackBlocks::default(),
+            },
+        }
+    }
+
+    fn parse(buf: &[u8]) -> Result<TcpRepr, WireError> {
+        TcpRepr::parse(&TcpPacket::new_checked(buf)?)
+    }
+
+    /// A 20-byte header followed by `opts` (length a multiple of 4).
+    fn with_options(opts: &[u8]) -> Vec<u8> {
+        let mut buf = LINUX_SYN[..20].to_vec();
+        buf[12] = (((20 + opts.len()) / 4) << 4) as u8;
+        buf.extend_from_slice(opts);
+        buf
+    }
+
+    #[test]
+    fn linux_syn_every_field() {
+        let p = TcpPacket::new_checked(&LINUX_SYN[..]).unwrap();
+        assert_eq!(p.src_port(), 42178);
+        assert_eq!(p.dst_port(), 80);
+        assert_eq!(p.seq_number(), SeqNumber(0x3e1f_5a9c));
+        assert_eq!(p.ack_number(), SeqNumber(0));
+        assert_eq!(p.header_len(), 40);
+        assert_eq!(p.flags(), Flags::SYN);
+        assert_eq!(p.window_len(), 64240);
+        assert_eq!(p.checksum(), 0x54c5);
+        assert_eq!(p.urgent_ptr(), 0);
+        assert_eq!(p.options(), &LINUX_SYN[20..]);
+        assert!(p.payload().is_empty());
+        assert!(p.verify_checksum(SRC, DST));
+        assert_eq!(TcpRepr::parse(&p), Ok(syn_repr()));
+    }
+
+    #[test]
+    fn emit_reproduces_linux_syn() {
+        let r = syn_repr();
+        assert_eq!(r.header_len(), 40);
+        let mut buf = [0u8; 40];
+        let mut p = TcpPacket::new_unchecked(&mut buf[..]);
+        r.emit(&mut p);
+        assert_eq!(p.checksum(), 0);
+        p.fill_checksum(SRC, DST);
+        assert_eq!(buf, LINUX_SYN);
+    }
+
+    #[test]
+    fn checksum_fails_after_bit_flip() {
+        let mut seg = LINUX_SYN.to_vec();
+        seg.extend_from_slice(b"payload");
+        let mut p = TcpPacket::new_checked(&mut seg[..]).unwrap();
+        p.fill_checksum(SRC, DST);
+        assert!(p.verify_checksum(SRC, DST));
+        assert!(!p.verify_checksum(SRC, Ipv4Addr::new(10, 0, 0, 3)));
+        for bit in [0, 100, 8 * seg.len() - 1] {
+            let mut bad = seg.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(!TcpPacket::new_unchecked(&bad[..]).verify_checksum(SRC, DST));
+        }
+    }
+
+    #[test]
+    fn malformed_options_rejected() {
+        let bad = |kind, offset| Err(WireError::BadOption { kind, offset });
+        // Length 0 and 1 can never be valid: the length counts kind and length bytes.
+        assert_eq!(parse(&with_options(&[0x1e, 0, 1, 1])), bad(0x1e, 20));
+        assert_eq!(parse(&with_options(&[1, 0x1e, 1, 1])), bad(0x1e, 21));
+        // Runs past the end of the options.
+        assert_eq!(parse(&with_options(&[1, 1, 0x1e, 3])), bad(0x1e, 22));
+        // A kind with no room for its length byte.
+        assert_eq!(parse(&with_options(&[1, 1, 1, 2])), bad(2, 23));
+        // Known kinds with the wrong length.
+        assert_eq!(parse(&with_options(&[2, 3, 5, 1])), bad(2, 20));
+        assert_eq!(parse(&with_options(&[3, 4, 7, 1])), bad(3, 20));
+        assert_eq!(parse(&with_options(&[4, 3, 0, 1])), bad(4, 20));
+        assert_eq!(parse(&with_options(&[1, 1, 8, 6, 0, 0, 0, 0])), bad(8, 22));
+        assert_eq!(parse(&with_options(&[1, 1, 5, 6, 0, 0, 0, 0])), bad(5, 22));
+        assert_eq!(parse(&with_options(&[1, 1, 5, 2])), bad(5, 22));
+    }
+
+    #[test]
+    fn unknown_option_skipped_and_eol_ends() {
+        let r = parse(&with_options(&[0x1e, 4, 0xff, 0xff, 2, 4, 0x05, 0xdc])).unwrap();
+        assert_eq!(r.options.mss, Some(1500));
+        // After EOL nothing is parsed, not even garbage.
+        let r = parse(&with_options(&[3, 3, 2, 0, 0x1e, 0, 0, 0])).unwrap();
+        assert_eq!(r.options.window_scale, Some(2));
+        assert_eq!(r.options.mss, None);
+    }
+
+    #[test]
+    fn sack_blocks_parsed_in_order() {
+        let mut opts = vec![1, 1, 5, 18];
+        opts.extend_from_slice(&[0, 0, 0, 10, 0, 0, 0, 20, 0, 0, 0, 30, 0, 0, 0, 40]);
+        let r = parse(&with_options(&opts)).unwrap();
+        let blocks = r.options.sack.as_slice();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(
+            (blocks[0].left, blocks[0].right),
+            (SeqNumber(10), SeqNumber(20))
+        );
+        assert_eq!(
+            (blocks[1].left, blocks[1].right),
+            (SeqNumber(30), SeqNumber(40))
+        );
+    }
+
+    #[test]
+    fn truncated_and_bad_data_offset() {
+        assert_eq!(
+            parse(&LINUX_SYN[..19]),
+            Err(WireError::Truncated { len: 19, need: 20 })
+        );
+        assert_eq!(
+            parse(&LINUX_SYN[..39]),
+            Err(WireError::Truncated { len: 39, need: 40 })
+        );
+        let mut buf = LINUX_SYN;
+        buf[12] = 0x40;
+        assert_eq!(parse(&buf), Err(WireError::BadDataOffset(4)));
+    }
+
+    #[test]
+    fn sack_blocks_dropped_to_fit() {
+        let mut r = syn_repr();
+        r.flags = Flags::ACK;
+        r.options.mss = None;
+        r.options.window_scale = None;
+        r.options.sack_permitted = false;
+        for i in 0..4u32 {
+            r.options.sack.push(SackBlock {
+                left: SeqNumber(i * 100),
+                right: SeqNumber(i * 100 + 50),
+            });
+        }
+        // Timestamps (12) leave room for three blocks (4 + 24).
+        assert_eq!(r.header_len(), 60);
+        let mut buf = [0u8; 60];
+        r.emit(&mut TcpPacket::new_unchecked(&mut buf[..]));
+        let parsed = parse(&buf).unwrap();
+        assert_eq!(
+            parsed.options.sack.as_slice(),
+            &r.options.sack.as_slice()[..3]
+        );
+    }
+
+    fn arb_repr() -> impl Strategy<Value = TcpRepr> {
+        let blocks = proptest::collection::vec((any::<u32>(), any::<u32>()), 0..=4);
+        (
+            (any::<u16>(), any::<u16>(), any::<u32>(), any::<u32>()),
+            (any::<u8>(), any::<u16>(), any::<u16>()),
+            (
+                any::<Option<u16>>(),
+                any::<Option<u8>>(),
+                any::<bool>(),
+                any::<Option<(u32, u32)>>(),
+                blocks,
+            ),
+        )
+            .prop_map(
+                |(
+                    (src_port, dst_port, seq, ack),
+                    (flags, window, urgent),
+                    (mss, ws, sackp, ts, b),
+                )| {
+                    let flags = Flags(flags);
+                    let mut sack = SackBlocks::default();
+                    for (l, r) in b {
+                        sack.push(SackBlock {
+                            left: SeqNumber(l),
+                            right: SeqNumber(r),
+                        });
+                    }
+                    TcpRepr {
+                        src_port,
+                        dst_port,
+                        seq: SeqNumber(seq),
+                        ack: SeqNumber(if flags.ack() { ack } else { 0 }),
+                        flags,
+                        window,
+                        urgent,
+                        options: TcpOptions {
+                            mss,
+                            window_scale: ws,
+                            sack_permitted: sackp,
+                            timestamps: ts,
+                            sack,
+                        },
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Ok(p) = TcpPacket::new_checked(&buf[..]) {
+                let _ = (p.options(), p.payload(), p.flags(), p.verify_checksum(SRC, DST));
+                let _ = TcpRepr::parse(&p);
+            }
+            let _ = parse_options(&buf);
+        }
+
+        #[test]
+        fn emit_parse_round_trip(r in arb_repr(), payload in proptest::collection::vec(any::<u8>(), 0..16)) {
+            let len = r.header_len();
+            prop_assert!(len <= 60 && len % 4 == 0);
+            let mut buf = vec![0u8; len + payload.len()];
+            let mut p = TcpPacket::new_unchecked(&mut buf[..]);
+            r.emit(&mut p);
+            p.payload_mut().copy_from_slice(&payload);
+            p.fill_checksum(SRC, DST);
+            prop_assert!(p.verify_checksum(SRC, DST));
+            let packet = TcpPacket::new_checked(&buf[..]).unwrap();
+            prop_assert_eq!(packet.payload(), &payload[..]);
+            let parsed = TcpRepr::parse(&packet).unwrap();
+            let mut expected = r;
+            let kept = r.options.layout().sack_blocks;
+            expected.options.sack = SackBlocks::default();
+            for b in r.options.sack.as_slice().iter().take(kept) {
+                expected.options.sack.push(*b);
+            }
+            if kept == usize::from(r.options.sack.len) {
+                prop_assert_eq!(parsed, r);
+            }
+            prop_assert_eq!(parsed, expected);
+        }
+    }
+}
