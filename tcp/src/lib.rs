@@ -20,3 +20,15 @@ pub mod wire;
 
 pub use seq::SeqNumber;
 pub use time::Instant;
+pub mod buffer;
+pub mod conn;
+pub mod error;
+pub mod rng;
+pub mod rtt;
+
+pub use conn::{State, TcpConfig};
+pub use error::TcpError;
+pub use rng::{Rng, XorShiftRng};
+pub mod stack;
+
+pub use stack::{ConnId, ListenerId, Stack, StackConfig, StackStats};

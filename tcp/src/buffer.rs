@@ -1,0 +1,146 @@
+//! Fixed-capacity byte ring used for each connection's send and receive queues.
+//! Allocated once when the connection is created; never grows.
+
+#[derive(Debug)]
+pub struct RingBuffer {
+    buf: Box<[u8]>,
+    head: usize,
+    len: usize,
+}
+
+impl RingBuffer {
+    pub fn new(capacity: usize) -> RingBuffer {
+        RingBuffer {
+            buf: vec![0; capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    #[inline]
+    pub fn free(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// Appends as much of `data` as fits; returns the count appended.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        let mut done = 0;
+        while done < data.len() {
+            let n = self.write_with(|free| {
+                let n = free.len().min(data.len() - done);
+                free[..n].copy_from_slice(&data[done..done + n]);
+                n
+            });
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        done
+    }
+
+    /// Lets `f` fill the first contiguous free region in place; `f` returns how
+    /// many bytes it wrote. This is the zero-copy path for producers.
+    pub fn write_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        let cap = self.buf.len();
+        if self.len == cap {
+            return 0;
+        }
+        let tail = (self.head + self.len) % cap;
+        let end = if tail >= self.head { cap } else { self.head };
+        let n = f(&mut self.buf[tail..end]).min(end - tail);
+        self.len += n;
+        n
+    }
+
+    /// Copies up to `out.len()` bytes starting `offset` bytes after the head,
+    /// without removing them; returns the count copied.
+    pub fn peek(&self, offset: usize, out: &mut [u8]) -> usize {
+        if offset >= self.len {
+            return 0;
+        }
+        let cap = self.buf.len();
+        let n = out.len().min(self.len - offset);
+        let start = (self.head + offset) % cap;
+        let first = n.min(cap - start);
+        out[..first].copy_from_slice(&self.buf[start..start + first]);
+        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        n
+    }
+
+    /// Drops `n` bytes from the head.
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.head = (self.head + n) % self.buf.len().max(1);
+        self.len -= n;
+        if self.len == 0 {
+            self.head = 0;
+        }
+    }
+
+    /// Moves up to `out.len()` bytes from the head into `out`.
+    pub fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = self.peek(0, out);
+        self.consume(n);
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wraps_and_preserves_order() {
+        let mut r = RingBuffer::new(8);
+        assert_eq!(r.write(b"abcdef"), 6);
+        let mut out = [0u8; 4];
+        assert_eq!(r.read(&mut out), 4);
+        assert_eq!(&out, b"abcd");
+        assert_eq!(r.write(b"ghijklmn"), 6);
+        assert_eq!(r.free(), 0);
+        let mut all = [0u8; 8];
+        assert_eq!(r.peek(0, &mut all), 8);
+        assert_eq!(&all, b"efghijkl");
+        let mut mid = [0u8; 3];
+        assert_eq!(r.peek(2, &mut mid), 3);
+        assert_eq!(&mid, b"ghi");
+        r.consume(8);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn write_with_uses_contiguous_space_only() {
+        let mut r = RingBuffer::new(8);
+        r.write(b"123456");
+        r.consume(4);
+        let n = r.write_with(|free| {
+            assert_eq!(free.len(), 2);
+            free.copy_from_slice(b"78");
+            2
+        });
+        assert_eq!(n, 2);
+        assert_eq!(r.write_with(|free| free.len()), 4);
+        assert_eq!(r.len(), 8);
+    }
+
+    #[test]
+    fn peek_past_end_copies_nothing() {
+        let mut r = RingBuffer::new(4);
+        r.write(b"ab");
+        assert_eq!(r.peek(2, &mut [0u8; 4]), 0);
+        assert_eq!(r.peek(5, &mut [0u8; 4]), 0);
+    }
+}

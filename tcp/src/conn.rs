@@ -1,0 +1,882 @@
+//! One connection's transmission control block and its state machine
+//! (RFC 9293 §3.3.2 states, §3.10 event processing).
+//!
+//! A `Tcb` knows nothing of other connections, addresses' routing or packets'
+//! IPv4 headers: the [`crate::Stack`] demultiplexes to it, asks it what to send
+//! (`poll_transmit`) and when to wake it (`poll_at`).
+
+use core::net::SocketAddrV4;
+use core::time::Duration;
+
+use tracing::{debug, trace};
+
+use crate::buffer::RingBuffer;
+use crate::error::TcpError;
+use crate::rtt::RttEstimator;
+use crate::seq::SeqNumber;
+use crate::time::Instant;
+use crate::wire::{Flags, TcpOptions, TcpPacket, TcpRepr};
+
+/// Largest window expressible without window scaling (RFC 9293 §3.1).
+const MAX_WINDOW: usize = u16::MAX as usize;
+
+/// Connection states of RFC 9293 §3.3.2. LISTEN is represented by a listener
+/// in the stack, never by a `Tcb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    Closed,
+    Listen,
+    SynSent,
+    SynReceived,
+    Established,
+    FinWait1,
+    FinWait2,
+    CloseWait,
+    Closing,
+    LastAck,
+    TimeWait,
+}
+
+impl State {
+    /// States after the three-way handshake in which the peer's sequence
+    /// numbers are known (RFC 9293 §3.5 "synchronized").
+    pub fn is_synchronized(self) -> bool {
+        !matches!(self, State::Closed | State::Listen | State::SynSent)
+    }
+}
+
+/// Tunables of every connection.
+#[derive(Debug, Clone)]
+pub struct TcpConfig {
+    /// MSS we announce; the stack derives it from the link MTU (MTU - 40).
+    pub mss: u16,
+    /// Bytes the application may queue for sending.
+    pub send_buffer: usize,
+    /// Bytes of received data held for the application; the advertised window.
+    pub recv_buffer: usize,
+    /// RFC 6298 §2.1 initial RTO (1 s).
+    pub rto_initial: Duration,
+    /// Lower bound on the RTO. RFC 6298 §2.4 says 1 s; like Linux we use 200 ms,
+    /// since a 1 s floor makes every loss on a LAN or TUN link cost a second.
+    pub rto_min: Duration,
+    /// Upper bound on the RTO (RFC 6298 §2.5 allows >= 60 s; Linux uses 120 s).
+    pub rto_max: Duration,
+    /// Retransmissions of a SYN or SYN-ACK before giving up (Linux: 6).
+    pub syn_retries: u32,
+    /// Retransmissions of data or FIN before giving up (RFC 1122 §4.2.3.5 R2).
+    pub data_retries: u32,
+    /// How long TIME-WAIT lasts: 2 x MSL (RFC 9293 §3.4.2). Linux uses 60 s.
+    pub time_wait: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> TcpConfig {
+        TcpConfig {
+            mss: 1460,
+            send_buffer: 256 * 1024,
+            recv_buffer: 64 * 1024,
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            syn_retries: 6,
+            data_retries: 10,
+            time_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Transmission control block (RFC 9293 §3.3.1 variable names).
+#[derive(Debug)]
+pub struct Tcb {
+    state: State,
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    passive: bool,
+
+    iss: SeqNumber,
+    snd_una: SeqNumber,
+    snd_nxt: SeqNumber,
+    /// Highest sequence number sent plus one; `snd_nxt` falls back to
+    /// `snd_una` on a retransmission timeout while `snd_max` stays.
+    snd_max: SeqNumber,
+    snd_wnd: u32,
+    snd_wl1: SeqNumber,
+    snd_wl2: SeqNumber,
+    /// Sequence number of the first byte in `send_buf`.
+    snd_data_start: SeqNumber,
+    send_mss: usize,
+    /// MSS we announce in our SYN.
+    our_mss: u16,
+    send_buf: RingBuffer,
+    /// The application shut down its sending side: a FIN follows the data.
+    fin_queued: bool,
+
+    irs: SeqNumber,
+    rcv_nxt: SeqNumber,
+    /// Right edge of the last window we advertised (never moved left,
+    /// RFC 9293 §3.8.6.2.2).
+    rcv_adv: SeqNumber,
+    recv_buf: RingBuffer,
+    fin_received: bool,
+    ack_pending: bool,
+
+    rtt: RttEstimator,
+    rtx_deadline: Option<Instant>,
+    rtx_count: u32,
+    persist_deadline: Option<Instant>,
+    persist_backoff: u32,
+    probe_due: bool,
+    time_wait_deadline: Option<Instant>,
+    error: Option<TcpError>,
+    /// Something the application can observe changed (data, space, state, error).
+    notify: bool,
+}
+
+impl Tcb {
+    fn new(
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNumber,
+        passive: bool,
+    ) -> Tcb {
+        Tcb {
+            state: State::Closed,
+            local,
+            remote,
+            passive,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: iss,
+            snd_data_start: iss + 1u32,
+            send_mss: 536,
+            our_mss: cfg.mss,
+            send_buf: RingBuffer::new(cfg.send_buffer),
+            fin_queued: false,
+            irs: SeqNumber(0),
+            rcv_nxt: SeqNumber(0),
+            rcv_adv: SeqNumber(0),
+            recv_buf: RingBuffer::new(cfg.recv_buffer),
+            fin_received: false,
+            ack_pending: false,
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtx_deadline: None,
+            rtx_count: 0,
+            persist_deadline: None,
+            persist_backoff: 0,
+            probe_due: false,
+            time_wait_deadline: None,
+            error: None,
+            notify: false,
+        }
+    }
+
+    /// Active OPEN (RFC 9293 §3.10.1): the SYN goes out on the next `poll_transmit`.
+    pub fn connect(
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNumber,
+    ) -> Tcb {
+        let mut tcb = Tcb::new(cfg, local, remote, iss, false);
+        tcb.set_state(State::SynSent);
+        tcb
+    }
+
+    /// A SYN arrived for a listener (RFC 9293 §3.10.7.2): the new TCB is in
+    /// SYN-RECEIVED and the SYN-ACK goes out on the next `poll_transmit`.
+    pub fn accept_syn(
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: SeqNumber,
+        syn: &TcpRepr,
+    ) -> Tcb {
+        let mut tcb = Tcb::new(cfg, local, remote, iss, true);
+        tcb.irs = syn.seq;
+        tcb.rcv_nxt = syn.seq + 1u32;
+        tcb.rcv_adv = tcb.rcv_nxt;
+        tcb.apply_syn_options(cfg, &syn.options);
+        tcb.snd_wnd = u32::from(syn.window);
+        tcb.snd_wl1 = syn.seq;
+        tcb.set_state(State::SynReceived);
+        tcb
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.remote
+    }
+    pub fn error(&self) -> Option<TcpError> {
+        self.error
+    }
+    pub fn rcv_nxt(&self) -> SeqNumber {
+        self.rcv_nxt
+    }
+    pub fn is_passive(&self) -> bool {
+        self.passive
+    }
+    /// Bytes queued for sending that the peer has not acknowledged yet.
+    pub fn send_queue_len(&self) -> usize {
+        self.send_buf.len()
+    }
+    pub fn send_space(&self) -> usize {
+        if self.fin_queued {
+            0
+        } else {
+            self.send_buf.free()
+        }
+    }
+    pub fn recv_queue_len(&self) -> usize {
+        self.recv_buf.len()
+    }
+    /// True once the peer's FIN has been received and all data before it read.
+    pub fn at_eof(&self) -> bool {
+        self.fin_received && self.recv_buf.is_empty()
+    }
+    pub fn rto(&self) -> Duration {
+        self.rtt.rto()
+    }
+
+    /// Returns and clears the "application-visible change" flag.
+    pub fn take_notify(&mut self) -> bool {
+        core::mem::take(&mut self.notify)
+    }
+
+    fn set_state(&mut self, next: State) {
+        if self.state != next {
+            debug!(local = %self.local, remote = %self.remote, from = ?self.state, to = ?next, "tcp state");
+            self.state = next;
+            self.notify = true;
+        }
+    }
+
+    fn fail(&mut self, err: TcpError) {
+        debug!(local = %self.local, remote = %self.remote, %err, "connection failed");
+        self.error = Some(err);
+        self.set_state(State::Closed);
+        self.clear_timers();
+    }
+
+    fn clear_timers(&mut self) {
+        self.rtx_deadline = None;
+        self.persist_deadline = None;
+        self.time_wait_deadline = None;
+    }
+
+    fn enter_time_wait(&mut self, cfg: &TcpConfig, now: Instant) {
+        self.set_state(State::TimeWait);
+        self.rtx_deadline = None;
+        self.persist_deadline = None;
+        self.time_wait_deadline = Some(now + cfg.time_wait);
+    }
+
+    fn apply_syn_options(&mut self, cfg: &TcpConfig, opts: &TcpOptions) {
+        // RFC 9293 §3.7.1: without an MSS option assume 536 (RFC 1122 §4.2.2.6).
+        let peer = opts.mss.map_or(536, usize::from).max(64);
+        self.send_mss = peer.min(usize::from(cfg.mss));
+    }
+
+    /// Sequence number our FIN occupies (meaningful once `fin_queued`).
+    fn fin_seq(&self) -> SeqNumber {
+        self.snd_data_start + self.send_buf.len()
+    }
+
+    fn our_fin_acked(&self) -> bool {
+        self.fin_queued && self.snd_una == self.fin_seq() + 1u32
+    }
+
+    /// The receive window we would advertise now.
+    fn rcv_wnd(&self) -> u32 {
+        self.recv_buf.free().min(MAX_WINDOW) as u32
+    }
+
+    /// Whether the peer may have anything to tell us we would act on; used by
+    /// the stack to decide whether a TIME-WAIT entry may be recycled.
+    pub fn time_wait_reusable_by(&self, syn_seq: SeqNumber) -> bool {
+        // RFC 9293 §3.10.7.4 (TIME-WAIT) / RFC 6191: a new SYN whose sequence
+        // number is above the old connection's final one may reopen the tuple.
+        self.state == State::TimeWait && syn_seq.distance(self.rcv_nxt) > 0
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// SEGMENT ARRIVES (RFC 9293 §3.10.7.3 and §3.10.7.4). Returns a RST to
+    /// send when the rules call for one.
+    pub fn handle_segment(
+        &mut self,
+        cfg: &TcpConfig,
+        now: Instant,
+        seg: &TcpRepr,
+        payload: &[u8],
+    ) -> Option<TcpRepr> {
+        let rst = match self.state {
+            State::Closed | State::Listen => None,
+            State::SynSent => self.handle_syn_sent(cfg, now, seg),
+            _ => self.handle_synchronized(cfg, now, seg, payload),
+        };
+        self.update_persist(now);
+        rst
+    }
+
+    fn handle_syn_sent(&mut self, cfg: &TcpConfig, now: Instant, seg: &TcpRepr) -> Option<TcpRepr> {
+        let f = seg.flags;
+        // First, check the ACK bit: it must acknowledge our SYN and nothing more.
+        if f.ack() && (seg.ack.distance(self.iss) <= 0 || seg.ack.distance(self.snd_max) > 0) {
+            if f.rst() {
+                return None;
+            }
+            return Some(self.rst_with_seq(seg.ack));
+        }
+        // Second, RST: only with an acceptable ACK (RFC 5961 §3.2 / RFC 9293 §3.10.7.3).
+        if f.rst() {
+            if f.ack() {
+                self.fail(TcpError::ConnectionRefused(self.remote));
+            }
+            return None;
+        }
+        if !f.syn() {
+            return None;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq + 1u32;
+        self.rcv_adv = self.rcv_nxt;
+        self.apply_syn_options(cfg, &seg.options);
+        // The window field of a SYN is never scaled (RFC 7323 §2.2).
+        self.snd_wnd = u32::from(seg.window);
+        self.snd_wl1 = seg.seq;
+        if f.ack() {
+            self.snd_wl2 = seg.ack;
+            self.snd_una = seg.ack;
+            self.rtt.on_ack(seg.ack, now);
+            self.rtx_count = 0;
+            self.rtx_deadline = None;
+            self.set_state(State::Established);
+            self.ack_pending = true;
+        } else {
+            // Simultaneous open: answer with SYN-ACK from SYN-RECEIVED.
+            self.set_state(State::SynReceived);
+            self.snd_nxt = self.iss;
+        }
+        None
+    }
+
+    fn handle_synchronized(
+        &mut self,
+        cfg: &TcpConfig,
+        now: Instant,
+        seg: &TcpRepr,
+        payload: &[u8],
+    ) -> Option<TcpRepr> {
+        let f = seg.flags;
+
+        // A duplicate of the peer's SYN while we are in SYN-RECEIVED means our
+        // SYN-ACK was lost: send it again now rather than at the next RTO.
+        if self.state == State::SynReceived && f.syn() && !f.ack() && seg.seq == self.irs {
+            self.snd_nxt = self.iss;
+            return None;
+        }
+
+        // First: sequence number acceptability (RFC 9293 §3.10.7.4, four cases).
+        let seg_len = payload.len() + usize::from(f.syn()) + usize::from(f.fin());
+        let wnd = self.rcv_wnd();
+        let acceptable = match (seg_len, wnd) {
+            (0, 0) => seg.seq == self.rcv_nxt,
+            (0, _) => seg.seq.in_window(self.rcv_nxt, wnd),
+            (_, 0) => false,
+            (_, _) => {
+                seg.seq.in_window(self.rcv_nxt, wnd)
+                    || (seg.seq + (seg_len - 1)).in_window(self.rcv_nxt, wnd)
+            }
+        };
+        // With a zero window, still take ACKs and RSTs from a segment at RCV.NXT
+        // (RFC 9293 §3.10.7.4: "special allowance ... valid ACKs, URGs, and RSTs").
+        let control_only = !acceptable && wnd == 0 && seg.seq == self.rcv_nxt;
+        if !acceptable && !control_only {
+            if !f.rst() {
+                trace!(seq = %seg.seq, rcv_nxt = %self.rcv_nxt, wnd, "unacceptable segment");
+                self.ack_pending = true;
+            }
+            return None;
+        }
+
+        // Second: RST (RFC 5961 §3.2): reset only on an exact match, challenge
+        // ACK for any other in-window RST.
+        if f.rst() {
+            if seg.seq != self.rcv_nxt {
+                self.ack_pending = true;
+                return None;
+            }
+            match self.state {
+                State::SynReceived if self.passive => {
+                    // Back to LISTEN: the embryonic connection just disappears.
+                    self.set_state(State::Closed);
+                    self.clear_timers();
+                }
+                State::SynReceived => self.fail(TcpError::ConnectionRefused(self.remote)),
+                State::Closing | State::LastAck | State::TimeWait => {
+                    self.set_state(State::Closed);
+                    self.clear_timers();
+                }
+                _ => self.fail(TcpError::ConnectionReset),
+            }
+            return None;
+        }
+
+        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 §4.2).
+        if f.syn() {
+            self.ack_pending = true;
+            return None;
+        }
+
+        // Fifth: the ACK field.
+        if !f.ack() {
+            return None;
+        }
+        if self.state == State::SynReceived {
+            if seg.ack.distance(self.snd_una) > 0 && seg.ack.distance(self.snd_max) <= 0 {
+                self.snd_wnd = u32::from(seg.window);
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = seg.ack;
+                self.set_state(State::Established);
+            } else {
+                return Some(self.rst_with_seq(seg.ack));
+            }
+        }
+        if seg.ack.distance(self.snd_max) > 0 {
+            // Acknowledges something not yet sent: ACK and drop.
+            self.ack_pending = true;
+            return None;
+        }
+        if seg.ack.distance(self.snd_una) > 0 {
+            self.on_new_ack(cfg, now, seg.ack);
+        }
+        if seg.ack.distance(self.snd_una) >= 0
+            && (self.snd_wl1.distance(seg.seq) < 0
+                || (self.snd_wl1 == seg.seq && self.snd_wl2.distance(seg.ack) <= 0))
+        {
+            let was_zero = self.snd_wnd == 0;
+            self.snd_wnd = u32::from(seg.window);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            if was_zero && self.snd_wnd > 0 {
+                self.notify = true;
+            }
+        }
+        if self.state == State::Closed || self.state == State::TimeWait || control_only {
+            return None;
+        }
+
+        // Seventh: segment text, in order only (out-of-order data is dropped and
+        // re-requested by a duplicate ACK; buffering it is a later feature).
+        let mut fin = f.fin();
+        let mut data = payload;
+        let mut seq = seg.seq;
+        if seq.distance(self.rcv_nxt) < 0 {
+            let skip = (self.rcv_nxt - seq) as usize;
+            if skip > data.len() {
+                // Everything including any FIN was seen before.
+                data = &[];
+                fin = false;
+            } else {
+                data = &data[skip..];
+            }
+            seq = self.rcv_nxt;
+        }
+        if seq != self.rcv_nxt {
+            self.ack_pending = true;
+            return None;
+        }
+        if !data.is_empty() {
+            if matches!(
+                self.state,
+                State::Established | State::FinWait1 | State::FinWait2
+            ) {
+                let n = self.recv_buf.write(data);
+                if n < data.len() {
+                    fin = false;
+                }
+                self.rcv_nxt += n;
+                if n > 0 {
+                    self.notify = true;
+                }
+            }
+            self.ack_pending = true;
+        }
+
+        // Eighth: FIN.
+        if fin && !self.fin_received {
+            self.fin_received = true;
+            self.rcv_nxt += 1u32;
+            self.ack_pending = true;
+            self.notify = true;
+            match self.state {
+                State::SynReceived | State::Established => self.set_state(State::CloseWait),
+                State::FinWait1 => {
+                    if self.our_fin_acked() {
+                        self.enter_time_wait(cfg, now);
+                    } else {
+                        self.set_state(State::Closing);
+                    }
+                }
+                State::FinWait2 => self.enter_time_wait(cfg, now),
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// SND.UNA < SEG.ACK =< SND.MAX: new data (or our SYN/FIN) acknowledged.
+    fn on_new_ack(&mut self, cfg: &TcpConfig, now: Instant, ack: SeqNumber) {
+        let data_acked = ack.distance(self.snd_data_start).clamp(0, self.send_buf.len() as i32) as usize;
+        self.send_buf.consume(data_acked);
+        self.snd_data_start += data_acked;
+        self.snd_una = ack;
+        if self.snd_nxt.distance(ack) < 0 {
+            self.snd_nxt = ack;
+        }
+        self.rtt.on_ack(ack, now);
+        self.rtx_count = 0;
+        self.rtx_deadline = if self.snd_una == self.snd_max {
+            None
+        } else {
+            Some(now + self.rtt.rto())
+        };
+        if data_acked > 0 {
+            self.notify = true;
+        }
+        if self.our_fin_acked() {
+            match self.state {
+                State::FinWait1 => self.set_state(State::FinWait2),
+                State::Closing => self.enter_time_wait(cfg, now),
+                State::LastAck => {
+                    self.set_state(State::Closed);
+                    self.clear_timers();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn rst_with_seq(&self, seq: SeqNumber) -> TcpRepr {
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack: SeqNumber(0),
+            flags: Flags::RST,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        }
+    }
+
+    // --------------------------------------------------------------- timers
+
+    /// Earliest time the connection needs `on_timer`.
+    pub fn poll_at(&self) -> Option<Instant> {
+        [
+            self.rtx_deadline,
+            self.persist_deadline,
+            self.time_wait_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    pub fn on_timer(&mut self, cfg: &TcpConfig, now: Instant) {
+        if self.time_wait_deadline.is_some_and(|t| now >= t) {
+            self.time_wait_deadline = None;
+            self.set_state(State::Closed);
+            return;
+        }
+        if self.rtx_deadline.is_some_and(|t| now >= t) {
+            self.rtx_count += 1;
+            let limit = match self.state {
+                State::SynSent | State::SynReceived => cfg.syn_retries,
+                _ => cfg.data_retries,
+            };
+            if self.rtx_count > limit {
+                self.fail(TcpError::TimedOut {
+                    retries: limit,
+                });
+                return;
+            }
+            // RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment,
+            // back off, restart the timer. Everything after snd_una is resent
+            // (go-back-N); selective retransmission needs SACK (a later feature).
+            self.rtt.on_retransmit();
+            self.snd_nxt = self.snd_una;
+            self.rtx_deadline = Some(now + self.rtt.rto());
+            trace!(remote = %self.remote, rto = ?self.rtt.rto(), count = self.rtx_count, "retransmission timeout");
+        }
+        if self.persist_deadline.is_some_and(|t| now >= t) {
+            self.persist_deadline = None;
+            self.probe_due = true;
+            self.persist_backoff = self.persist_backoff.saturating_add(1);
+        }
+    }
+
+    /// Persist timer (RFC 9293 §3.8.6.1): armed while the peer's window is zero,
+    /// data waits and nothing is in flight to elicit a window update.
+    fn update_persist(&mut self, now: Instant) {
+        let unsent = self.unsent_len();
+        let stalled = self.state.is_synchronized()
+            && self.snd_wnd == 0
+            && unsent > 0
+            && self.snd_una == self.snd_max;
+        if !stalled {
+            self.persist_deadline = None;
+            self.persist_backoff = 0;
+            self.probe_due = false;
+        } else if self.persist_deadline.is_none() && !self.probe_due {
+            let backoff = self.rtt.rto() * (1u32 << self.persist_backoff.min(10));
+            self.persist_deadline = Some(now + backoff.min(Duration::from_secs(60)));
+        }
+    }
+
+    fn unsent_len(&self) -> usize {
+        let sent = self.snd_nxt.distance(self.snd_data_start).max(0) as usize;
+        self.send_buf.len().saturating_sub(sent)
+    }
+
+    // --------------------------------------------------------------- output
+
+    /// Writes the next segment to send (TCP header and payload, checksum
+    /// filled) into `out`, which has room for one IP payload. Returns its length.
+    pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
+        let len = self.next_segment(now, out);
+        self.update_persist(now);
+        len
+    }
+
+    fn next_segment(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
+        let mut repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: self.snd_nxt,
+            ack: self.rcv_nxt,
+            flags: Flags::ACK,
+            window: self.rcv_wnd() as u16,
+            urgent: 0,
+            options: TcpOptions::default(),
+        };
+        let syn_due =
+            matches!(self.state, State::SynSent | State::SynReceived) && self.snd_nxt == self.iss;
+        if syn_due {
+            repr.flags = if self.state == State::SynSent {
+                Flags::SYN
+            } else {
+                Flags::SYN | Flags::ACK
+            };
+            repr.options.mss = Some(self.our_mss);
+            if self.state == State::SynSent {
+                repr.ack = SeqNumber(0);
+            }
+            let len = self.emit(&repr, 0, out)?;
+            self.advance_snd_nxt(now, 1);
+            return Some(len);
+        }
+        if !self.state.is_synchronized() {
+            return None;
+        }
+
+        let sent = self.snd_nxt.distance(self.snd_data_start).max(0) as usize;
+        let unsent = self.send_buf.len().saturating_sub(sent);
+        let may_send_data = matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+        );
+        let wnd_end = self.snd_una + self.snd_wnd;
+        let usable = wnd_end.distance(self.snd_nxt).max(0) as usize;
+        let room = out.len().saturating_sub(20);
+        let n = if may_send_data {
+            unsent.min(usable).min(self.send_mss).min(room)
+        } else {
+            0
+        };
+        let fin = self.fin_queued
+            && may_send_data
+            && sent + n == self.send_buf.len()
+            && self.snd_nxt + n == self.fin_seq();
+
+        if n == 0 && !fin {
+            if self.probe_due {
+                // Zero-window probe: an old sequence number makes the peer
+                // answer with its current window without us committing data.
+                self.probe_due = false;
+                repr.seq = self.snd_una + u32::MAX;
+                return self.emit(&repr, 0, out);
+            }
+            if !self.ack_pending {
+                return None;
+            }
+            return self.emit(&repr, 0, out);
+        }
+
+        if fin {
+            repr.flags |= Flags::FIN;
+        }
+        if n > 0 && n == unsent {
+            repr.flags |= Flags::PSH;
+        }
+        let len = self.emit(&repr, n, out)?;
+        let payload_at = len - n;
+        self.send_buf.peek(sent, &mut out[payload_at..len]);
+        {
+            let mut pkt = TcpPacket::new_unchecked(&mut out[..len]);
+            pkt.fill_checksum(*self.local.ip(), *self.remote.ip());
+        }
+        self.advance_snd_nxt(now, n + usize::from(fin));
+        Some(len)
+    }
+
+    /// Emits the header of `repr` followed by room for `payload_len` bytes and
+    /// records that the ACK and window went out. For a segment without payload
+    /// the checksum is filled here; otherwise after the payload is copied.
+    fn emit(&mut self, repr: &TcpRepr, payload_len: usize, out: &mut [u8]) -> Option<usize> {
+        let len = repr.header_len() + payload_len;
+        if len > out.len() {
+            return None;
+        }
+        let mut pkt = TcpPacket::new_unchecked(&mut out[..len]);
+        repr.emit(&mut pkt);
+        if payload_len == 0 {
+            pkt.fill_checksum(*self.local.ip(), *self.remote.ip());
+        }
+        if repr.flags.ack() {
+            self.ack_pending = false;
+            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + u32::from(repr.window));
+        }
+        trace!(remote = %self.remote, flags = ?repr.flags, seq = %repr.seq, ack = %repr.ack, wnd = repr.window, len = payload_len, "tx");
+        Some(len)
+    }
+
+    fn advance_snd_nxt(&mut self, now: Instant, seq_len: usize) {
+        if seq_len == 0 {
+            return;
+        }
+        let fresh = self.snd_nxt.distance(self.snd_max) >= 0;
+        self.snd_nxt += seq_len;
+        if self.snd_nxt.distance(self.snd_max) > 0 {
+            self.snd_max = self.snd_nxt;
+        }
+        if fresh {
+            self.rtt.on_send(self.snd_nxt, now);
+        }
+        if self.rtx_deadline.is_none() {
+            self.rtx_deadline = Some(now + self.rtt.rto());
+        }
+    }
+
+    // ----------------------------------------------------------- user calls
+
+    /// RECEIVE (RFC 9293 §3.10.3). Ok(0) means end of stream.
+    pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, TcpError> {
+        if !self.recv_buf.is_empty() {
+            let n = self.recv_buf.read(out);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.fin_received {
+            return Ok(0);
+        }
+        match self.state {
+            State::Closed => Err(TcpError::NotConnected),
+            _ => Err(TcpError::WouldBlock),
+        }
+    }
+
+    /// Receiver side of SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger
+    /// window only once it has grown by min(buffer / 2, MSS).
+    fn maybe_window_update(&mut self) {
+        let right = self.rcv_nxt + self.rcv_wnd();
+        let growth = right.distance(self.rcv_adv).max(0) as usize;
+        let threshold = (self.recv_buf.capacity() / 2).min(self.send_mss).max(1);
+        if growth >= threshold {
+            self.ack_pending = true;
+        }
+    }
+
+    /// SEND (RFC 9293 §3.10.2): queue as much of `data` as fits.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        self.send_with(|space| {
+            let n = space.len().min(data.len());
+            space[..n].copy_from_slice(&data[..n]);
+            n
+        })
+    }
+
+    /// Zero-copy SEND: `f` writes straight into the send queue's free space and
+    /// returns how much it wrote. May be called repeatedly (the space may wrap).
+    pub fn send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, TcpError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.fin_queued {
+            return Err(TcpError::SendAfterShutdown);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            _ => return Err(TcpError::NotConnected),
+        }
+        let n = self.send_buf.write_with(f);
+        if n == 0 {
+            return Err(TcpError::WouldBlock);
+        }
+        Ok(n)
+    }
+
+    /// CLOSE of the sending direction (RFC 9293 §3.10.4): a FIN follows the
+    /// queued data; receiving continues (half-close).
+    pub fn shutdown(&mut self) {
+        match self.state {
+            State::SynSent => {
+                self.set_state(State::Closed);
+                self.clear_timers();
+            }
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.set_state(State::FinWait1);
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(State::LastAck);
+            }
+            _ => {}
+        }
+    }
+
+    /// ABORT (RFC 9293 §3.10.5): returns the RST to send, if the peer should hear of it.
+    pub fn abort(&mut self) -> Option<TcpRepr> {
+        let rst = match self.state {
+            State::SynReceived
+            | State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait => Some(TcpRepr {
+                flags: Flags::RST | Flags::ACK,
+                ack: self.rcv_nxt,
+                ..self.rst_with_seq(self.snd_nxt)
+            }),
+            _ => None,
+        };
+        self.set_state(State::Closed);
+        self.clear_timers();
+        rst
+    }
+}
+
