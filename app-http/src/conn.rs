@@ -183,6 +183,12 @@ impl HttpConn {
         self.last_error.as_ref()
     }
 
+    /// Capacities of the head and output buffers, to check they never grow.
+    #[cfg(test)]
+    pub(crate) fn buffer_capacities(&self) -> (usize, usize) {
+        (self.head_buf.capacity(), self.out_buf.capacity())
+    }
+
     fn output_drained(&self) -> bool {
         self.out_pos == self.out_buf.len() && self.stream.is_none()
     }

@@ -626,6 +626,7 @@ fn many_small_pipelined_requests_are_throttled_not_buffered() {
     let want: Vec<u8> = hello("").repeat(1000);
     assert_bytes(&rt.output, &want);
     assert_eq!(rt.conn.stats().success, 1000);
+    assert_eq!(rt.conn.buffer_capacities(), conn.buffer_capacities());
 }
 
 // ---- EOF ----
@@ -911,9 +912,16 @@ proptest! {
     ) {
         let (whole, close) = serve(&input);
         prop_assert!(close);
-        let (split, close) = serve_with(&input, &cuts, out_sizes);
-        prop_assert!(close);
-        prop_assert_eq!(text(&split), text(&whole));
+        let mut rt = Runtime::with(HttpConfig::default(), out_sizes);
+        let capacities = rt.conn.buffer_capacities();
+        for chunk in chunked(&input, &cuts) {
+            rt.recv(chunk);
+        }
+        rt.eof();
+        prop_assert!(rt.conn.wants_close());
+        prop_assert_eq!(text(&rt.output), text(&whole));
+        // Steady state allocates nothing: the per-connection buffers never grow.
+        prop_assert_eq!(rt.conn.buffer_capacities(), capacities);
     }
 
     #[test]
