@@ -1,1 +1,49 @@
-//! # ustack runtime (being written)
+//! # ustack — the runtime
+//!
+//! The imperative shell around the sans-I/O layers: it owns a `ustack-link`
+//! device, reads the clock, sleeps in `poll(2)` until a packet arrives or the
+//! stack's next timer is due, and moves packets between the device and a
+//! `ustack-tcp` [`Stack`]. Applications (the HTTP server, the nc-like client)
+//! plug in through [`App`].
+//!
+//! Below: `ustack-link` (TUN, raw socket, pipe). Above: the `tun-server` and
+//! `raw-client` binaries. It does not parse packets or run TCP itself.
+//!
+//! Also here: [`rst_guard`] (the nftables rule that keeps the host kernel from
+//! resetting raw-socket flows) and [`netns`] (throw-away network namespaces
+//! for privileged tests and benchmarks).
+
+pub mod event_loop;
+pub mod http_server;
+pub mod netns;
+pub mod rst_guard;
+
+pub use event_loop::{run, App, Clock, Control, RuntimeError};
+pub use ustack_tcp::Stack;
+
+/// Seeds the stack's RNG from the OS (the only place randomness enters).
+pub fn os_seed() -> u64 {
+    let mut b = [0u8; 8];
+    match std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+    {
+        Ok(()) => u64::from_ne_bytes(b),
+        Err(_) => {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            t ^ u64::from(std::process::id()) << 32
+        }
+    }
+}
+
+/// Sets up `tracing` output on stderr, filtered by `RUST_LOG`, else `default`
+/// (e.g. "info"; "trace" shows every packet and state change).
+pub fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -38,7 +38,7 @@ mod tun;
 
 pub use self::pipe::{pipe, PipeEnd};
 #[cfg(feature = "raw")]
-pub use self::raw::{RawConfig, RawLink};
+pub use self::raw::{RawConfig, RawLink, PACKET_MARK};
 #[cfg(feature = "tun")]
 pub use self::tun::{TunConfig, TunLink};
 
@@ -73,6 +73,15 @@ pub trait Link {
 
     /// A short name for logs, e.g. the interface name `tun0`.
     fn name(&self) -> &str;
+
+    /// True when received packets may carry unfinished transport checksums
+    /// that the stack must not verify. Linux never computes TCP checksums on
+    /// loopback (CHECKSUM_PARTIAL: the field holds only the pseudo-header
+    /// sum) and a raw socket sees the packet as is; loopback cannot corrupt
+    /// a packet, so nothing is lost by trusting it.
+    fn rx_checksum_offloaded(&self) -> bool {
+        false
+    }
 }
 
 /// Per-link counters. Bytes count whole IPv4 packets.

@@ -14,6 +14,9 @@ use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
 
 use crate::{is_queue_full, Link, LinkError, LinkStats, MIN_IPV4_MTU};
 
+/// Firewall mark (SO_MARK) on every packet a [`RawLink`] sends ("ustc").
+pub const PACKET_MARK: u32 = 0x7573_7463;
+
 /// Which flow a [`RawLink`] carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawConfig {
@@ -35,6 +38,8 @@ pub struct RawLink {
     name: String,
     mtu: usize,
     stats: LinkStats,
+    /// Both ends are on this host, so packets cross the loopback device.
+    loopback: bool,
 }
 
 // Classic BPF opcodes (linux/filter.h, linux/bpf_common.h).
@@ -238,6 +243,9 @@ impl RawLink {
         socket
             .set_header_included_v4(true)
             .map_err(err("set IP_HDRINCL"))?;
+        // Our packets carry a firewall mark so that a rule dropping the
+        // kernel's RSTs for this flow can let our own RSTs through.
+        socket.set_mark(PACKET_MARK).map_err(err("set SO_MARK"))?;
 
         tracing::info!(link = %name, mtu = cfg.mtu, drained, "raw link open");
         Ok(RawLink {
@@ -245,6 +253,7 @@ impl RawLink {
             name,
             mtu: usize::from(cfg.mtu),
             stats: LinkStats::default(),
+            loopback: cfg.remote.ip().is_loopback() || cfg.remote.ip() == cfg.local.ip(),
         })
     }
 
@@ -324,6 +333,10 @@ impl Link for RawLink {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn rx_checksum_offloaded(&self) -> bool {
+        self.loopback
     }
 }
 

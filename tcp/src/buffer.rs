@@ -90,6 +90,15 @@ impl RingBuffer {
         }
     }
 
+    /// Lets `f` look at the first contiguous run of queued bytes in place and
+    /// drops as many as it returns: the zero-copy path for consumers.
+    pub fn read_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> usize {
+        let end = (self.head + self.len).min(self.buf.len());
+        let n = f(&self.buf[self.head..end]).min(end - self.head);
+        self.consume(n);
+        n
+    }
+
     /// Moves up to `out.len()` bytes from the head into `out`.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let n = self.peek(0, out);
@@ -134,6 +143,30 @@ mod tests {
         assert_eq!(n, 2);
         assert_eq!(r.write_with(|free| free.len()), 4);
         assert_eq!(r.len(), 8);
+    }
+
+    #[test]
+    fn read_with_sees_contiguous_run_and_consumes_what_it_returns() {
+        let mut r = RingBuffer::new(8);
+        r.write(b"abcdefgh");
+        r.consume(6);
+        r.write(b"ij");
+        assert_eq!(
+            r.read_with(|d| {
+                assert_eq!(d, b"gh");
+                1
+            }),
+            1
+        );
+        assert_eq!(r.read_with(|d| d.len()), 1);
+        assert_eq!(
+            r.read_with(|d| {
+                assert_eq!(d, b"ij");
+                2
+            }),
+            2
+        );
+        assert!(r.is_empty());
     }
 
     #[test]

@@ -537,7 +537,9 @@ impl Tcb {
 
     /// SND.UNA < SEG.ACK =< SND.MAX: new data (or our SYN/FIN) acknowledged.
     fn on_new_ack(&mut self, cfg: &TcpConfig, now: Instant, ack: SeqNumber) {
-        let data_acked = ack.distance(self.snd_data_start).clamp(0, self.send_buf.len() as i32) as usize;
+        let data_acked = ack
+            .distance(self.snd_data_start)
+            .clamp(0, self.send_buf.len() as i32) as usize;
         self.send_buf.consume(data_acked);
         self.snd_data_start += data_acked;
         self.snd_una = ack;
@@ -607,9 +609,7 @@ impl Tcb {
                 _ => cfg.data_retries,
             };
             if self.rtx_count > limit {
-                self.fail(TcpError::TimedOut {
-                    retries: limit,
-                });
+                self.fail(TcpError::TimedOut { retries: limit });
                 return;
             }
             // RFC 6298 §5.4-5.6: retransmit the earliest unacknowledged segment,
@@ -695,7 +695,11 @@ impl Tcb {
         let unsent = self.send_buf.len().saturating_sub(sent);
         let may_send_data = matches!(
             self.state,
-            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+            State::Established
+                | State::CloseWait
+                | State::FinWait1
+                | State::Closing
+                | State::LastAck
         );
         let wnd_end = self.snd_una + self.snd_wnd;
         let usable = wnd_end.distance(self.snd_nxt).max(0) as usize;
@@ -783,8 +787,27 @@ impl Tcb {
 
     /// RECEIVE (RFC 9293 §3.10.3). Ok(0) means end of stream.
     pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, TcpError> {
+        let mut total = 0;
+        // The queued bytes may wrap around the ring: take both runs.
+        for _ in 0..2 {
+            match self.recv_with(|d| {
+                let n = d.len().min(out.len() - total);
+                out[total..total + n].copy_from_slice(&d[..n]);
+                n
+            }) {
+                Ok(n) if n > 0 => total += n,
+                r if total == 0 => return r,
+                _ => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// Zero-copy RECEIVE: `f` sees the next contiguous received bytes and
+    /// returns how many it consumed. Ok(0) with [`Tcb::at_eof`] is end of stream.
+    pub fn recv_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, TcpError> {
         if !self.recv_buf.is_empty() {
-            let n = self.recv_buf.read(out);
+            let n = self.recv_buf.read_with(f);
             self.maybe_window_update();
             return Ok(n);
         }
@@ -879,4 +902,3 @@ impl Tcb {
         rst
     }
 }
-

@@ -1,7 +1,7 @@
 //! Injected randomness and initial sequence numbers.
 
-use core::net::SocketAddrV4;
 use core::hash::Hasher;
+use core::net::SocketAddrV4;
 
 use siphasher::sip::SipHasher24;
 
@@ -79,6 +79,9 @@ mod tests {
         assert_ne!(g1.isn(a, b, t), g1.isn(a, c, t));
         assert_ne!(g1.isn(a, b, t), g2.isn(a, b, t));
         // RFC 6528: M ticks every 4 microseconds.
-        assert_eq!(g1.isn(a, b, t + core::time::Duration::from_micros(400)) - g1.isn(a, b, t), 100);
+        assert_eq!(
+            g1.isn(a, b, t + core::time::Duration::from_micros(400)) - g1.isn(a, b, t),
+            100
+        );
     }
 }

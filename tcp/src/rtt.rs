@@ -82,7 +82,7 @@ impl RttEstimator {
             }
             // §2.3: RTTVAR first (it uses the old SRTT), alpha = 1/8, beta = 1/4.
             Some(srtt) => {
-                let delta = if srtt > r { srtt - r } else { r - srtt };
+                let delta = srtt.abs_diff(r);
                 self.rttvar = (self.rttvar * 3 + delta) / 4;
                 self.srtt = Some((srtt * 7 + r) / 8);
             }

@@ -9,7 +9,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use tracing::{debug, trace};
 use ustack_ipv4::{icmp, protocol, Ipv4Packet, Ipv4Repr, Ipv4Stats};
 
-use crate::conn::{State, TcpConfig, Tcb};
+use crate::conn::{State, Tcb, TcpConfig};
 use crate::error::TcpError;
 use crate::rng::{IsnGenerator, Rng};
 use crate::seq::SeqNumber;
@@ -27,6 +27,10 @@ pub struct StackConfig {
     pub max_connections: usize,
     /// Local ports `connect` picks from when none is given.
     pub ephemeral_ports: (u16, u16),
+    /// Verify TCP checksums on input. Turned off only for links whose
+    /// packets may carry unfinished checksums and cannot be corrupted
+    /// (Linux loopback seen through a raw socket).
+    pub verify_tcp_checksum: bool,
     /// Per-connection tunables. `tcp.mss` is lowered to fit `mtu`.
     pub tcp: TcpConfig,
 }
@@ -38,6 +42,7 @@ impl StackConfig {
             mtu,
             max_connections: 4096,
             ephemeral_ports: (49152, 65535),
+            verify_tcp_checksum: true,
             tcp: TcpConfig::default(),
         }
     }
@@ -217,7 +222,13 @@ impl Stack {
         }
     }
 
-    fn handle_tcp(&mut self, now: Instant, ip: &Ipv4Repr, segment: &[u8], tx: &mut impl FnMut(&[u8])) {
+    fn handle_tcp(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        segment: &[u8],
+        tx: &mut impl FnMut(&[u8]),
+    ) {
         self.stats.tcp_rx_segments += 1;
         let pkt = match TcpPacket::new_checked(segment) {
             Ok(p) => p,
@@ -227,7 +238,7 @@ impl Stack {
                 return;
             }
         };
-        if !pkt.verify_checksum(ip.src_addr, ip.dst_addr) {
+        if self.cfg.verify_tcp_checksum && !pkt.verify_checksum(ip.src_addr, ip.dst_addr) {
             self.stats.tcp_bad_checksum += 1;
             trace!(src = %ip.src_addr, "tcp checksum mismatch");
             return;
@@ -249,9 +260,15 @@ impl Stack {
             let reuse = seg.flags.syn()
                 && !seg.flags.ack()
                 && self.listeners.contains_key(&local.port())
-                && self.entry(idx).is_some_and(|e| e.tcb.time_wait_reusable_by(seg.seq));
+                && self
+                    .entry(idx)
+                    .is_some_and(|e| e.tcb.time_wait_reusable_by(seg.seq));
             if !reuse {
-                let Some(e) = self.slots.get_mut(idx as usize).and_then(|s| s.entry.as_mut()) else {
+                let Some(e) = self
+                    .slots
+                    .get_mut(idx as usize)
+                    .and_then(|s| s.entry.as_mut())
+                else {
                     return;
                 };
                 let rst = e.tcb.handle_segment(&self.cfg.tcp, now, &seg, payload);
@@ -295,7 +312,9 @@ impl Stack {
         if !seg.flags.syn() || seg.flags.fin() {
             return;
         }
-        let Some(l) = self.listeners.get(&local.port()) else { return };
+        let Some(l) = self.listeners.get(&local.port()) else {
+            return;
+        };
         if l.pending >= l.backlog || self.live >= self.cfg.max_connections {
             // The peer retransmits its SYN; by then there may be room.
             self.stats.tcp_syn_dropped += 1;
@@ -325,11 +344,15 @@ impl Stack {
             }
             self.timers.pop();
             let cfg = &self.cfg.tcp;
-            let Some(slot) = self.slots.get_mut(idx as usize) else { continue };
+            let Some(slot) = self.slots.get_mut(idx as usize) else {
+                continue;
+            };
             if slot.gen != gen {
                 continue;
             }
-            let Some(e) = slot.entry.as_mut() else { continue };
+            let Some(e) = slot.entry.as_mut() else {
+                continue;
+            };
             if e.timer_at != Some(at) {
                 continue;
             }
@@ -344,7 +367,11 @@ impl Stack {
 
         while let Some(idx) = self.tx_queue.pop_front() {
             let mtu = self.cfg.mtu;
-            let Some(e) = self.slots.get_mut(idx as usize).and_then(|s| s.entry.as_mut()) else {
+            let Some(e) = self
+                .slots
+                .get_mut(idx as usize)
+                .and_then(|s| s.entry.as_mut())
+            else {
                 continue;
             };
             e.in_tx = false;
@@ -455,7 +482,28 @@ impl Stack {
     /// Reads received data. `Ok(0)` is end of stream (the peer sent FIN).
     pub fn recv(&mut self, id: ConnId, buf: &mut [u8]) -> Result<usize, TcpError> {
         let idx = self.user_idx(id)?;
-        let r = self.entry_mut(idx).ok_or(TcpError::InvalidHandle)?.tcb.recv(buf);
+        let r = self
+            .entry_mut(idx)
+            .ok_or(TcpError::InvalidHandle)?
+            .tcb
+            .recv(buf);
+        self.enqueue_tx(idx);
+        r
+    }
+
+    /// Zero-copy read: `f` sees the next contiguous received bytes in place and
+    /// returns how many it consumed. `Ok(0)` with [`Stack::at_eof`] is end of stream.
+    pub fn recv_with(
+        &mut self,
+        id: ConnId,
+        f: impl FnOnce(&[u8]) -> usize,
+    ) -> Result<usize, TcpError> {
+        let idx = self.user_idx(id)?;
+        let r = self
+            .entry_mut(idx)
+            .ok_or(TcpError::InvalidHandle)?
+            .tcb
+            .recv_with(f);
         self.enqueue_tx(idx);
         r
     }
@@ -477,7 +525,11 @@ impl Stack {
         f: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize, TcpError> {
         let idx = self.user_idx(id)?;
-        let r = self.entry_mut(idx).ok_or(TcpError::InvalidHandle)?.tcb.send_with(f);
+        let r = self
+            .entry_mut(idx)
+            .ok_or(TcpError::InvalidHandle)?
+            .tcb
+            .send_with(f);
         if r.is_ok() {
             self.enqueue_tx(idx);
         }
@@ -505,7 +557,9 @@ impl Stack {
     /// so it learns that the data was lost.
     pub fn close(&mut self, id: ConnId, now: Instant) -> Result<(), TcpError> {
         let idx = self.user_idx(id)?;
-        let Some(e) = self.entry_mut(idx) else { return Err(TcpError::InvalidHandle) };
+        let Some(e) = self.entry_mut(idx) else {
+            return Err(TcpError::InvalidHandle);
+        };
         e.owner = Owner::Orphan;
         if e.tcb.recv_queue_len() > 0 {
             self.abort_idx(idx);
@@ -596,11 +650,17 @@ impl Stack {
     }
 
     fn free_slot(&mut self, idx: u32) {
-        let Some(slot) = self.slots.get_mut(idx as usize) else { return };
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
         let Some(e) = slot.entry.take() else { return };
         slot.gen = slot.gen.wrapping_add(1);
         self.table.remove(&(e.tcb.local(), e.tcb.remote()));
-        if let Owner::Listener { port, queued: false } = e.owner {
+        if let Owner::Listener {
+            port,
+            queued: false,
+        } = e.owner
+        {
             if let Some(l) = self.listeners.get_mut(&port) {
                 l.pending = l.pending.saturating_sub(1);
             }
@@ -628,7 +688,9 @@ impl Stack {
             self.abort_idx(idx);
             return;
         }
-        if state == State::Closed && matches!(owner, Owner::Orphan | Owner::Listener { queued: false, .. }) {
+        if state == State::Closed
+            && matches!(owner, Owner::Orphan | Owner::Listener { queued: false, .. })
+        {
             if want_tx {
                 // A final segment may still be owed (e.g. the ACK of a RST-less close).
                 self.enqueue_tx(idx);
@@ -639,7 +701,10 @@ impl Stack {
         let Some(e) = self.entry_mut(idx) else { return };
         if notify {
             match owner {
-                Owner::Listener { port, queued: false } if state != State::SynReceived => {
+                Owner::Listener {
+                    port,
+                    queued: false,
+                } if state != State::SynReceived => {
                     e.owner = Owner::Listener { port, queued: true };
                     if let Some(l) = self.listeners.get_mut(&port) {
                         l.queue.push_back(id);
@@ -655,7 +720,11 @@ impl Stack {
         if want_tx {
             self.enqueue_tx(idx);
         }
-        let Some(e) = self.slots.get_mut(idx as usize).and_then(|s| s.entry.as_mut()) else {
+        let Some(e) = self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.entry.as_mut())
+        else {
             return;
         };
         if let Some(at) = e.tcb.poll_at() {
@@ -676,14 +745,26 @@ impl Stack {
         }
     }
 
-    fn send_rst(&mut self, local: SocketAddrV4, remote: SocketAddrV4, rst: &TcpRepr, tx: &mut impl FnMut(&[u8])) {
+    fn send_rst(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        rst: &TcpRepr,
+        tx: &mut impl FnMut(&[u8]),
+    ) {
         let hl = rst.header_len();
         let buf = &mut self.scratch[IP_HDR..IP_HDR + hl];
         let mut pkt = TcpPacket::new_unchecked(&mut *buf);
         rst.emit(&mut pkt);
         pkt.fill_checksum(*local.ip(), *remote.ip());
         self.ip_ident = self.ip_ident.wrapping_add(1);
-        emit_ipv4(&mut self.scratch, *local.ip(), *remote.ip(), self.ip_ident, hl);
+        emit_ipv4(
+            &mut self.scratch,
+            *local.ip(),
+            *remote.ip(),
+            self.ip_ident,
+            hl,
+        );
         self.stats.tcp_rst_sent += 1;
         trace!(%remote, seq = %rst.seq, "tx RST");
         tx(&self.scratch[..IP_HDR + hl]);
@@ -713,7 +794,10 @@ impl Stack {
     }
 
     fn user_entry(&self, id: ConnId) -> Result<&Entry, TcpError> {
-        let slot = self.slots.get(id.idx as usize).ok_or(TcpError::InvalidHandle)?;
+        let slot = self
+            .slots
+            .get(id.idx as usize)
+            .ok_or(TcpError::InvalidHandle)?;
         match &slot.entry {
             Some(e) if slot.gen == id.gen && e.owner == Owner::User => Ok(e),
             _ => Err(TcpError::InvalidHandle),

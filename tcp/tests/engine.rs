@@ -11,7 +11,10 @@ use ustack_tcp::{ConnId, State, TcpError};
 /// Connects A (client) to B:80 (server) and returns (client, server) handles.
 fn connected(net: &mut Net) -> (ConnId, ConnId) {
     let l = net.b.listen(80, 16).expect("listen");
-    let c = net.a.connect(net.now, Net::addr_b(80), Some(40000)).expect("connect");
+    let c = net
+        .a
+        .connect(net.now, Net::addr_b(80), Some(40000))
+        .expect("connect");
     let mut s = None;
     net.run_until(100, |n| {
         if s.is_none() {
@@ -23,11 +26,19 @@ fn connected(net: &mut Net) -> (ConnId, ConnId) {
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// Moves `a_data` from A to B and `b_data` from B to A concurrently; returns what each side received.
-fn exchange(net: &mut Net, c: ConnId, s: ConnId, a_data: &[u8], b_data: &[u8]) -> (Vec<u8>, Vec<u8>) {
+fn exchange(
+    net: &mut Net,
+    c: ConnId,
+    s: ConnId,
+    a_data: &[u8],
+    b_data: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
     let (mut a_sent, mut b_sent) = (0, 0);
     let (mut at_a, mut at_b) = (Vec::new(), Vec::new());
     let mut buf = vec![0u8; 65536];
@@ -67,7 +78,11 @@ fn three_way_handshake_establishes_both_ends() {
     assert_eq!(net.b.state(s), Ok(State::Established));
     assert_eq!(net.b.peer_addr(s), Ok(Net::addr_a(40000)));
     // SYN, SYN-ACK, ACK: exactly three segments, the first two carrying MSS.
-    let segs: Vec<_> = net.log.iter().filter_map(|s| s.tcp.map(|t| (s.dir, t))).collect();
+    let segs: Vec<_> = net
+        .log
+        .iter()
+        .filter_map(|s| s.tcp.map(|t| (s.dir, t)))
+        .collect();
     assert_eq!(segs.len(), 3, "{segs:?}");
     assert!(segs[0].1.flags.syn() && !segs[0].1.flags.ack());
     assert!(segs[1].1.flags.syn() && segs[1].1.flags.ack() && segs[1].0 == Dir::BtoA);
@@ -94,11 +109,15 @@ fn client_closes_first_server_ends_in_closed_client_in_time_wait() {
     let mut net = Net::new();
     let (c, s) = connected(&mut net);
     net.a.shutdown(c, net.now).unwrap();
-    net.run_until(100, |n| n.b.at_eof(s) == Ok(true) && n.a.state(c) == Ok(State::FinWait2));
+    net.run_until(100, |n| {
+        n.b.at_eof(s) == Ok(true) && n.a.state(c) == Ok(State::FinWait2)
+    });
     assert_eq!(net.b.state(s), Ok(State::CloseWait));
     assert_eq!(net.a.state(c), Ok(State::FinWait2));
     net.b.close(s, net.now).unwrap();
-    net.run_until(100, |n| n.a.state(c) == Ok(State::TimeWait) && n.b.connection_count() == 0);
+    net.run_until(100, |n| {
+        n.a.state(c) == Ok(State::TimeWait) && n.b.connection_count() == 0
+    });
     // TIME-WAIT lasts 2*MSL, then the connection is CLOSED.
     net.run_for(Duration::from_secs(59));
     assert_eq!(net.a.state(c), Ok(State::TimeWait));
@@ -128,7 +147,11 @@ fn server_closes_first_and_orphan_time_wait_is_reaped() {
     net.run_until(100, |n| n.a.connection_count() == 0);
     assert_eq!(net.b.connection_count(), 1, "server holds TIME-WAIT");
     net.run_for(Duration::from_secs(61));
-    assert_eq!(net.b.connection_count(), 0, "TIME-WAIT expired and was freed");
+    assert_eq!(
+        net.b.connection_count(),
+        0,
+        "TIME-WAIT expired and was freed"
+    );
 }
 
 #[test]
@@ -151,10 +174,16 @@ fn half_close_lets_the_other_side_keep_sending() {
     let (c, s) = connected(&mut net);
     net.a.send(c, b"request").unwrap();
     net.a.shutdown(c, net.now).unwrap();
-    net.run_until(100, |n| n.b.recv_queue_len(s) == Ok(7) && n.b.state(s) == Ok(State::CloseWait));
+    net.run_until(100, |n| {
+        n.b.recv_queue_len(s) == Ok(7) && n.b.state(s) == Ok(State::CloseWait)
+    });
     let mut req = [0u8; 16];
     assert_eq!(net.b.recv(s, &mut req), Ok(7));
-    assert_eq!(net.b.recv(s, &mut req), Ok(0), "end of stream after the FIN");
+    assert_eq!(
+        net.b.recv(s, &mut req),
+        Ok(0),
+        "end of stream after the FIN"
+    );
     let reply = pattern(200_000, 3);
     let mut sent = 0;
     let mut got = Vec::new();
@@ -182,14 +211,21 @@ fn connect_to_closed_port_is_refused_by_rst() {
     let mut net = Net::new();
     let c = net.a.connect(net.now, Net::addr_b(81), None).unwrap();
     net.run_until(10, |n| n.a.state(c) == Ok(State::Closed));
-    assert_eq!(net.a.error(c), Ok(Some(TcpError::ConnectionRefused(Net::addr_b(81)))));
+    assert_eq!(
+        net.a.error(c),
+        Ok(Some(TcpError::ConnectionRefused(Net::addr_b(81))))
+    );
     assert!(net.b.stats().tcp_rst_sent >= 1);
 }
 
 #[test]
 fn lost_syn_is_retransmitted_after_initial_rto() {
     let mut net = Net::new();
-    net.drop = Box::new(|seen, _| seen.tcp.is_some_and(|t| t.flags.syn() && !t.flags.ack()) && seen.dir == Dir::AtoB && !seen_twice());
+    net.drop = Box::new(|seen, _| {
+        seen.tcp.is_some_and(|t| t.flags.syn() && !t.flags.ack())
+            && seen.dir == Dir::AtoB
+            && !seen_twice()
+    });
     fn seen_twice() -> bool {
         use std::cell::Cell;
         thread_local!(static N: Cell<u32> = const { Cell::new(0) });
@@ -202,7 +238,10 @@ fn lost_syn_is_retransmitted_after_initial_rto() {
     let (c, _) = connected(&mut net);
     assert_eq!(net.a.state(c), Ok(State::Established));
     let waited = net.now - start;
-    assert!(waited >= Duration::from_secs(1) && waited < Duration::from_millis(1100), "{waited:?}");
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_millis(1100),
+        "{waited:?}"
+    );
 }
 
 #[test]
@@ -212,7 +251,11 @@ fn unanswered_syn_times_out_with_a_clear_error() {
     let c = net.a.connect(net.now, Net::addr_b(80), None).unwrap();
     net.run_until(1000, |n| n.a.state(c) == Ok(State::Closed));
     assert_eq!(net.a.error(c), Ok(Some(TcpError::TimedOut { retries: 6 })));
-    let syns = net.log.iter().filter(|s| s.tcp.is_some_and(|t| t.flags.syn())).count();
+    let syns = net
+        .log
+        .iter()
+        .filter(|s| s.tcp.is_some_and(|t| t.flags.syn()))
+        .count();
     assert_eq!(syns, 7, "one SYN plus six retransmissions with backoff");
     assert!(net.now - ustack_tcp::Instant::from_millis(1000) >= Duration::from_secs(127));
 }
@@ -233,16 +276,44 @@ fn in_window_rst_with_wrong_sequence_gets_challenge_ack_rfc5961() {
     let mut net = Net::new();
     let (c, s) = connected(&mut net);
     // Forge a RST from A's port towards B, inside B's window but not at RCV.NXT.
-    let rcv_nxt_at_b = net.log.iter().rev().find(|x| x.dir == Dir::AtoB).and_then(|x| x.tcp).unwrap().seq;
-    let forged = forge(common::A, common::B, 40000, 80, rcv_nxt_at_b + 1000u32, ustack_tcp::wire::Flags::RST);
+    let rcv_nxt_at_b = net
+        .log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::AtoB)
+        .and_then(|x| x.tcp)
+        .unwrap()
+        .seq;
+    let forged = forge(
+        common::A,
+        common::B,
+        40000,
+        80,
+        rcv_nxt_at_b + 1000u32,
+        ustack_tcp::wire::Flags::RST,
+    );
     let mut replies = Vec::new();
-    net.b.handle_packet(net.now, &forged, &mut |p| replies.push(p.to_vec()));
+    net.b
+        .handle_packet(net.now, &forged, &mut |p| replies.push(p.to_vec()));
     net.b.poll(net.now, &mut |p| replies.push(p.to_vec()));
     assert_eq!(net.b.state(s), Ok(State::Established), "not reset");
-    let acks: Vec<_> = replies.iter().filter_map(|p| common::inspect(Dir::BtoA, p).tcp).collect();
-    assert!(acks.iter().any(|t| t.flags.ack() && !t.flags.rst()), "challenge ACK sent");
+    let acks: Vec<_> = replies
+        .iter()
+        .filter_map(|p| common::inspect(Dir::BtoA, p).tcp)
+        .collect();
+    assert!(
+        acks.iter().any(|t| t.flags.ack() && !t.flags.rst()),
+        "challenge ACK sent"
+    );
     // An exact-sequence RST does reset.
-    let exact = forge(common::A, common::B, 40000, 80, rcv_nxt_at_b, ustack_tcp::wire::Flags::RST);
+    let exact = forge(
+        common::A,
+        common::B,
+        40000,
+        80,
+        rcv_nxt_at_b,
+        ustack_tcp::wire::Flags::RST,
+    );
     net.b.handle_packet(net.now, &exact, &mut |_| {});
     assert_eq!(net.b.error(s), Ok(Some(TcpError::ConnectionReset)));
     let _ = c;
@@ -272,7 +343,13 @@ fn zero_window_is_probed_and_transfer_resumes() {
     });
     // Lose every window update B sends while it drains, so only the persist
     // timer's probes can restart the transfer.
-    net.drop = Box::new(|seen, _| seen.dir == Dir::BtoA && seen.payload_len == 0 && seen.tcp.is_some_and(|t| t.window > 0 && t.window < 65535 / 2 + 1 || t.window == 65535));
+    net.drop = Box::new(|seen, _| {
+        seen.dir == Dir::BtoA
+            && seen.payload_len == 0
+            && seen
+                .tcp
+                .is_some_and(|t| t.window > 0 && t.window < 65535 / 2 + 1 || t.window == 65535)
+    });
     let mut buf = vec![0u8; 70_000];
     let mut got = Vec::new();
     let k = net.b.recv(s, &mut buf).unwrap();
@@ -295,24 +372,44 @@ fn zero_window_is_probed_and_transfer_resumes() {
 fn listen_backlog_bounds_pending_connections() {
     let mut net = Net::new();
     let l = net.b.listen(80, 2).unwrap();
-    let cs: Vec<_> = (0..4).map(|i| net.a.connect(net.now, Net::addr_b(80), Some(41000 + i)).unwrap()).collect();
+    let cs: Vec<_> = (0..4)
+        .map(|i| {
+            net.a
+                .connect(net.now, Net::addr_b(80), Some(41000 + i))
+                .unwrap()
+        })
+        .collect();
     net.run_for(Duration::from_millis(50));
-    let established = cs.iter().filter(|&&c| net.a.state(c) == Ok(State::Established)).count();
+    let established = cs
+        .iter()
+        .filter(|&&c| net.a.state(c) == Ok(State::Established))
+        .count();
     assert_eq!(established, 2, "only backlog-many handshakes complete");
     assert!(net.b.stats().tcp_syn_dropped >= 2);
     // Accepting makes room; the retransmitted SYNs then get through.
     while net.b.accept(l).is_some() {}
     net.run_for(Duration::from_secs(2));
-    let established = cs.iter().filter(|&&c| net.a.state(c) == Ok(State::Established)).count();
+    let established = cs
+        .iter()
+        .filter(|&&c| net.a.state(c) == Ok(State::Established))
+        .count();
     assert_eq!(established, 4);
 }
 
 #[test]
 fn simultaneous_open_establishes_both_ends() {
     let mut net = Net::new();
-    let a = net.a.connect(net.now, Net::addr_b(5000), Some(6000)).unwrap();
-    let b = net.b.connect(net.now, Net::addr_a(6000), Some(5000)).unwrap();
-    net.run_until(1000, |n| n.a.state(a) == Ok(State::Established) && n.b.state(b) == Ok(State::Established));
+    let a = net
+        .a
+        .connect(net.now, Net::addr_b(5000), Some(6000))
+        .unwrap();
+    let b = net
+        .b
+        .connect(net.now, Net::addr_a(6000), Some(5000))
+        .unwrap();
+    net.run_until(1000, |n| {
+        n.a.state(a) == Ok(State::Established) && n.b.state(b) == Ok(State::Established)
+    });
     let (at_a, at_b) = exchange(&mut net, a, b, b"ping", b"pong");
     assert_eq!((&at_a[..], &at_b[..]), (&b"pong"[..], &b"ping"[..]));
 }
@@ -321,12 +418,24 @@ fn simultaneous_open_establishes_both_ends() {
 fn ack_for_listener_without_connection_gets_rst_rfc9293_3_10_7_2() {
     let mut net = Net::new();
     net.b.listen(80, 4).unwrap();
-    let stray = forge(common::A, common::B, 40000, 80, ustack_tcp::SeqNumber(5), ustack_tcp::wire::Flags::ACK);
+    let stray = forge(
+        common::A,
+        common::B,
+        40000,
+        80,
+        ustack_tcp::SeqNumber(5),
+        ustack_tcp::wire::Flags::ACK,
+    );
     let mut out = Vec::new();
-    net.b.handle_packet(net.now, &stray, &mut |p| out.push(p.to_vec()));
+    net.b
+        .handle_packet(net.now, &stray, &mut |p| out.push(p.to_vec()));
     let rst = common::inspect(Dir::BtoA, &out[0]).tcp.unwrap();
     assert!(rst.flags.rst());
-    assert_eq!(rst.seq, ustack_tcp::SeqNumber(77), "RST carries SEQ = SEG.ACK");
+    assert_eq!(
+        rst.seq,
+        ustack_tcp::SeqNumber(77),
+        "RST carries SEQ = SEG.ACK"
+    );
 }
 
 #[test]
@@ -348,14 +457,22 @@ fn ping_is_answered() {
     let c = ustack_ipv4::checksum::checksum(&pkt[20..]);
     pkt[22..24].copy_from_slice(&c.to_be_bytes());
     let mut out = Vec::new();
-    net.b.handle_packet(net.now, &pkt, &mut |p| out.push(p.to_vec()));
+    net.b
+        .handle_packet(net.now, &pkt, &mut |p| out.push(p.to_vec()));
     assert_eq!(out.len(), 1);
     assert_eq!(out[0][20], 0, "echo reply");
     assert_eq!(&out[0][28..], b"pingdata");
 }
 
 /// Builds an IPv4+TCP packet with valid checksums.
-fn forge(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, sport: u16, dport: u16, seq: ustack_tcp::SeqNumber, flags: ustack_tcp::wire::Flags) -> Vec<u8> {
+fn forge(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    seq: ustack_tcp::SeqNumber,
+    flags: ustack_tcp::wire::Flags,
+) -> Vec<u8> {
     use ustack_tcp::wire::{TcpOptions, TcpPacket, TcpRepr};
     let repr = TcpRepr {
         src_port: sport,
@@ -373,7 +490,16 @@ fn forge(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, sport: u16, dport: u1
         repr.emit(&mut t);
         t.fill_checksum(src, dst);
     }
-    let ip = ustack_ipv4::Ipv4Repr { src_addr: src, dst_addr: dst, protocol: 6, payload_len: 20, ttl: 64, ident: 1, dont_frag: true, dscp_ecn: 0 };
+    let ip = ustack_ipv4::Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: 6,
+        payload_len: 20,
+        ttl: 64,
+        ident: 1,
+        dont_frag: true,
+        dscp_ecn: 0,
+    };
     ip.emit(&mut ustack_ipv4::Ipv4Packet::new_unchecked(&mut buf[..]));
     buf
 }

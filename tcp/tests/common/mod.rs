@@ -95,16 +95,21 @@ impl Net {
             let ba: Vec<_> = self.b_to_a.drain(..).collect();
             for p in ab {
                 let (q, now) = (&mut self.b_to_a, self.now);
-                self.b.handle_packet(now, &p, &mut |r| q.push_back(r.to_vec()));
+                self.b
+                    .handle_packet(now, &p, &mut |r| q.push_back(r.to_vec()));
             }
             for p in ba {
                 let (q, now) = (&mut self.a_to_b, self.now);
-                self.a.handle_packet(now, &p, &mut |r| q.push_back(r.to_vec()));
+                self.a
+                    .handle_packet(now, &p, &mut |r| q.push_back(r.to_vec()));
             }
             self.flush();
             return true;
         }
-        let next = [self.a.poll_at(), self.b.poll_at()].into_iter().flatten().min();
+        let next = [self.a.poll_at(), self.b.poll_at()]
+            .into_iter()
+            .flatten()
+            .min();
         match next {
             Some(t) => {
                 self.now = self.now.max(t);
@@ -141,10 +146,17 @@ impl Net {
                 return;
             }
             if !self.step() && !done(self) {
-                panic!("network went idle before the condition held (t={:?})", self.now);
+                panic!(
+                    "network went idle before the condition held (t={:?})",
+                    self.now
+                );
             }
         }
-        assert!(done(self), "condition not reached in {max_steps} steps (t={:?})", self.now);
+        assert!(
+            done(self),
+            "condition not reached in {max_steps} steps (t={:?})",
+            self.now
+        );
     }
 
     /// Advances virtual time by `d`, running everything that happens meanwhile.
@@ -159,7 +171,10 @@ impl Net {
                 self.step();
                 continue;
             }
-            let next = [self.a.poll_at(), self.b.poll_at()].into_iter().flatten().min();
+            let next = [self.a.poll_at(), self.b.poll_at()]
+                .into_iter()
+                .flatten()
+                .min();
             self.now = match next {
                 Some(t) if t < end => self.now.max(t),
                 _ => end,

@@ -1,0 +1,272 @@
+//! raw-client: an nc-like TCP client whose TCP runs in user space (ustack)
+//! over a raw IPv4 socket, talking to ordinary kernel servers.
+//!
+//! stdin goes to the connection, what arrives goes to stdout; stdin EOF sends
+//! a FIN (half-close). Exits 0 once the peer has closed and all our data is
+//! acknowledged; non-zero with a message on RST, timeout or unreachable host.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs, UdpSocket};
+use std::os::fd::RawFd;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use socket2::{Domain, Protocol, Socket, Type};
+use tracing::debug;
+use ustack::rst_guard::RstGuard;
+use ustack::{run, App, Clock, Control, RuntimeError};
+use ustack_link::{Link, RawConfig, RawLink, PACKET_MARK};
+use ustack_tcp::{ConnId, Instant, Stack, StackConfig, State, TcpError, XorShiftRng};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "nc-like TCP client running the ustack user-space TCP over a raw IPv4 socket"
+)]
+struct Args {
+    /// Local TCP port (default: a free port reserved from the kernel).
+    #[arg(long)]
+    src_port: Option<u16>,
+    /// Do not install the nftables rule that drops the kernel's RSTs for this
+    /// connection (you must then drop them yourself, or the kernel resets us).
+    #[arg(long)]
+    no_rst_guard: bool,
+    /// Give up connecting after this many seconds.
+    #[arg(long, default_value_t = 10.0)]
+    connect_timeout: f64,
+    /// Largest IPv4 packet to send.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..=65535))]
+    mtu: u16,
+    /// Server host (IPv4 address or name).
+    host: String,
+    /// Server port.
+    port: u16,
+}
+
+fn main() -> ExitCode {
+    ustack::init_tracing("warn");
+    let args = Args::parse();
+    match client(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("raw-client: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddrV4, String> {
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(SocketAddrV4::new(ip, port));
+    }
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .find_map(|a| match a {
+            SocketAddr::V4(v4) => Some(v4),
+            SocketAddr::V6(_) => None,
+        })
+        .ok_or_else(|| format!("{host} has no IPv4 address"))
+}
+
+/// The source address the kernel's routing would use towards `remote`
+/// (a connected UDP socket sends nothing).
+fn source_ip_for(remote: SocketAddrV4) -> Result<Ipv4Addr, String> {
+    let s =
+        UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("cannot pick a source address: {e}"))?;
+    s.connect(remote)
+        .map_err(|e| format!("{remote} is unreachable: {e}"))?;
+    match s.local_addr() {
+        Ok(SocketAddr::V4(a)) => Ok(*a.ip()),
+        _ => Err(format!("no IPv4 source address towards {remote}")),
+    }
+}
+
+/// Binds (without listening) a kernel TCP socket to the port, so the kernel
+/// hands that port to no one else while we use it.
+fn reserve_port(ip: Ipv4Addr, port: u16) -> Result<(Socket, u16), String> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| format!("cannot reserve a local port: {e}"))?;
+    s.bind(&SocketAddrV4::new(ip, port).into())
+        .map_err(|e| format!("local port {ip}:{port} is not free: {e}"))?;
+    let got = s
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket_ipv4())
+        .map(|a| a.port())
+        .ok_or("cannot read the reserved port")?;
+    Ok((s, got))
+}
+
+fn client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let remote = resolve(&args.host, args.port)?;
+    let local_ip = source_ip_for(remote)?;
+    let (_reservation, port) = reserve_port(local_ip, args.src_port.unwrap_or(0))?;
+    let local = SocketAddrV4::new(local_ip, port);
+    debug!(%local, %remote, "connecting");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    // Installed before the SYN, removed when this scope ends — whatever the path.
+    let _guard = if args.no_rst_guard {
+        None
+    } else {
+        Some(RstGuard::install(local, remote, PACKET_MARK)?)
+    };
+    let mut link = RawLink::open(&RawConfig {
+        local,
+        remote,
+        mtu: args.mtu,
+    })?;
+    let clock = Clock::new();
+    let mut cfg = StackConfig::new(local_ip, usize::from(args.mtu));
+    cfg.verify_tcp_checksum = !link.rx_checksum_offloaded();
+    let mut stack = Stack::new(cfg, Box::new(XorShiftRng::new(ustack::os_seed())));
+    let conn = stack.connect(clock.now(), remote, Some(port))?;
+    let mut app = Nc {
+        conn,
+        remote,
+        connect_deadline: clock.now() + Duration::from_secs_f64(args.connect_timeout.max(0.0)),
+        connected: false,
+        stdin_ready: false,
+        stdin_eof: false,
+        out: std::io::stdout(),
+    };
+    run(&mut link, &mut stack, &mut app, &clock, &stop)?;
+    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err("interrupted".into());
+    }
+    Ok(())
+}
+
+struct Nc {
+    conn: ConnId,
+    remote: SocketAddrV4,
+    connect_deadline: Instant,
+    connected: bool,
+    stdin_ready: bool,
+    stdin_eof: bool,
+    out: std::io::Stdout,
+}
+
+const STDIN: RawFd = 0;
+
+impl Nc {
+    fn fail(&self, e: TcpError) -> RuntimeError {
+        RuntimeError::App(match e {
+            TcpError::ConnectionRefused(a) => format!("connection to {a} refused"),
+            TcpError::ConnectionReset => format!("connection reset by {}", self.remote),
+            TcpError::TimedOut { .. } => format!("connection to {} timed out ({e})", self.remote),
+            other => format!("{}: {other}", self.remote),
+        })
+    }
+
+    fn pump_stdin(&mut self, stack: &mut Stack, now: Instant) -> Result<(), RuntimeError> {
+        if !self.stdin_ready || self.stdin_eof || stack.send_space(self.conn).unwrap_or(0) == 0 {
+            return Ok(());
+        }
+        self.stdin_ready = false;
+        let mut read_err = None;
+        let mut at_eof = false;
+        let r = stack.send_with(self.conn, |space| {
+            // SAFETY: `space` is a valid writable buffer of `space.len()` bytes;
+            // fd 0 is only read here, and poll reported it readable.
+            let n = unsafe { libc::read(STDIN, space.as_mut_ptr().cast(), space.len()) };
+            if n < 0 {
+                read_err = Some(std::io::Error::last_os_error());
+                0
+            } else {
+                at_eof = n == 0;
+                n as usize
+            }
+        });
+        if let Some(e) = read_err {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(RuntimeError::App(format!("reading stdin: {e}")));
+            }
+            return Ok(());
+        }
+        match r {
+            Ok(_) | Err(TcpError::WouldBlock) => {}
+            Err(e) => return Err(self.fail(e)),
+        }
+        if at_eof {
+            // End of input: half-close (RFC 9293 §3.10.4); replies still arrive.
+            self.stdin_eof = true;
+            stack.shutdown(self.conn, now).map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+}
+
+impl App for Nc {
+    fn on_turn(&mut self, stack: &mut Stack, now: Instant) -> Result<Control, RuntimeError> {
+        let state = stack.state(self.conn).map_err(|e| self.fail(e))?;
+        if let Ok(Some(e)) = stack.error(self.conn) {
+            return Err(self.fail(e));
+        }
+        if state == State::SynSent && now >= self.connect_deadline {
+            return Err(RuntimeError::App(format!(
+                "timed out connecting to {}",
+                self.remote
+            )));
+        }
+        if state != State::SynSent {
+            self.connected = true;
+            self.pump_stdin(stack, now)?;
+        }
+        let mut write_err = None;
+        loop {
+            let out = &mut self.out;
+            match stack.recv_with(self.conn, |d| match out.write_all(d) {
+                Ok(()) => d.len(),
+                Err(e) => {
+                    write_err = Some(e);
+                    0
+                }
+            }) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(TcpError::WouldBlock) => break,
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        if let Some(e) = write_err {
+            return Err(RuntimeError::App(format!("writing stdout: {e}")));
+        }
+        let _ = self.out.flush();
+        if stack.at_eof(self.conn).unwrap_or(false) {
+            // The peer closed. Finish our side (nc exits when the remote closes),
+            // and leave once everything we sent, FIN included, is acknowledged.
+            if !self.stdin_eof {
+                self.stdin_eof = true;
+                stack.shutdown(self.conn, now).map_err(|e| self.fail(e))?;
+            }
+            if matches!(stack.state(self.conn), Ok(State::TimeWait | State::Closed)) {
+                return Ok(Control::Exit);
+            }
+        }
+        Ok(Control::Continue)
+    }
+
+    fn wait_fds(&self, out: &mut Vec<(RawFd, i16)>) {
+        if !self.stdin_eof && !self.stdin_ready {
+            out.push((STDIN, libc::POLLIN));
+        }
+    }
+
+    fn on_fd_ready(&mut self, fd: RawFd, _revents: i16) {
+        if fd == STDIN {
+            self.stdin_ready = true;
+        }
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        (!self.connected).then_some(self.connect_deadline)
+    }
+}

@@ -1,0 +1,110 @@
+//! Glue between the TCP socket API and the sans-I/O HTTP responder: one
+//! `HttpConn` per accepted connection, fed and drained zero-copy from the
+//! connection's buffers.
+
+use std::collections::HashMap;
+
+use tracing::debug;
+use ustack_http::{HttpConfig, HttpConn, Stats};
+use ustack_tcp::{ConnId, Instant, ListenerId, Stack, State, TcpError};
+
+use crate::event_loop::{App, Control, RuntimeError};
+
+pub struct HttpServer {
+    listener: ListenerId,
+    config: HttpConfig,
+    conns: HashMap<ConnId, Conn>,
+    stats: Stats,
+}
+
+struct Conn {
+    http: HttpConn,
+    eof_seen: bool,
+}
+
+impl HttpServer {
+    pub fn new(stack: &mut Stack, port: u16, backlog: usize) -> Result<HttpServer, TcpError> {
+        Ok(HttpServer {
+            listener: stack.listen(port, backlog)?,
+            config: HttpConfig::default(),
+            conns: HashMap::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn drive(&mut self, stack: &mut Stack, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        // Bounded: each round either moves bytes or leaves the loop.
+        for _ in 0..64 {
+            let mut progress = false;
+            if conn.http.wants_recv() {
+                match stack.recv_with(id, |data| conn.http.on_recv(data)) {
+                    Ok(n) => progress |= n > 0,
+                    Err(TcpError::WouldBlock) => {}
+                    Err(e) => {
+                        debug!(?id, %e, "http connection ended");
+                        return self.finish(stack, id, now);
+                    }
+                }
+            }
+            if !conn.eof_seen && stack.at_eof(id).unwrap_or(true) {
+                conn.eof_seen = true;
+                conn.http.on_eof();
+                progress = true;
+            }
+            match stack.send_with(id, |space| conn.http.poll_send(space)) {
+                Ok(n) => progress |= n > 0,
+                Err(TcpError::WouldBlock) => {}
+                Err(e) => {
+                    debug!(?id, %e, "http connection ended");
+                    return self.finish(stack, id, now);
+                }
+            }
+            if conn.http.wants_close() {
+                return self.finish(stack, id, now);
+            }
+            if !progress {
+                break;
+            }
+        }
+        if matches!(stack.state(id), Ok(State::Closed) | Err(_)) {
+            self.finish(stack, id, now);
+        }
+    }
+
+    fn finish(&mut self, stack: &mut Stack, id: ConnId, now: Instant) {
+        if let Some(c) = self.conns.remove(&id) {
+            self.stats.merge(c.http.stats());
+        }
+        let _ = stack.close(id, now);
+    }
+}
+
+impl App for HttpServer {
+    fn on_turn(&mut self, stack: &mut Stack, now: Instant) -> Result<Control, RuntimeError> {
+        while let Some(id) = stack.accept(self.listener) {
+            self.conns.insert(
+                id,
+                Conn {
+                    http: HttpConn::new(&self.config),
+                    eof_seen: false,
+                },
+            );
+            self.drive(stack, id, now);
+        }
+        while let Some(id) = stack.poll_ready() {
+            self.drive(stack, id, now);
+        }
+        Ok(Control::Continue)
+    }
+}
