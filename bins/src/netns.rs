@@ -61,7 +61,33 @@ impl NetNs {
 
     /// Moves the calling thread into the namespace (namespaces are per thread).
     pub fn enter_current_thread(&self) -> Result<(), NetNsError> {
-        let path = format!("/var/run/netns/{}", self.name);
+        enter(&self.name)
+    }
+}
+
+/// A borrowed reference to a namespace by name; see [`NetNs::create_handle`].
+#[derive(Debug, Clone)]
+pub struct NetNsHandle {
+    name: String,
+}
+
+impl NetNsHandle {
+    /// Refers to an existing namespace by name without owning it (dropping
+    /// the handle deletes nothing), e.g. to enter it from another thread.
+    pub fn named(name: &str) -> NetNsHandle {
+        NetNsHandle {
+            name: name.to_string(),
+        }
+    }
+
+    pub fn enter_current_thread(&self) -> Result<(), NetNsError> {
+        enter(&self.name)
+    }
+}
+
+fn enter(name: &str) -> Result<(), NetNsError> {
+    {
+        let path = format!("/var/run/netns/{name}");
         let f = File::open(&path).map_err(|e| NetNsError::Command {
             cmd: format!("open {path}"),
             msg: e.to_string(),

@@ -1,0 +1,193 @@
+//! tun-server against the Linux kernel's TCP: real curl and ping, each test in
+//! a network namespace of its own (root needed; see common::netns).
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{curl, netns, output_within, start_tun_server};
+use sha2::{Digest, Sha256};
+
+#[test]
+fn curl_gets_hello_world_and_ping_is_answered() {
+    let Some(ns) = netns("curl") else { return };
+    let _server = start_tun_server(&ns, &[]);
+    let out = curl(&ns, &["http://10.0.0.2/"]);
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
+
+    let mut ping = ns.command("ping");
+    ping.args(["-c", "3", "-i", "0.2", "-W", "2", "10.0.0.2"]);
+    let out = output_within(ping, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("3 packets transmitted, 3 received"),
+        "ping: {text}"
+    );
+}
+
+#[test]
+fn two_hundred_sequential_and_fifty_concurrent_curls_succeed() {
+    let Some(ns) = netns("many") else { return };
+    let _server = start_tun_server(&ns, &[]);
+    for i in 0..200 {
+        let out = curl(&ns, &["http://10.0.0.2/"]);
+        assert!(
+            out.status.success() && out.stdout == b"Hello World!",
+            "sequential curl #{i} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let children: Vec<_> = (0..50)
+        .map(|_| {
+            ns.command("curl")
+                .args([
+                    "--silent",
+                    "--show-error",
+                    "--max-time",
+                    "30",
+                    "http://10.0.0.2/",
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn curl")
+        })
+        .map(common::Proc)
+        .collect();
+    for (i, mut p) in children.into_iter().enumerate() {
+        let mut body = String::new();
+        p.0.stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut body)
+            .expect("read");
+        let status = p.0.wait().expect("wait");
+        assert!(
+            status.success() && body == "Hello World!",
+            "concurrent curl #{i}: {status} {body:?}"
+        );
+    }
+}
+
+#[test]
+fn hundred_megabyte_download_arrives_with_the_right_sha256() {
+    const N: u64 = 100_000_000;
+    let Some(ns) = netns("bulk") else { return };
+    let _server = start_tun_server(&ns, &[]);
+
+    let mut expected = Sha256::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while off < N {
+        let n = chunk.len().min((N - off) as usize);
+        ustack_http::fill_body(off, &mut chunk[..n]);
+        expected.update(&chunk[..n]);
+        off += n as u64;
+    }
+    let expected = expected.finalize();
+
+    let mut child = ns
+        .command("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "120",
+            "http://10.0.0.2/bytes/100000000",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn curl");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let child = common::Proc(child);
+    let mut got = Sha256::new();
+    let mut total = 0u64;
+    let started = Instant::now();
+    loop {
+        let n = stdout.read(&mut chunk).expect("read curl output");
+        if n == 0 {
+            break;
+        }
+        got.update(&chunk[..n]);
+        total += n as u64;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    drop(child);
+    println!(
+        "100 MB in {secs:.2} s = {:.2} Gbit/s",
+        total as f64 * 8.0 / secs / 1e9
+    );
+    assert_eq!(total, N);
+    assert_eq!(got.finalize(), expected, "download corrupted");
+}
+
+#[test]
+fn ten_megabyte_upload_is_counted_exactly() {
+    let Some(ns) = netns("upload") else { return };
+    let _server = start_tun_server(&ns, &[]);
+    let path = std::env::temp_dir().join(format!("ustack-upload-{}.bin", std::process::id()));
+    let data: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&path, &data).expect("write upload file");
+    let arg = format!("@{}", path.display());
+    let out = curl(&ns, &["--data-binary", &arg, "http://10.0.0.2/sink"]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "10485760\n");
+}
+
+#[test]
+fn sigterm_removes_the_device_and_a_busy_name_is_a_clear_error() {
+    let Some(ns) = netns("lifecycle") else { return };
+    let mut server = start_tun_server(&ns, &["--tun", "ustk0"]);
+    assert!(
+        ns.ip(&["link", "show", "ustk0"]).is_ok(),
+        "device exists while serving"
+    );
+
+    // A second server on the same device name fails with a readable error.
+    let mut second = ns.command(env!("CARGO_BIN_EXE_tun-server"));
+    second.args([
+        "--tun",
+        "ustk0",
+        "--addr",
+        "10.0.1.2",
+        "--host-addr",
+        "10.0.1.1",
+    ]);
+    let out = output_within(second, Duration::from_secs(10));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("ustk0") && err.contains("busy"),
+        "error was: {err}"
+    );
+
+    // SAFETY: kill(2) on the pid of a child we spawned and still own.
+    unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = server.0.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "tun-server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        ns.ip(&["link", "show", "ustk0"]).is_err(),
+        "device removed on exit"
+    );
+}
