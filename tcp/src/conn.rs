@@ -254,14 +254,14 @@ impl Tcb {
 
     fn set_state(&mut self, next: State) {
         if self.state != next {
-            debug!(local = %self.local, remote = %self.remote, from = ?self.state, to = ?next, "tcp state");
+            debug!(from = ?self.state, to = ?next, "state");
             self.state = next;
             self.notify = true;
         }
     }
 
     fn fail(&mut self, err: TcpError) {
-        debug!(local = %self.local, remote = %self.remote, %err, "connection failed");
+        debug!(%err, "connection failed");
         self.error = Some(err);
         self.set_state(State::Closed);
         self.clear_timers();
@@ -618,7 +618,7 @@ impl Tcb {
             self.rtt.on_retransmit();
             self.snd_nxt = self.snd_una;
             self.rtx_deadline = Some(now + self.rtt.rto());
-            trace!(remote = %self.remote, rto = ?self.rtt.rto(), count = self.rtx_count, "retransmission timeout");
+            trace!(rto = ?self.rtt.rto(), count = self.rtx_count, "retransmission timeout");
         }
         if self.persist_deadline.is_some_and(|t| now >= t) {
             self.persist_deadline = None;
@@ -762,7 +762,7 @@ impl Tcb {
             self.ack_pending = false;
             self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + u32::from(repr.window));
         }
-        trace!(remote = %self.remote, flags = ?repr.flags, seq = %repr.seq, ack = %repr.ack, wnd = repr.window, len = payload_len, "tx");
+        trace!(flags = ?repr.flags, seq = %repr.seq, ack = %repr.ack, wnd = repr.window, len = payload_len, "tx");
         Some(len)
     }
 

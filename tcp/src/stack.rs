@@ -99,6 +99,8 @@ struct Entry {
     in_tx: bool,
     /// Deadline of this connection's live entry in the timer heap.
     timer_at: Option<Instant>,
+    /// Every event about this connection is recorded inside this span.
+    span: tracing::Span,
 }
 
 #[derive(Debug, Default)]
@@ -271,6 +273,7 @@ impl Stack {
                 else {
                     return;
                 };
+                let _span = e.span.clone().entered();
                 let rst = e.tcb.handle_segment(&self.cfg.tcp, now, &seg, payload);
                 if let Some(r) = rst {
                     self.send_rst(local, remote, &r, tx);
@@ -322,12 +325,13 @@ impl Stack {
             return;
         }
         let iss = self.isn.isn(local, remote, now);
-        let tcb = Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, seg);
+        let span = conn_span(local, remote);
+        let tcb = span.in_scope(|| Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, seg));
         let owner = Owner::Listener {
             port: local.port(),
             queued: false,
         };
-        let idx = self.insert(tcb, owner);
+        let idx = self.insert(tcb, owner, span);
         if let Some(l) = self.listeners.get_mut(&local.port()) {
             l.pending += 1;
         }
@@ -357,6 +361,7 @@ impl Stack {
                 continue;
             }
             e.timer_at = None;
+            let _span = e.span.clone().entered();
             e.tcb.on_timer(cfg, now);
             self.after_event(idx, now, true);
         }
@@ -375,6 +380,7 @@ impl Stack {
                 continue;
             };
             e.in_tx = false;
+            let _span = e.span.clone().entered();
             let src = *e.tcb.local().ip();
             let dst = *e.tcb.remote().ip();
             while let Some(n) = e.tcb.poll_transmit(now, &mut self.scratch[IP_HDR..mtu]) {
@@ -459,8 +465,9 @@ impl Stack {
             return Err(TcpError::AddrInUse(local));
         }
         let iss = self.isn.isn(local, remote, now);
-        let tcb = Tcb::connect(&self.cfg.tcp, local, remote, iss);
-        let idx = self.insert(tcb, Owner::User);
+        let span = conn_span(local, remote);
+        let tcb = span.in_scope(|| Tcb::connect(&self.cfg.tcp, local, remote, iss));
+        let idx = self.insert(tcb, Owner::User, span);
         self.after_event(idx, now, true);
         Ok(self.id_of(idx))
     }
@@ -545,6 +552,7 @@ impl Stack {
     pub fn shutdown(&mut self, id: ConnId, now: Instant) -> Result<(), TcpError> {
         let idx = self.user_idx(id)?;
         if let Some(e) = self.entry_mut(idx) {
+            let _span = e.span.clone().entered();
             e.tcb.shutdown();
         }
         self.after_event(idx, now, true);
@@ -561,6 +569,7 @@ impl Stack {
             return Err(TcpError::InvalidHandle);
         };
         e.owner = Owner::Orphan;
+        let _span = e.span.clone().entered();
         if e.tcb.recv_queue_len() > 0 {
             self.abort_idx(idx);
         } else {
@@ -580,6 +589,7 @@ impl Stack {
     fn abort_idx(&mut self, idx: u32) {
         let Some(e) = self.entry_mut(idx) else { return };
         let (local, remote) = (e.tcb.local(), e.tcb.remote());
+        let _span = e.span.clone().entered();
         if let Some(rst) = e.tcb.abort() {
             if self.rst_queue.len() < MAX_PENDING_RST {
                 self.rst_queue.push_back((local, remote, rst));
@@ -621,7 +631,7 @@ impl Stack {
 
     // ---------------------------------------------------------- internals
 
-    fn insert(&mut self, tcb: Tcb, owner: Owner) -> u32 {
+    fn insert(&mut self, tcb: Tcb, owner: Owner, span: tracing::Span) -> u32 {
         let key = (tcb.local(), tcb.remote());
         let entry = Entry {
             tcb,
@@ -629,6 +639,7 @@ impl Stack {
             in_ready: false,
             in_tx: false,
             timer_at: None,
+            span,
         };
         let idx = match self.free.pop() {
             Some(i) => {
@@ -807,6 +818,10 @@ impl Stack {
     fn user_idx(&self, id: ConnId) -> Result<u32, TcpError> {
         self.user_entry(id).map(|_| id.idx)
     }
+}
+
+fn conn_span(local: SocketAddrV4, remote: SocketAddrV4) -> tracing::Span {
+    tracing::debug_span!("tcp", %local, %remote)
 }
 
 /// RFC 9293 §3.10.7.1: the reply to a segment for a connection that does not exist.
