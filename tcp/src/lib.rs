@@ -25,6 +25,7 @@ pub mod conn;
 pub mod error;
 pub mod rng;
 pub mod rtt;
+pub mod cc;
 
 pub use conn::{State, TcpConfig};
 pub use error::TcpError;
