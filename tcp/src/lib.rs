@@ -20,11 +20,13 @@ pub mod wire;
 
 pub use seq::SeqNumber;
 pub use time::Instant;
+pub mod assembler;
 pub mod buffer;
 pub mod conn;
 pub mod error;
 pub mod rng;
 pub mod rtt;
+pub mod scoreboard;
 pub mod cc;
 
 pub use conn::{State, TcpConfig};
