@@ -10,8 +10,15 @@
 //!   side routes packets to the stack as if it were another machine.
 //! - [`RawLink`] (feature `raw`): a raw `AF_INET` TCP socket with `IP_HDRINCL`
 //!   and a classic BPF filter that admits exactly one TCP flow.
+//! - [`AfPacketLink`] (feature `afpacket`): an `AF_PACKET` socket on an
+//!   existing Ethernet interface; Ethernet II framing ([`ethernet`]) and ARP
+//!   with a bounded neighbour cache ([`arp`]) live here, below `ipv4`, so the
+//!   stack still sees only IPv4 packets.
 //! - [`PipeEnd`] (always): an in-memory, single-threaded, full-duplex pair for
 //!   tests and benchmarks.
+//!
+//! Middleware ([`middleware`]): links that wrap any link — a pcap writer, a
+//! seeded fault injector and a per-packet tracer — and stack freely.
 //!
 //! What it does not do: it parses nothing of IP beyond what a backend needs
 //! (the IP version nibble on TUN, the destination address for `sendto` on a
@@ -30,12 +37,19 @@ use std::os::fd::RawFd;
 
 use enum_dispatch::enum_dispatch;
 
+#[cfg(feature = "afpacket")]
+mod afpacket;
+pub mod arp;
+pub mod ethernet;
+pub mod middleware;
 mod pipe;
 #[cfg(feature = "raw")]
 mod raw;
 #[cfg(feature = "tun")]
 mod tun;
 
+#[cfg(feature = "afpacket")]
+pub use self::afpacket::{AfPacketConfig, AfPacketLink, AfPacketStats};
 pub use self::pipe::{pipe, PipeEnd};
 #[cfg(feature = "raw")]
 pub use self::raw::{RawConfig, RawLink, PACKET_MARK};
@@ -112,12 +126,18 @@ impl LinkStats {
 /// The `Tun` and `Raw` variants exist only with their cargo features;
 /// `enum_dispatch` (0.3.13) carries each variant's `#[cfg]` onto the
 /// generated `From` impls and match arms, so no workaround is needed.
+/// A process has one link, built once and never moved on the packet path,
+/// so the size difference between variants (the AF_PACKET link carries its
+/// neighbour cache inline) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[enum_dispatch(Link)]
 pub enum AnyLink {
     #[cfg(feature = "tun")]
     Tun(TunLink),
     #[cfg(feature = "raw")]
     Raw(RawLink),
+    #[cfg(feature = "afpacket")]
+    AfPacket(AfPacketLink),
     Pipe(PipeEnd),
 }
 
@@ -170,7 +190,7 @@ pub enum LinkError {
 }
 
 /// True for the errno values that mean "the device queue is full right now".
-#[cfg(any(feature = "tun", feature = "raw"))]
+#[cfg(any(feature = "tun", feature = "raw", feature = "afpacket"))]
 pub(crate) fn is_queue_full(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::WouldBlock || err.raw_os_error() == Some(libc::ENOBUFS)
 }

@@ -1,0 +1,1007 @@
+//! An `AF_PACKET` socket on an Ethernet interface: the stack owns an IPv4
+//! address the kernel does not have, speaks Ethernet II and ARP for it, and
+//! presents whole IPv4 packets upward like every other [`Link`].
+//!
+//! Why not the `afpacket` crate (0.2.3)? We evaluated it: its socket type
+//! derives `Clone` while closing the descriptor in `Drop` (two clones close
+//! the same fd twice, which can close an unrelated file), it opens the socket
+//! bound to every interface before `bind` (a window of foreign frames), its
+//! interface-name check lets a 16-byte name through without a terminating
+//! NUL, it has no `PACKET_IGNORE_OUTGOING`, no scatter/gather I/O and no MAC
+//! lookup. What it does offer (bind, non-blocking, a BPF filter) is a few
+//! lines on `socket2` + `libc`, which the raw backend already uses.
+//!
+//! How a frame travels:
+//! - The socket is created with protocol 0 (it receives nothing), gets
+//!   `PACKET_IGNORE_OUTGOING` (Linux 4.20+: our own sends are never looped
+//!   back to us), `PACKET_VNET_HDR` and a classic BPF filter, and only then
+//!   is bound to the interface for all EtherTypes. No stray frame gets in.
+//! - The filter admits frames to our MAC or broadcast, not from our MAC
+//!   (belt and braces for kernels without `PACKET_IGNORE_OUTGOING`), that
+//!   are ARP or IPv4 to our address.
+//! - Each `recv` is one `recvmsg` scattering the virtio-net header, the
+//!   Ethernet header and the IPv4 packet (straight into the caller's buffer);
+//!   each `send` is one `sendmsg` gathering them: no copy, no allocation.
+//! - `PACKET_VNET_HDR` matters on virtual interfaces (veth): a packet the
+//!   peer kernel sent carries only a partial TCP/UDP checksum (the NIC would
+//!   finish it) and may be one GSO super-packet larger than the MTU. The
+//!   virtio-net header says where the checksum starts; we finish it, so the
+//!   stack can verify every checksum. Super-packets go up whole (the runtime
+//!   takes any IPv4 packet up to 64 KiB).
+//!
+//! Next hop: the destination if it is in our subnet, else the gateway; with
+//! no gateway the packet is dropped and counted (`no_route`). ARP is
+//! answered for our address only; a gratuitous ARP announces us at open.
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use socket2::{Domain, SockFilter, Socket, Type};
+
+use crate::arp::{
+    ArpOp, ArpPacket, ArpRepr, NeighbourConfig, NeighbourStats, Neighbours, SendAction,
+};
+use crate::ethernet::{
+    EthernetFrame, EthernetRepr, MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN, MIN_FRAME_LEN,
+};
+use crate::middleware::pcap::PcapSink;
+use crate::{is_queue_full, Link, LinkError, LinkStats, MIN_IPV4_MTU};
+
+// linux/if_packet.h (not exported by every libc version).
+const PACKET_VNET_HDR: libc::c_int = 15;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const ETH_P_ALL: u16 = 0x0003;
+// linux/if_arp.h
+const ARPHRD_ETHER: u16 = 1;
+
+/// `struct virtio_net_hdr` (linux/virtio_net.h), in host byte order.
+mod vnet {
+    pub const LEN: usize = 10;
+    pub const FLAGS: usize = 0;
+    pub const GSO_TYPE: usize = 1;
+    pub const CSUM_START: usize = 6;
+    pub const CSUM_OFFSET: usize = 8;
+    pub const F_NEEDS_CSUM: u8 = 1;
+    pub const GSO_NONE: u8 = 0;
+}
+
+/// How to open an [`AfPacketLink`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfPacketConfig {
+    /// An existing Ethernet interface, e.g. `eth0` or one end of a veth pair.
+    pub iface: String,
+    /// The stack's own address: one the kernel does NOT have on `iface`.
+    pub addr: Ipv4Addr,
+    /// Prefix length of the on-link subnet.
+    pub prefix_len: u8,
+    /// Router for destinations outside the subnet.
+    pub gateway: Option<Ipv4Addr>,
+    /// Largest IPv4 packet to send; default (and maximum) the interface MTU.
+    pub mtu: Option<u16>,
+}
+
+/// Counters of the Ethernet/ARP layer, beyond [`LinkStats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AfPacketStats {
+    pub arp_rx: u64,
+    pub arp_replies_sent: u64,
+    pub arp_requests_sent: u64,
+    /// Frames dropped on receive: malformed, not for us, or truncated.
+    pub rx_dropped: u64,
+    /// Received packets whose partial checksum we completed.
+    pub rx_csum_completed: u64,
+    /// Received GSO super-packets (larger than the MTU).
+    pub rx_gso: u64,
+    /// Packets to a destination off our subnet with no gateway configured.
+    pub no_route: u64,
+    /// ARP packets claiming our own address from another MAC.
+    pub addr_conflicts: u64,
+    pub neighbours: NeighbourStats,
+}
+
+/// The stack's IPv4 presence on an Ethernet interface, over `AF_PACKET`.
+pub struct AfPacketLink {
+    socket: Socket,
+    iface: String,
+    /// `AF_PACKET on <iface>`, for errors.
+    label: String,
+    mac: MacAddr,
+    addr: Ipv4Addr,
+    netmask: u32,
+    gateway: Option<Ipv4Addr>,
+    mtu: usize,
+    neighbours: Neighbours,
+    stats: LinkStats,
+    af_stats: AfPacketStats,
+    capture: Option<PcapSink>,
+    /// Scratch for packets released by ARP resolution (reused).
+    ready: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for AfPacketLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfPacketLink")
+            .field("iface", &self.iface)
+            .field("mac", &self.mac)
+            .field("addr", &self.addr)
+            .field("mtu", &self.mtu)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+fn netmask(prefix_len: u8) -> u32 {
+    match prefix_len {
+        0 => 0,
+        n => u32::MAX << (32 - u32::from(n.min(32))),
+    }
+}
+
+fn io_err(label: &str, op: &'static str, source: io::Error) -> LinkError {
+    match source.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => LinkError::PermissionDenied {
+            device: label.to_owned(),
+            capability: "CAP_NET_RAW",
+        },
+        Some(libc::ENODEV | libc::ENXIO) => LinkError::NotFound {
+            device: label.to_owned(),
+            hint: "no such network interface in this network namespace (see `ip link`)",
+        },
+        _ => LinkError::Io {
+            device: label.to_owned(),
+            op,
+            source,
+        },
+    }
+}
+
+fn validate(cfg: &AfPacketConfig) -> Result<(), LinkError> {
+    let bad = |msg: String| {
+        Err(LinkError::InvalidConfig(format!(
+            "AF_PACKET on {:?}: {msg}",
+            cfg.iface
+        )))
+    };
+    if cfg.iface.is_empty() || cfg.iface.len() >= libc::IFNAMSIZ || cfg.iface.contains(['/', '\0'])
+    {
+        return bad(format!(
+            "not a valid interface name (1 to {} bytes, no '/' or NUL)",
+            libc::IFNAMSIZ - 1
+        ));
+    }
+    if cfg.prefix_len == 0 || cfg.prefix_len > 30 {
+        return bad(format!(
+            "prefix length /{} is outside 1..=30",
+            cfg.prefix_len
+        ));
+    }
+    let a = cfg.addr;
+    if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
+        return bad(format!("{a} cannot be a host address"));
+    }
+    let mask = netmask(cfg.prefix_len);
+    let host = u32::from(a) & !mask;
+    if host == 0 || host == !mask {
+        return bad(format!(
+            "{a} is the network or broadcast address of /{}",
+            cfg.prefix_len
+        ));
+    }
+    if let Some(gw) = cfg.gateway {
+        if u32::from(gw) & mask != u32::from(a) & mask || gw == a {
+            return bad(format!(
+                "gateway {gw} is not another address in {a}/{}",
+                cfg.prefix_len
+            ));
+        }
+    }
+    if let Some(m) = cfg.mtu {
+        if usize::from(m) < MIN_IPV4_MTU {
+            return bad(format!(
+                "MTU {m} is below the IPv4 minimum of {MIN_IPV4_MTU}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An `ifreq` naming `iface`.
+fn ifreq(iface: &str) -> libc::ifreq {
+    // SAFETY: ifreq is plain old data; all zeros is a valid value.
+    let mut req: libc::ifreq = unsafe { MaybeUninit::zeroed().assume_init() };
+    for (d, s) in req.ifr_name.iter_mut().zip(iface.as_bytes()) {
+        *d = *s as libc::c_char;
+    }
+    req
+}
+
+/// The interface's index; needs no privilege, so an unknown name is
+/// reported as such even when the caller could not open the socket.
+fn interface_index(iface: &str) -> Result<i32, LinkError> {
+    let name = std::ffi::CString::new(iface)
+        .map_err(|_| LinkError::InvalidConfig(format!("interface name {iface:?} contains NUL")))?;
+    // SAFETY: `name` is a valid NUL-terminated string for the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(LinkError::NotFound {
+            device: format!("interface {iface}"),
+            hint: "no such network interface in this network namespace (see `ip link`)",
+        });
+    }
+    Ok(index as i32)
+}
+
+/// The interface's hardware address and MTU, asked through `fd`.
+fn interface_facts(fd: RawFd, iface: &str, label: &str) -> Result<(MacAddr, usize), LinkError> {
+    let mut req = ifreq(iface);
+    // SAFETY: SIOCGIFHWADDR reads the name from and writes a sockaddr into
+    // `req`, a valid, exclusively borrowed ifreq.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req) } < 0 {
+        return Err(io_err(
+            label,
+            "read hardware address (SIOCGIFHWADDR)",
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: SIOCGIFHWADDR succeeded, so the union holds `ifru_hwaddr`.
+    let hw = unsafe { req.ifr_ifru.ifru_hwaddr };
+    if hw.sa_family != ARPHRD_ETHER {
+        return Err(LinkError::InvalidConfig(format!(
+            "{label}: not an Ethernet interface (ARP hardware type {}); AF_PACKET needs Ethernet framing",
+            hw.sa_family
+        )));
+    }
+    let mut mac = [0u8; 6];
+    for (d, s) in mac.iter_mut().zip(hw.sa_data.iter()) {
+        *d = *s as u8;
+    }
+    let mut req = ifreq(iface);
+    // SAFETY: as above; SIOCGIFMTU writes `ifru_mtu`.
+    if unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) } < 0 {
+        return Err(io_err(
+            label,
+            "read MTU (SIOCGIFMTU)",
+            io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: SIOCGIFMTU succeeded, so the union holds `ifru_mtu`.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    Ok((MacAddr(mac), usize::try_from(mtu).unwrap_or(0)))
+}
+
+fn set_int_opt(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a c_int that lives across the call, and
+    // its size is passed alongside.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// A tiny classic-BPF assembler with forward labels, so the filter below
+/// reads as a program rather than as jump offsets.
+mod bpf {
+    /// BPF_LD | BPF_W | BPF_ABS
+    pub const LD_W_ABS: u16 = 0x20;
+    /// BPF_LD | BPF_H | BPF_ABS
+    pub const LD_H_ABS: u16 = 0x28;
+    /// BPF_JMP | BPF_JEQ | BPF_K
+    pub const JEQ_K: u16 = 0x15;
+    /// BPF_RET | BPF_K
+    pub const RET_K: u16 = 0x06;
+
+    #[derive(Clone, Copy)]
+    pub enum To {
+        Next,
+        L(usize),
+    }
+
+    #[derive(Default)]
+    pub struct Asm {
+        ins: Vec<(u16, u32, To, To)>,
+        labels: Vec<Option<usize>>,
+    }
+
+    impl Asm {
+        pub fn label(&mut self) -> usize {
+            self.labels.push(None);
+            self.labels.len() - 1
+        }
+        pub fn bind(&mut self, l: usize) {
+            self.labels[l] = Some(self.ins.len());
+        }
+        pub fn stmt(&mut self, code: u16, k: u32) {
+            self.ins.push((code, k, To::Next, To::Next));
+        }
+        pub fn jeq(&mut self, k: u32, jt: To, jf: To) {
+            self.ins.push((JEQ_K, k, jt, jf));
+        }
+        pub fn finish(self) -> Vec<libc::sock_filter> {
+            let off = |at: usize, to: To| -> u8 {
+                match to {
+                    To::Next => 0,
+                    To::L(l) => {
+                        let target = self.labels[l].expect("BPF label bound");
+                        u8::try_from(target - at - 1).expect("BPF jump within 255")
+                    }
+                }
+            };
+            self.ins
+                .iter()
+                .enumerate()
+                .map(|(at, &(code, k, jt, jf))| libc::sock_filter {
+                    code,
+                    jt: off(at, jt),
+                    jf: off(at, jf),
+                    k,
+                })
+                .collect()
+        }
+    }
+}
+
+/// Offsets in the frame the filter reads (Ethernet header, then IPv4).
+const IPV4_DST_IN_FRAME: u32 = (HEADER_LEN + 16) as u32;
+
+/// The receive filter: to our MAC or broadcast, not from our MAC, and
+/// either ARP or IPv4 to `addr`.
+pub(crate) fn frame_filter(mac: MacAddr, addr: Ipv4Addr) -> Vec<libc::sock_filter> {
+    use bpf::{To, LD_H_ABS, LD_W_ABS, RET_K};
+    let (hi, lo) = mac.bpf_words();
+    let mut a = bpf::Asm::default();
+    let (accept, reject, bcast, check_src, check_type) =
+        (a.label(), a.label(), a.label(), a.label(), a.label());
+    let check_lo = a.label();
+    a.stmt(LD_W_ABS, 0);
+    a.jeq(hi, To::Next, To::L(bcast));
+    a.stmt(LD_H_ABS, 4);
+    a.jeq(lo, To::L(check_src), To::L(reject));
+    a.bind(bcast);
+    a.jeq(u32::MAX, To::Next, To::L(reject));
+    a.stmt(LD_H_ABS, 4);
+    a.jeq(0xffff, To::L(check_src), To::L(reject));
+    a.bind(check_src);
+    a.stmt(LD_W_ABS, 6);
+    a.jeq(hi, To::L(check_lo), To::L(check_type));
+    a.bind(check_lo);
+    a.stmt(LD_H_ABS, 10);
+    a.jeq(lo, To::L(reject), To::L(check_type));
+    a.bind(check_type);
+    a.stmt(LD_H_ABS, 12);
+    a.jeq(u32::from(ETHERTYPE_ARP), To::L(accept), To::Next);
+    a.jeq(u32::from(ETHERTYPE_IPV4), To::Next, To::L(reject));
+    a.stmt(LD_W_ABS, IPV4_DST_IN_FRAME);
+    a.jeq(u32::from(addr), To::L(accept), To::L(reject));
+    a.bind(accept);
+    a.stmt(RET_K, u32::MAX);
+    a.bind(reject);
+    a.stmt(RET_K, 0);
+    a.finish()
+}
+
+/// Finishes a partial checksum as a NIC would (RFC 1071 sum from `start` to
+/// the end, stored at `start + offset`); the field already holds the
+/// pseudo-header sum. False if the offsets do not fit the packet.
+fn complete_checksum(packet: &mut [u8], start: usize, offset: usize) -> bool {
+    let field = start + offset;
+    if start >= packet.len() || field + 2 > packet.len() {
+        return false;
+    }
+    let mut sum: u64 = 0;
+    let mut chunks = packet[start..].chunks_exact(2);
+    for c in &mut chunks {
+        sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u64::from(u16::from_be_bytes([*last, 0]));
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let csum = !(sum as u16);
+    packet[field..field + 2].copy_from_slice(&csum.to_be_bytes());
+    true
+}
+
+impl AfPacketLink {
+    /// Opens the socket on `cfg.iface`, learns the interface's MAC and MTU,
+    /// and announces `cfg.addr` with a gratuitous ARP.
+    pub fn open(cfg: &AfPacketConfig) -> Result<AfPacketLink, LinkError> {
+        validate(cfg)?;
+        let label = format!("AF_PACKET on {}", cfg.iface);
+        let ifindex = interface_index(&cfg.iface)?;
+        // Protocol 0: the socket receives nothing until `bind` below.
+        let socket =
+            Socket::new(Domain::PACKET, Type::RAW, None).map_err(|e| io_err(&label, "open", e))?;
+        let (mac, if_mtu) = interface_facts(socket.as_raw_fd(), &cfg.iface, &label)?;
+        let mtu = match cfg.mtu {
+            Some(m) if usize::from(m) > if_mtu => {
+                return Err(LinkError::InvalidConfig(format!(
+                    "{label}: MTU {m} is larger than the interface's MTU of {if_mtu}"
+                )))
+            }
+            Some(m) => usize::from(m),
+            None => if_mtu,
+        };
+        if mtu < MIN_IPV4_MTU {
+            return Err(LinkError::InvalidConfig(format!(
+                "{label}: interface MTU {mtu} is below the IPv4 minimum"
+            )));
+        }
+        match set_int_opt(&socket, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) {
+            Ok(()) => {}
+            // Older kernels: the filter's source-MAC test does the job.
+            Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
+                tracing::debug!(device = %cfg.iface, "no PACKET_IGNORE_OUTGOING; relying on the BPF filter")
+            }
+            Err(e) => return Err(io_err(&label, "set PACKET_IGNORE_OUTGOING", e)),
+        }
+        set_int_opt(&socket, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
+            .map_err(|e| io_err(&label, "set PACKET_VNET_HDR", e))?;
+        let prog: Vec<SockFilter> = frame_filter(mac, cfg.addr)
+            .iter()
+            .map(|i| SockFilter::new(i.code, i.jt, i.jf, i.k))
+            .collect();
+        socket
+            .attach_filter(&prog)
+            .map_err(|e| io_err(&label, "attach BPF filter", e))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| io_err(&label, "set non-blocking", e))?;
+
+        // SAFETY: sockaddr_ll is plain old data; all zeros is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { MaybeUninit::zeroed().assume_init() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = ifindex;
+        // SAFETY: `sll` is a valid sockaddr_ll and its exact size is passed.
+        let rc = unsafe {
+            libc::bind(
+                socket.as_raw_fd(),
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io_err(&label, "bind", io::Error::last_os_error()));
+        }
+
+        let mut link = AfPacketLink {
+            socket,
+            iface: cfg.iface.clone(),
+            label,
+            mac,
+            addr: cfg.addr,
+            netmask: netmask(cfg.prefix_len),
+            gateway: cfg.gateway,
+            mtu,
+            neighbours: Neighbours::new(NeighbourConfig::default()),
+            stats: LinkStats::default(),
+            af_stats: AfPacketStats::default(),
+            capture: None,
+            ready: Vec::new(),
+        };
+        link.send_arp(MacAddr::BROADCAST, &ArpRepr::announcement(mac, cfg.addr))?;
+        tracing::info!(
+            device = %cfg.iface,
+            %mac,
+            addr = %format_args!("{}/{}", cfg.addr, cfg.prefix_len),
+            mtu,
+            "AF_PACKET link up"
+        );
+        Ok(link)
+    }
+
+    /// Records every frame sent and received, ARP included, as Ethernet
+    /// (the capture a `tcpdump -i IFACE` of our traffic would show).
+    pub fn set_capture(&mut self, sink: PcapSink) {
+        self.capture = Some(sink);
+    }
+
+    pub fn mac(&self) -> MacAddr {
+        self.mac
+    }
+
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    pub fn af_stats(&self) -> AfPacketStats {
+        AfPacketStats {
+            neighbours: self.neighbours.stats(),
+            ..self.af_stats
+        }
+    }
+
+    /// Sends one frame: `header` then `payload`, padded to the minimum size,
+    /// behind an all-zero virtio-net header (no offloads requested).
+    fn send_frame(&mut self, header: &EthernetRepr, payload: &[u8]) -> Result<(), LinkError> {
+        let vnet = [0u8; vnet::LEN];
+        let mut eth = [0u8; HEADER_LEN];
+        header.emit(&mut eth);
+        let pad = [0u8; MIN_FRAME_LEN];
+        let pad_len = MIN_FRAME_LEN.saturating_sub(HEADER_LEN + payload.len());
+        if let Some(cap) = &mut self.capture {
+            cap.record(&[&eth, payload, &pad[..pad_len]]);
+        }
+        let iov = [
+            libc::iovec {
+                iov_base: vnet.as_ptr() as *mut _,
+                iov_len: vnet.len(),
+            },
+            libc::iovec {
+                iov_base: eth.as_ptr() as *mut _,
+                iov_len: eth.len(),
+            },
+            libc::iovec {
+                iov_base: payload.as_ptr() as *mut _,
+                iov_len: payload.len(),
+            },
+            libc::iovec {
+                iov_base: pad.as_ptr() as *mut _,
+                iov_len: pad_len,
+            },
+        ];
+        // SAFETY: msghdr is plain old data; zeroed means no address/control.
+        let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+        msg.msg_iov = iov.as_ptr() as *mut _;
+        msg.msg_iovlen = iov.len() as _;
+        loop {
+            // SAFETY: `msg` points at `iov`, whose buffers are valid for
+            // reading for their lengths and outlive the call; the kernel
+            // only reads them.
+            let n = unsafe { libc::sendmsg(self.socket.as_raw_fd(), &msg, 0) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if is_queue_full(&err) {
+                self.stats.tx_dropped += 1;
+                return Ok(());
+            }
+            return Err(io_err(&self.label, "sendmsg", err));
+        }
+    }
+
+    fn send_arp(&mut self, to: MacAddr, arp: &ArpRepr) -> Result<(), LinkError> {
+        let mut body = [0u8; crate::arp::PACKET_LEN];
+        arp.emit(&mut body);
+        match arp.op {
+            ArpOp::Request => self.af_stats.arp_requests_sent += 1,
+            ArpOp::Reply => self.af_stats.arp_replies_sent += 1,
+        }
+        tracing::trace!(device = %self.iface, op = ?arp.op, target = %arp.target_ip, "ARP out");
+        let eth = EthernetRepr {
+            destination: to,
+            source: self.mac,
+            ethertype: ETHERTYPE_ARP,
+        };
+        self.send_frame(&eth, &body)
+    }
+
+    fn arp_request(&mut self, to: MacAddr, target: Ipv4Addr) -> Result<(), LinkError> {
+        let req = ArpRepr {
+            op: ArpOp::Request,
+            sender_mac: self.mac,
+            sender_ip: self.addr,
+            target_mac: MacAddr::ZERO,
+            target_ip: target,
+        };
+        self.send_arp(to, &req)
+    }
+
+    fn send_ipv4(&mut self, to: MacAddr, packet: &[u8]) -> Result<(), LinkError> {
+        let eth = EthernetRepr {
+            destination: to,
+            source: self.mac,
+            ethertype: ETHERTYPE_IPV4,
+        };
+        self.send_frame(&eth, packet)?;
+        self.stats.count_tx(packet.len());
+        Ok(())
+    }
+
+    fn handle_arp(&mut self, body: &[u8], now: Instant) -> Result<(), LinkError> {
+        self.af_stats.arp_rx += 1;
+        let Ok(arp) = ArpPacket::new_checked(body).and_then(|p| ArpRepr::parse(&p)) else {
+            self.af_stats.rx_dropped += 1;
+            return Ok(());
+        };
+        if arp.sender_ip == self.addr {
+            if arp.sender_mac != self.mac {
+                self.af_stats.addr_conflicts += 1;
+                tracing::warn!(device = %self.iface, addr = %self.addr, other = %arp.sender_mac, "another host claims our address");
+            }
+            return Ok(());
+        }
+        let for_us = arp.target_ip == self.addr;
+        let mut ready = std::mem::take(&mut self.ready);
+        self.neighbours
+            .on_arp(arp.sender_ip, arp.sender_mac, for_us, now, &mut ready);
+        let mut result = Ok(());
+        for p in ready.drain(..) {
+            if result.is_ok() {
+                result = self.send_ipv4(arp.sender_mac, &p);
+            }
+        }
+        self.ready = ready;
+        result?;
+        if for_us && arp.op == ArpOp::Request && arp.sender_mac.is_unicast() {
+            let reply = ArpRepr {
+                op: ArpOp::Reply,
+                sender_mac: self.mac,
+                sender_ip: self.addr,
+                target_mac: arp.sender_mac,
+                target_ip: arp.sender_ip,
+            };
+            self.send_arp(arp.sender_mac, &reply)?;
+        }
+        Ok(())
+    }
+
+    fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if u32::from(dst) & self.netmask == u32::from(self.addr) & self.netmask {
+            Some(dst)
+        } else {
+            self.gateway
+        }
+    }
+
+    fn is_broadcast(&self, dst: Ipv4Addr) -> bool {
+        dst.is_broadcast() || u32::from(dst) == u32::from(self.addr) | !self.netmask
+    }
+}
+
+impl Link for AfPacketLink {
+    /// Returns IPv4 packets to our address; ARP is handled here and never
+    /// returned. A packet longer than `buf` is dropped and counted.
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+        loop {
+            let mut vnet_hdr = [0u8; vnet::LEN];
+            let mut eth = [0u8; HEADER_LEN];
+            let mut iov = [
+                libc::iovec {
+                    iov_base: vnet_hdr.as_mut_ptr().cast(),
+                    iov_len: vnet_hdr.len(),
+                },
+                libc::iovec {
+                    iov_base: eth.as_mut_ptr().cast(),
+                    iov_len: eth.len(),
+                },
+                libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                },
+            ];
+            // SAFETY: msghdr is plain old data; zeroed means no address/control.
+            let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+            msg.msg_iov = iov.as_mut_ptr();
+            msg.msg_iovlen = iov.len() as _;
+            // SAFETY: every iovec points at a live, exclusively borrowed
+            // buffer of its stated length; the kernel writes within them.
+            // MSG_TRUNC makes the return value the real frame length.
+            let n = unsafe { libc::recvmsg(self.socket.as_raw_fd(), &mut msg, libc::MSG_TRUNC) };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                match err.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(io_err(&self.label, "recvmsg", err)),
+                }
+            }
+            let n = n as usize; // non-negative, checked above
+            if n < vnet::LEN + HEADER_LEN {
+                self.af_stats.rx_dropped += 1;
+                continue;
+            }
+            let len = n - vnet::LEN - HEADER_LEN;
+            if len > buf.len() {
+                self.af_stats.rx_dropped += 1;
+                tracing::debug!(device = %self.iface, len, buf = buf.len(), "frame larger than the receive buffer, dropped");
+                continue;
+            }
+            let Ok(frame) = EthernetFrame::new_checked(&eth[..]) else {
+                continue;
+            };
+            let hdr = EthernetRepr::parse(&frame);
+            if hdr.source == self.mac
+                || !(hdr.destination == self.mac || hdr.destination.is_broadcast())
+            {
+                self.af_stats.rx_dropped += 1;
+                continue;
+            }
+            if let Some(cap) = &mut self.capture {
+                cap.record(&[&eth, &buf[..len]]);
+            }
+            match hdr.ethertype {
+                ETHERTYPE_ARP => {
+                    self.handle_arp(&buf[..len], Instant::now())?;
+                    continue;
+                }
+                ETHERTYPE_IPV4 => {}
+                _ => {
+                    self.af_stats.rx_dropped += 1;
+                    continue;
+                }
+            }
+            if len < 20 || buf[0] >> 4 != 4 || buf[16..20] != self.addr.octets() {
+                self.af_stats.rx_dropped += 1;
+                continue;
+            }
+            if vnet_hdr[vnet::FLAGS] & vnet::F_NEEDS_CSUM != 0 {
+                let start = u16::from_ne_bytes([
+                    vnet_hdr[vnet::CSUM_START],
+                    vnet_hdr[vnet::CSUM_START + 1],
+                ]);
+                let offset = u16::from_ne_bytes([
+                    vnet_hdr[vnet::CSUM_OFFSET],
+                    vnet_hdr[vnet::CSUM_OFFSET + 1],
+                ]);
+                let Some(start) = usize::from(start).checked_sub(HEADER_LEN) else {
+                    self.af_stats.rx_dropped += 1;
+                    continue;
+                };
+                if !complete_checksum(&mut buf[..len], start, usize::from(offset)) {
+                    self.af_stats.rx_dropped += 1;
+                    continue;
+                }
+                self.af_stats.rx_csum_completed += 1;
+            }
+            if vnet_hdr[vnet::GSO_TYPE] != vnet::GSO_NONE {
+                self.af_stats.rx_gso += 1;
+            }
+            // Ethernet pads short frames; the IPv4 total length says where
+            // the packet ends.
+            let total = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+            let len = if (20..len).contains(&total) {
+                total
+            } else {
+                len
+            };
+            self.stats.count_rx(len);
+            return Ok(Some(len));
+        }
+    }
+
+    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
+        if packet.len() > self.mtu {
+            return Err(LinkError::PacketTooLarge {
+                device: self.label.clone(),
+                len: packet.len(),
+                mtu: self.mtu,
+            });
+        }
+        if packet.len() < 20 || packet[0] >> 4 != 4 {
+            return Err(LinkError::MalformedPacket {
+                device: self.label.clone(),
+                reason: "not an IPv4 packet",
+            });
+        }
+        let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        if self.is_broadcast(dst) {
+            return self.send_ipv4(MacAddr::BROADCAST, packet);
+        }
+        let Some(hop) = self.next_hop(dst) else {
+            self.af_stats.no_route += 1;
+            self.stats.tx_dropped += 1;
+            tracing::trace!(device = %self.iface, %dst, "no route (off-subnet, no gateway): dropped");
+            return Ok(());
+        };
+        match self.neighbours.on_send(hop, packet, Instant::now()) {
+            SendAction::Send { mac, probe } => {
+                self.send_ipv4(mac, packet)?;
+                if probe {
+                    self.arp_request(mac, hop)?;
+                }
+                Ok(())
+            }
+            SendAction::Queued { request } => {
+                if request {
+                    self.arp_request(MacAddr::BROADCAST, hop)?;
+                }
+                Ok(())
+            }
+            SendAction::Dropped => {
+                self.stats.tx_dropped += 1;
+                Ok(())
+            }
+        }
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        Some(self.socket.as_raw_fd())
+    }
+
+    fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    fn name(&self) -> &str {
+        &self.iface
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: MacAddr = MacAddr([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+    const ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
+
+    /// A classic-BPF interpreter for the instructions `frame_filter` uses.
+    fn run(prog: &[libc::sock_filter], pkt: &[u8]) -> u32 {
+        let (mut a, mut pc) = (0u32, 0usize);
+        loop {
+            let ins = prog[pc];
+            pc += 1;
+            match ins.code {
+                bpf::RET_K => return ins.k,
+                bpf::LD_W_ABS | bpf::LD_H_ABS => {
+                    let size = if ins.code == bpf::LD_W_ABS { 4 } else { 2 };
+                    let off = ins.k as usize;
+                    let Some(b) = pkt.get(off..off + size) else {
+                        return 0;
+                    };
+                    a = b.iter().fold(0, |acc, x| acc << 8 | u32::from(*x));
+                }
+                bpf::JEQ_K => pc += usize::from(if a == ins.k { ins.jt } else { ins.jf }),
+                c => panic!("unexpected opcode {c:#x}"),
+            }
+        }
+    }
+
+    fn frame(dst: MacAddr, src: MacAddr, ethertype: u16, ip_dst: Ipv4Addr) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 28];
+        EthernetRepr {
+            destination: dst,
+            source: src,
+            ethertype,
+        }
+        .emit((&mut f[..14]).try_into().unwrap());
+        f[14] = 0x45;
+        f[30..34].copy_from_slice(&ip_dst.octets());
+        f
+    }
+
+    #[test]
+    fn filter_admits_exactly_our_traffic() {
+        let prog = frame_filter(MAC, ADDR);
+        let peer = MacAddr([0x02, 1, 2, 3, 4, 5]);
+        let ok = |f: &[u8]| run(&prog, f) != 0;
+        assert!(ok(&frame(MAC, peer, ETHERTYPE_IPV4, ADDR)));
+        assert!(ok(&frame(MAC, peer, ETHERTYPE_ARP, ADDR)));
+        assert!(ok(&frame(
+            MacAddr::BROADCAST,
+            peer,
+            ETHERTYPE_ARP,
+            Ipv4Addr::UNSPECIFIED
+        )));
+        // Not to us, from us, other addresses and types.
+        assert!(!ok(&frame(peer, peer, ETHERTYPE_IPV4, ADDR)));
+        assert!(!ok(&frame(
+            MacAddr([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xef]),
+            peer,
+            ETHERTYPE_IPV4,
+            ADDR
+        )));
+        assert!(!ok(&frame(MacAddr::BROADCAST, MAC, ETHERTYPE_ARP, ADDR)));
+        assert!(!ok(&frame(
+            MAC,
+            peer,
+            ETHERTYPE_IPV4,
+            Ipv4Addr::new(10, 1, 0, 1)
+        )));
+        assert!(!ok(&frame(MAC, peer, 0x86dd, ADDR)));
+        assert!(!ok(&frame(
+            MacAddr([0xff, 0xff, 0xff, 0xff, 0, 0]),
+            peer,
+            ETHERTYPE_ARP,
+            ADDR
+        )));
+        assert!(!ok(&frame(MAC, peer, ETHERTYPE_IPV4, ADDR)[..20]));
+    }
+
+    #[test]
+    fn partial_checksums_are_completed_like_a_nic() {
+        // 20-byte IPv4 header, 8-byte UDP header whose checksum field holds
+        // the pseudo-header sum, then an odd-length payload.
+        let mut p = vec![0u8; 20 + 8 + 3];
+        p[20 + 8..].copy_from_slice(b"abc");
+        let pseudo: u16 = 0x1234;
+        p[26..28].copy_from_slice(&pseudo.to_be_bytes());
+        assert!(complete_checksum(&mut p, 20, 6));
+        // The segment, checksum included, plus the pseudo-header sums to all ones.
+        let mut sum: u32 = u32::from(pseudo);
+        for c in p[20..].chunks(2) {
+            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        assert_eq!(sum, 0xffff);
+        assert!(!complete_checksum(&mut p, 40, 6));
+        assert!(!complete_checksum(&mut p, 20, 100));
+    }
+
+    #[test]
+    fn configs_are_validated() {
+        let good = AfPacketConfig {
+            iface: "veth0".into(),
+            addr: ADDR,
+            prefix_len: 24,
+            gateway: Some(Ipv4Addr::new(10, 1, 0, 1)),
+            mtu: None,
+        };
+        assert!(validate(&good).is_ok());
+        let bad = |c: AfPacketConfig| validate(&c).unwrap_err().to_string();
+        assert!(bad(AfPacketConfig {
+            iface: "x".repeat(16),
+            ..good.clone()
+        })
+        .contains("interface name"));
+        assert!(bad(AfPacketConfig {
+            addr: Ipv4Addr::new(10, 1, 0, 255),
+            ..good.clone()
+        })
+        .contains("broadcast"));
+        assert!(bad(AfPacketConfig {
+            gateway: Some(Ipv4Addr::new(10, 2, 0, 1)),
+            ..good.clone()
+        })
+        .contains("gateway"));
+        assert!(bad(AfPacketConfig {
+            prefix_len: 31,
+            ..good.clone()
+        })
+        .contains("prefix"));
+        assert!(bad(AfPacketConfig {
+            mtu: Some(40),
+            ..good
+        })
+        .contains("MTU"));
+    }
+
+    #[test]
+    fn unknown_interface_is_named_in_the_error() {
+        let cfg = AfPacketConfig {
+            iface: "does-not-exist".into(),
+            addr: ADDR,
+            prefix_len: 24,
+            gateway: None,
+            mtu: None,
+        };
+        match AfPacketLink::open(&cfg) {
+            Err(e) => {
+                let msg = e.to_string();
+                // Unprivileged runs fail earlier, at socket creation.
+                assert!(msg.contains("does-not-exist"), "{msg}");
+            }
+            Ok(_) => panic!("opened a nonexistent interface"),
+        }
+    }
+}

@@ -1,0 +1,636 @@
+//! A seeded fault injector: drop, duplicate, reorder, delay, corrupt and
+//! rate-limit the packets of any link, in either or both directions.
+//!
+//! Faults are drawn from a xorshift generator seeded by the caller, so a
+//! given seed and packet sequence always meet the same faults. Packets that
+//! must wait (delayed, held back for reordering, duplicates) are queued; when
+//! the wrapped link has a file descriptor, [`Link::poll_fd`] becomes an epoll
+//! descriptor that also waits on a timerfd armed for the next release, so the
+//! runtime wakes when a delayed packet is due.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use crate::{Link, LinkError, LinkStats};
+
+/// Which directions faults apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Directions {
+    #[default]
+    Both,
+    /// Only packets coming up from the device.
+    Rx,
+    /// Only packets the stack sends.
+    Tx,
+}
+
+/// What to inflict. Probabilities are per packet, in `0.0..=1.0`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FaultConfig {
+    pub drop: f64,
+    pub duplicate: f64,
+    /// Hold a packet back and release it after the next one.
+    pub reorder: f64,
+    /// Flip one random bit.
+    pub corrupt: f64,
+    /// Added to every packet's transit.
+    pub delay: Duration,
+    /// Token bucket in bytes per second; packets over it are dropped.
+    pub rate: Option<u64>,
+    pub seed: u64,
+    pub directions: Directions,
+}
+
+impl FaultConfig {
+    /// True when nothing would ever be changed.
+    pub fn is_noop(&self) -> bool {
+        self.drop == 0.0
+            && self.duplicate == 0.0
+            && self.reorder == 0.0
+            && self.corrupt == 0.0
+            && self.delay.is_zero()
+            && self.rate.is_none()
+    }
+
+    pub fn validate(&self) -> Result<(), LinkError> {
+        for (name, p) in [
+            ("drop", self.drop),
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+            ("corrupt", self.corrupt),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(LinkError::InvalidConfig(format!(
+                    "fault probability {name} = {p} is outside 0..=1"
+                )));
+            }
+        }
+        if self.rate == Some(0) {
+            return Err(LinkError::InvalidConfig(
+                "fault rate limit of 0 bytes/s would drop everything".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn needs_timer(&self) -> bool {
+        !self.delay.is_zero() || self.reorder > 0.0
+    }
+}
+
+/// What the injector did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FaultStats {
+    pub dropped: u64,
+    pub rate_dropped: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub delayed: u64,
+    pub corrupted: u64,
+    /// Packets lost because too many were waiting.
+    pub queue_dropped: u64,
+}
+
+/// Most packets waiting in one direction.
+const MAX_QUEUED: usize = 4096;
+/// Longest a packet is held back for reordering when nothing follows it.
+const MAX_HOLD: Duration = Duration::from_millis(20);
+
+/// xorshift64* (Vigna), seeded through splitmix64 so that small seeds differ.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    rate: u64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn take(&mut self, len: usize, now: Instant) -> bool {
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate as f64).min(self.capacity);
+        if self.tokens >= len as f64 {
+            self.tokens -= len as f64;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One direction's state.
+#[derive(Debug, Default)]
+struct Lane {
+    queue: VecDeque<(Instant, Vec<u8>)>,
+    held: Option<(Instant, Vec<u8>)>,
+    bucket: Option<Bucket>,
+    free: Vec<Vec<u8>>,
+}
+
+enum Fate {
+    /// Pass the packet on now, unchanged.
+    Direct,
+    /// Dropped, or queued for later.
+    Absorbed,
+}
+
+impl Lane {
+    fn copy(&mut self, p: &[u8]) -> Vec<u8> {
+        let mut v = self.free.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(p);
+        v
+    }
+
+    fn push(&mut self, at: Instant, p: Vec<u8>, stats: &mut FaultStats) {
+        if self.queue.len() >= MAX_QUEUED {
+            stats.queue_dropped += 1;
+            self.free.push(p);
+            return;
+        }
+        self.queue.push_back((at, p));
+    }
+
+    fn admit(
+        &mut self,
+        cfg: &FaultConfig,
+        rng: &mut Rng,
+        stats: &mut FaultStats,
+        packet: &[u8],
+        now: Instant,
+    ) -> Fate {
+        if let Some(b) = &mut self.bucket {
+            if !b.take(packet.len(), now) {
+                stats.rate_dropped += 1;
+                return Fate::Absorbed;
+            }
+        }
+        if rng.chance(cfg.drop) {
+            stats.dropped += 1;
+            return Fate::Absorbed;
+        }
+        let corrupt = rng.chance(cfg.corrupt) && !packet.is_empty();
+        let dup = rng.chance(cfg.duplicate);
+        let reorder = self.held.is_none() && rng.chance(cfg.reorder);
+        if !corrupt
+            && !dup
+            && !reorder
+            && cfg.delay.is_zero()
+            && self.queue.is_empty()
+            && self.held.is_none()
+        {
+            return Fate::Direct;
+        }
+        let mut p = self.copy(packet);
+        if corrupt {
+            let bit = (rng.next() % (p.len() as u64 * 8)) as usize;
+            p[bit / 8] ^= 1 << (bit % 8);
+            stats.corrupted += 1;
+        }
+        if reorder {
+            stats.reordered += 1;
+            self.held = Some((now, p));
+            return Fate::Absorbed;
+        }
+        let at = now + cfg.delay;
+        if !cfg.delay.is_zero() {
+            stats.delayed += 1;
+        }
+        if dup {
+            stats.duplicated += 1;
+            let d = self.copy(&p);
+            self.push(at, d, stats);
+        }
+        self.push(at, p, stats);
+        if let Some((_, h)) = self.held.take() {
+            self.push(at, h, stats);
+        }
+        Fate::Absorbed
+    }
+
+    /// The next packet due at `now`, if any.
+    fn due(&mut self, cfg: &FaultConfig, now: Instant) -> Option<Vec<u8>> {
+        if let Some((since, _)) = &self.held {
+            if now.saturating_duration_since(*since) >= MAX_HOLD.max(cfg.delay) {
+                let (_, h) = self.held.take()?;
+                self.queue.push_back((now, h));
+            }
+        }
+        if self.queue.front().is_some_and(|(at, _)| *at <= now) {
+            return self.queue.pop_front().map(|(_, p)| p);
+        }
+        None
+    }
+
+    fn next_deadline(&self, cfg: &FaultConfig) -> Option<Instant> {
+        let q = self.queue.front().map(|(at, _)| *at);
+        let h = self
+            .held
+            .as_ref()
+            .map(|(since, _)| *since + MAX_HOLD.max(cfg.delay));
+        q.into_iter().chain(h).min()
+    }
+}
+
+/// An epoll descriptor over the inner link's fd and a timerfd.
+#[derive(Debug)]
+struct Waker {
+    epoll: OwnedFd,
+    timer: OwnedFd,
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+impl Waker {
+    fn new(inner_fd: RawFd) -> io::Result<Waker> {
+        // SAFETY: plain syscalls; each returned descriptor is checked and
+        // immediately owned.
+        let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        // SAFETY: as above.
+        let timer = unsafe {
+            OwnedFd::from_raw_fd(cvt(libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            ))?)
+        };
+        for fd in [inner_fd, timer.as_raw_fd()] {
+            let mut ev = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: fd as u64,
+            };
+            // SAFETY: `ev` is a valid epoll_event; both fds are open.
+            cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+        }
+        Ok(Waker { epoll, timer })
+    }
+
+    /// Clears an expiry and arms the timer for `at` (or disarms it).
+    fn arm(&self, at: Option<Instant>, now: Instant) {
+        let mut expirations = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into a valid 8-byte buffer; the fd
+        // is non-blocking, so EAGAIN just means "not expired".
+        let _ = unsafe { libc::read(self.timer.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
+        let d = at.map(|t| {
+            t.saturating_duration_since(now)
+                .max(Duration::from_micros(1))
+        });
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: match d {
+                Some(d) => libc::timespec {
+                    tv_sec: d.as_secs() as libc::time_t,
+                    tv_nsec: d.subsec_nanos() as libc::c_long,
+                },
+                None => libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+            },
+        };
+        // SAFETY: `spec` is a valid itimerspec; old value not requested.
+        unsafe { libc::timerfd_settime(self.timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+    }
+}
+
+/// Wraps a link and inflicts [`FaultConfig`]'s faults on its packets. With a
+/// no-op config it passes everything straight through.
+#[derive(Debug)]
+pub struct FaultInjector<L> {
+    inner: L,
+    cfg: FaultConfig,
+    rng: Rng,
+    rx: Lane,
+    tx: Lane,
+    stats: FaultStats,
+    waker: Option<Waker>,
+    /// `fault injector on <inner name>`, for errors.
+    label: String,
+}
+
+impl<L: Link> FaultInjector<L> {
+    pub fn new(inner: L, cfg: FaultConfig) -> Result<FaultInjector<L>, LinkError> {
+        cfg.validate()?;
+        let label = format!("fault injector on {}", inner.name());
+        let waker = match inner.poll_fd() {
+            Some(fd) if cfg.needs_timer() => {
+                Some(Waker::new(fd).map_err(|source| LinkError::Io {
+                    device: label.clone(),
+                    op: "create epoll/timerfd",
+                    source,
+                })?)
+            }
+            _ => None,
+        };
+        let now = Instant::now();
+        let bucket = |rate: u64| Bucket {
+            rate,
+            capacity: (rate as f64 / 20.0).max(inner.mtu() as f64),
+            tokens: (rate as f64 / 20.0).max(inner.mtu() as f64),
+            last: now,
+        };
+        let mut rx = Lane::default();
+        let mut tx = Lane::default();
+        if let Some(rate) = cfg.rate {
+            if cfg.directions != Directions::Tx {
+                rx.bucket = Some(bucket(rate));
+            }
+            if cfg.directions != Directions::Rx {
+                tx.bucket = Some(bucket(rate));
+            }
+        }
+        Ok(FaultInjector {
+            rng: Rng::new(cfg.seed),
+            inner,
+            cfg,
+            rx,
+            tx,
+            stats: FaultStats::default(),
+            waker,
+            label,
+        })
+    }
+
+    pub fn fault_stats(&self) -> FaultStats {
+        self.stats
+    }
+
+    pub fn inner(&self) -> &L {
+        &self.inner
+    }
+
+    pub fn inner_mut(&mut self) -> &mut L {
+        &mut self.inner
+    }
+
+    fn active(&self, rx: bool) -> bool {
+        !self.cfg.is_noop()
+            && match self.cfg.directions {
+                Directions::Both => true,
+                Directions::Rx => rx,
+                Directions::Tx => !rx,
+            }
+    }
+
+    fn flush_tx(&mut self, now: Instant) -> Result<(), LinkError> {
+        while let Some(p) = self.tx.due(&self.cfg, now) {
+            let r = self.inner.send(&p);
+            self.tx.free.push(p);
+            r?;
+        }
+        Ok(())
+    }
+
+    fn rearm(&self, now: Instant) {
+        if let Some(w) = &self.waker {
+            let at = [
+                self.rx.next_deadline(&self.cfg),
+                self.tx.next_deadline(&self.cfg),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            w.arm(at, now);
+        }
+    }
+}
+
+impl<L: Link> Link for FaultInjector<L> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+        if !self.active(true) && !self.active(false) {
+            return self.inner.recv(buf);
+        }
+        let now = Instant::now();
+        self.flush_tx(now)?;
+        let result = loop {
+            if let Some(p) = self.rx.due(&self.cfg, now) {
+                if p.len() > buf.len() {
+                    self.rx.free.push(p);
+                    return Err(LinkError::BufferTooSmall {
+                        device: self.label.clone(),
+                        len: buf.len(),
+                        needed: self.inner.mtu(),
+                    });
+                }
+                buf[..p.len()].copy_from_slice(&p);
+                let n = p.len();
+                self.rx.free.push(p);
+                break Some(n);
+            }
+            let Some(n) = self.inner.recv(buf)? else {
+                break None;
+            };
+            if !self.active(true) {
+                break Some(n);
+            }
+            match self
+                .rx
+                .admit(&self.cfg, &mut self.rng, &mut self.stats, &buf[..n], now)
+            {
+                Fate::Direct => break Some(n),
+                Fate::Absorbed => continue,
+            }
+        };
+        self.rearm(now);
+        Ok(result)
+    }
+
+    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
+        if !self.active(false) {
+            return self.inner.send(packet);
+        }
+        let now = Instant::now();
+        let fate = self
+            .tx
+            .admit(&self.cfg, &mut self.rng, &mut self.stats, packet, now);
+        if let Fate::Direct = fate {
+            self.inner.send(packet)?;
+        }
+        self.flush_tx(now)?;
+        self.rearm(now);
+        Ok(())
+    }
+
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        match &self.waker {
+            Some(w) => Some(w.epoll.as_raw_fd()),
+            None => self.inner.poll_fd(),
+        }
+    }
+
+    fn stats(&self) -> LinkStats {
+        self.inner.stats()
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn rx_checksum_offloaded(&self) -> bool {
+        self.inner.rx_checksum_offloaded()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{pipe, PipeEnd};
+
+    fn pair(cfg: FaultConfig) -> (FaultInjector<PipeEnd>, PipeEnd) {
+        let (a, b) = pipe(1500, 4096);
+        (FaultInjector::new(a, cfg).unwrap(), b)
+    }
+
+    fn drain(l: &mut impl Link) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 1500];
+        let mut out = Vec::new();
+        while let Some(n) = l.recv(&mut buf).unwrap() {
+            out.push(buf[..n].to_vec());
+        }
+        out
+    }
+
+    fn send_numbered(l: &mut impl Link, n: u16) {
+        for i in 0..n {
+            l.send(&i.to_be_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn noop_passes_everything_in_order() {
+        let (mut f, mut b) = pair(FaultConfig::default());
+        send_numbered(&mut f, 100);
+        let got = drain(&mut b);
+        assert_eq!(got.len(), 100);
+        assert!(got
+            .iter()
+            .enumerate()
+            .all(|(i, p)| p[..] == (i as u16).to_be_bytes()));
+    }
+
+    #[test]
+    fn drop_rate_is_close_to_the_probability_and_reproducible() {
+        let cfg = FaultConfig {
+            drop: 0.1,
+            seed: 7,
+            ..FaultConfig::default()
+        };
+        let (mut f, mut b) = pair(cfg.clone());
+        send_numbered(&mut f, 2000);
+        let first = drain(&mut b);
+        assert!((1700..1900).contains(&first.len()), "{}", first.len());
+        assert_eq!(f.fault_stats().dropped, 2000 - first.len() as u64);
+        let (mut f, mut b) = pair(cfg);
+        send_numbered(&mut f, 2000);
+        assert_eq!(drain(&mut b), first, "same seed, same faults");
+    }
+
+    #[test]
+    fn duplicates_corruption_and_reordering_happen_on_receive() {
+        let cfg = FaultConfig {
+            duplicate: 0.2,
+            corrupt: 0.2,
+            reorder: 0.2,
+            seed: 3,
+            directions: Directions::Rx,
+            ..FaultConfig::default()
+        };
+        let (mut f, mut b) = pair(cfg);
+        send_numbered(&mut b, 500);
+        let got = drain(&mut f);
+        std::thread::sleep(MAX_HOLD);
+        let late = drain(&mut f);
+        let s = f.fault_stats();
+        assert!(
+            s.duplicated > 50 && s.corrupted > 50 && s.reordered > 50,
+            "{s:?}"
+        );
+        assert_eq!(got.len() + late.len(), 500 + s.duplicated as usize);
+        let out_of_order = got.windows(2).filter(|w| w[0] > w[1]).count();
+        assert!(out_of_order > 0);
+        // Send direction untouched (Rx only).
+        send_numbered(&mut f, 10);
+        assert_eq!(drain(&mut b).len(), 10);
+    }
+
+    #[test]
+    fn delay_holds_packets_until_due_and_the_fd_wakes() {
+        let cfg = FaultConfig {
+            delay: Duration::from_millis(30),
+            ..FaultConfig::default()
+        };
+        let (mut f, mut b) = pair(cfg);
+        f.send(b"x").unwrap();
+        assert!(drain(&mut b).is_empty());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(f.recv(&mut [0u8; 64]).unwrap().is_none()); // releases tx
+        assert_eq!(drain(&mut b), vec![b"x".to_vec()]);
+        assert_eq!(f.fault_stats().delayed, 1);
+    }
+
+    #[test]
+    fn rate_limit_drops_what_exceeds_the_bucket() {
+        let cfg = FaultConfig {
+            rate: Some(100_000),
+            ..FaultConfig::default()
+        };
+        let (mut f, mut b) = pair(cfg);
+        for _ in 0..100 {
+            f.send(&[0u8; 1000]).unwrap();
+        }
+        let passed = drain(&mut b).len();
+        // Bucket: max(100000/20, 1500) = 5000 bytes: about five packets.
+        assert!((4..=7).contains(&passed), "{passed}");
+        assert_eq!(f.fault_stats().rate_dropped, 100 - passed as u64);
+    }
+
+    #[test]
+    fn invalid_probabilities_are_rejected() {
+        let (a, _b) = pipe(1500, 4);
+        let err = FaultInjector::new(
+            a,
+            FaultConfig {
+                drop: 1.5,
+                ..FaultConfig::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("drop"), "{err}");
+    }
+}

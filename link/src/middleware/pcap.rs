@@ -1,0 +1,205 @@
+//! pcap capture (the classic libpcap format, through the `pcap-file` crate).
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter as FileWriter};
+use pcap_file::DataLink;
+
+use crate::{Link, LinkError, LinkStats};
+
+/// Largest record we write: a 64 KiB IPv4 packet in an Ethernet frame.
+const SNAPLEN: u32 = 65535 + 14;
+
+/// What the records of a capture start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PcapLinkType {
+    /// LINKTYPE_RAW (101): each record is an IP packet.
+    Raw,
+    /// LINKTYPE_ETHERNET (1): each record is an Ethernet II frame.
+    Ethernet,
+}
+
+/// An open capture file. Records are buffered and flushed on drop; a write
+/// error is reported once and disables the capture, never the link.
+pub struct PcapSink {
+    writer: Option<FileWriter<BufWriter<File>>>,
+    path: String,
+    scratch: Vec<u8>,
+    records: u64,
+}
+
+impl std::fmt::Debug for PcapSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcapSink")
+            .field("path", &self.path)
+            .field("records", &self.records)
+            .finish()
+    }
+}
+
+impl PcapSink {
+    /// Creates (truncates) `path` and writes the file header.
+    pub fn create(path: &Path, link_type: PcapLinkType) -> Result<PcapSink, LinkError> {
+        let label = format!("pcap file {}", path.display());
+        let file = File::create(path).map_err(|source| LinkError::Io {
+            device: label.clone(),
+            op: "create",
+            source,
+        })?;
+        let header = PcapHeader {
+            snaplen: SNAPLEN,
+            datalink: match link_type {
+                PcapLinkType::Raw => DataLink::RAW,
+                PcapLinkType::Ethernet => DataLink::ETHERNET,
+            },
+            ..PcapHeader::default()
+        };
+        let writer =
+            FileWriter::with_header(BufWriter::new(file), header).map_err(|e| LinkError::Io {
+                device: label,
+                op: "write header",
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        Ok(PcapSink {
+            writer: Some(writer),
+            path: path.display().to_string(),
+            scratch: Vec::with_capacity(2048),
+            records: 0,
+        })
+    }
+
+    /// Records of packets written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Writes one record made of `parts` laid end to end.
+    pub fn record(&mut self, parts: &[&[u8]]) {
+        let Some(writer) = &mut self.writer else {
+            return;
+        };
+        self.scratch.clear();
+        for p in parts {
+            self.scratch.extend_from_slice(p);
+        }
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let len = self.scratch.len() as u32;
+        if let Err(e) = writer.write_packet(&PcapPacket::new(ts, len, &self.scratch)) {
+            tracing::warn!(path = %self.path, %e, "pcap write failed; capture stopped");
+            self.writer = None;
+            return;
+        }
+        self.records += 1;
+    }
+}
+
+impl Drop for PcapSink {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.take() {
+            use std::io::Write;
+            if let Err(e) = w.into_writer().flush() {
+                tracing::warn!(path = %self.path, %e, "pcap flush failed");
+            }
+        }
+    }
+}
+
+/// Records every IP packet crossing the wrapped link (LINKTYPE_RAW): what
+/// the link received, and what was handed to it to send. Without a sink it
+/// passes packets through untouched.
+#[derive(Debug)]
+pub struct PcapWriter<L> {
+    inner: L,
+    sink: Option<PcapSink>,
+}
+
+impl<L: Link> PcapWriter<L> {
+    pub fn new(inner: L, sink: Option<PcapSink>) -> PcapWriter<L> {
+        PcapWriter { inner, sink }
+    }
+
+    pub fn inner(&self) -> &L {
+        &self.inner
+    }
+
+    pub fn inner_mut(&mut self) -> &mut L {
+        &mut self.inner
+    }
+
+    pub fn sink(&self) -> Option<&PcapSink> {
+        self.sink.as_ref()
+    }
+}
+
+impl<L: Link> Link for PcapWriter<L> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+        let got = self.inner.recv(buf)?;
+        if let (Some(n), Some(sink)) = (got, &mut self.sink) {
+            sink.record(&[&buf[..n]]);
+        }
+        Ok(got)
+    }
+
+    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
+        if let Some(sink) = &mut self.sink {
+            sink.record(&[packet]);
+        }
+        self.inner.send(packet)
+    }
+
+    fn mtu(&self) -> usize {
+        self.inner.mtu()
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        self.inner.poll_fd()
+    }
+
+    fn stats(&self) -> LinkStats {
+        self.inner.stats()
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn rx_checksum_offloaded(&self) -> bool {
+        self.inner.rx_checksum_offloaded()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipe;
+    use pcap_file::pcap::PcapReader;
+
+    #[test]
+    fn records_both_directions_and_reads_back() {
+        let path =
+            std::env::temp_dir().join(format!("ustack-pcap-unit-{}.pcap", std::process::id()));
+        let (a, mut b) = pipe(1500, 8);
+        let sink = PcapSink::create(&path, PcapLinkType::Raw).unwrap();
+        let mut a = PcapWriter::new(a, Some(sink));
+        a.send(&[0x45, 1, 2, 3]).unwrap();
+        b.send(&[0x45, 9, 9]).unwrap();
+        let mut buf = [0u8; 1500];
+        assert_eq!(a.recv(&mut buf).unwrap(), Some(3));
+        assert_eq!(a.sink().unwrap().records(), 2);
+        drop(a);
+        let mut r = PcapReader::new(File::open(&path).unwrap()).unwrap();
+        assert_eq!(r.header().datalink, DataLink::RAW);
+        let first = r.next_packet().unwrap().unwrap();
+        assert_eq!(&first.data[..], &[0x45, 1, 2, 3]);
+        let second = r.next_packet().unwrap().unwrap();
+        assert_eq!(&second.data[..], &[0x45, 9, 9]);
+        assert!(r.next_packet().is_none());
+        let _ = std::fs::remove_file(&path);
+    }
+}
