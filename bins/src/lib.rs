@@ -15,6 +15,7 @@
 
 pub mod event_loop;
 pub mod http_server;
+pub mod linkopts;
 pub mod netns;
 pub mod rst_guard;
 

@@ -1,12 +1,17 @@
 //! raw-client: an nc-like TCP client whose TCP runs in user space (ustack)
-//! over a raw IPv4 socket, talking to ordinary kernel servers.
+//! over a raw IPv4 socket, talking to ordinary kernel servers; or, with
+//! `--link afpacket --iface IFACE --src ADDR/PREFIX`, over an Ethernet
+//! interface with an address of its own (no RST guard needed: the kernel
+//! does not own that address, so it never resets the flow).
 //!
 //! stdin goes to the connection, what arrives goes to stdout; stdin EOF sends
 //! a FIN (half-close). Exits 0 once the peer has closed and all our data is
 //! acknowledged; non-zero with a message on RST, timeout or unreachable host.
 
 use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs, UdpSocket};
+#[cfg(feature = "raw")]
+use std::net::UdpSocket;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::os::fd::RawFd;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -14,32 +19,41 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+#[cfg(feature = "raw")]
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
-use ustack::rst_guard::RstGuard;
+use ustack::linkopts::{ephemeral_port, parse_cidr, LinkKind, LinkOpts, StackAddr};
 use ustack::{run, App, Clock, Control, RuntimeError};
-use ustack_link::{Link, RawConfig, RawLink, PACKET_MARK};
+use ustack_link::{AnyLink, Link};
 use ustack_tcp::{ConnId, Instant, Stack, StackConfig, State, TcpError, XorShiftRng};
 
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "nc-like TCP client running the ustack user-space TCP over a raw IPv4 socket"
+    about = "nc-like TCP client running the ustack user-space TCP over a raw IPv4 socket or AF_PACKET"
 )]
 struct Args {
+    #[command(flatten)]
+    link: LinkOpts,
+    /// The stack's own address and prefix for --link afpacket, e.g.
+    /// 10.1.0.3/24: one the kernel does not have on --iface.
+    #[arg(long, value_name = "ADDR/PREFIX", value_parser = parse_cidr)]
+    src: Option<StackAddr>,
     /// Local TCP port (default: a free port reserved from the kernel).
     #[arg(long)]
     src_port: Option<u16>,
     /// Do not install the nftables rule that drops the kernel's RSTs for this
     /// connection (you must then drop them yourself, or the kernel resets us).
+    /// Only --link raw needs the rule; afpacket never installs it.
     #[arg(long)]
     no_rst_guard: bool,
     /// Give up connecting after this many seconds.
     #[arg(long, default_value_t = 10.0)]
     connect_timeout: f64,
-    /// Largest IPv4 packet to send.
-    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..=65535))]
-    mtu: u16,
+    /// Largest IPv4 packet to send [default: 1500 for raw, the interface's
+    /// MTU for afpacket].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(576..=65535))]
+    mtu: Option<u16>,
     /// Server host (IPv4 address or name).
     host: String,
     /// Server port.
@@ -74,6 +88,7 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddrV4, String> {
 
 /// The source address the kernel's routing would use towards `remote`
 /// (a connected UDP socket sends nothing).
+#[cfg(feature = "raw")]
 fn source_ip_for(remote: SocketAddrV4) -> Result<Ipv4Addr, String> {
     let s =
         UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("cannot pick a source address: {e}"))?;
@@ -87,6 +102,7 @@ fn source_ip_for(remote: SocketAddrV4) -> Result<Ipv4Addr, String> {
 
 /// Binds (without listening) a kernel TCP socket to the port, so the kernel
 /// hands that port to no one else while we use it.
+#[cfg(feature = "raw")]
 fn reserve_port(ip: Ipv4Addr, port: u16) -> Result<(Socket, u16), String> {
     let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| format!("cannot reserve a local port: {e}"))?;
@@ -101,30 +117,89 @@ fn reserve_port(ip: Ipv4Addr, port: u16) -> Result<(Socket, u16), String> {
     Ok((s, got))
 }
 
-fn client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let remote = resolve(&args.host, args.port)?;
-    let local_ip = source_ip_for(remote)?;
-    let (_reservation, port) = reserve_port(local_ip, args.src_port.unwrap_or(0))?;
-    let local = SocketAddrV4::new(local_ip, port);
-    debug!(%local, %remote, "connecting");
+/// Keeps alive for the connection's lifetime whatever the link needed: the
+/// kernel socket reserving the port, the nftables RST guard.
+type Holds = Vec<Box<dyn std::any::Any>>;
 
+#[cfg(feature = "raw")]
+fn open_raw(
+    args: &Args,
+    remote: SocketAddrV4,
+    holds: &mut Holds,
+) -> Result<(AnyLink, SocketAddrV4), Box<dyn std::error::Error>> {
+    if args.src.is_some() {
+        return Err(
+            "--src is for --link afpacket; over a raw socket the kernel's address is used".into(),
+        );
+    }
+    let local_ip = source_ip_for(remote)?;
+    let (reservation, port) = reserve_port(local_ip, args.src_port.unwrap_or(0))?;
+    holds.push(Box::new(reservation));
+    let local = SocketAddrV4::new(local_ip, port);
+    // Installed before the SYN, removed when `holds` drops — whatever the path.
+    if !args.no_rst_guard {
+        holds.push(Box::new(ustack::rst_guard::RstGuard::install(
+            local,
+            remote,
+            ustack_link::PACKET_MARK,
+        )?));
+    }
+    let link = ustack_link::RawLink::open(&ustack_link::RawConfig {
+        local,
+        remote,
+        mtu: args.mtu.unwrap_or(1500),
+    })?;
+    Ok((link.into(), local))
+}
+
+#[cfg(not(feature = "raw"))]
+fn open_raw(
+    _: &Args,
+    _: SocketAddrV4,
+    _: &mut Holds,
+) -> Result<(AnyLink, SocketAddrV4), Box<dyn std::error::Error>> {
+    Err(LinkKind::Raw.require().unwrap_err().into())
+}
+
+fn open_link(
+    args: &Args,
+    kind: LinkKind,
+    remote: SocketAddrV4,
+    holds: &mut Holds,
+) -> Result<(AnyLink, SocketAddrV4), Box<dyn std::error::Error>> {
+    match kind {
+        LinkKind::Raw => open_raw(args, remote, holds),
+        LinkKind::Afpacket => {
+            let src = args.src.ok_or(
+                "--link afpacket needs --src ADDR/PREFIX: an address of the stack's own on --iface",
+            )?;
+            // The kernel does not own `src`, so no kernel socket can take the
+            // port and none will answer our peer with a RST: nothing to reserve
+            // or guard.
+            let port = args
+                .src_port
+                .unwrap_or_else(|| ephemeral_port(ustack::os_seed()));
+            let link = args.link.open_afpacket(src, args.mtu)?;
+            Ok((link, SocketAddrV4::new(src.addr, port)))
+        }
+        LinkKind::Tun => Err("raw-client runs over --link raw or --link afpacket, not tun".into()),
+    }
+}
+
+fn client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let kind = args.link.kind(LinkKind::Raw)?;
+    let remote = resolve(&args.host, args.port)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    // Installed before the SYN, removed when this scope ends — whatever the path.
-    let _guard = if args.no_rst_guard {
-        None
-    } else {
-        Some(RstGuard::install(local, remote, PACKET_MARK)?)
-    };
-    let mut link = RawLink::open(&RawConfig {
-        local,
-        remote,
-        mtu: args.mtu,
-    })?;
+    let mut holds: Holds = Vec::new();
+    let (link, local) = open_link(args, kind, remote, &mut holds)?;
+    let (local_ip, port) = (*local.ip(), local.port());
+    debug!(%local, %remote, "connecting");
+    let mut link = args.link.wrap(kind, link)?;
     let clock = Clock::new();
-    let mut cfg = StackConfig::new(local_ip, usize::from(args.mtu));
+    let mut cfg = StackConfig::new(local_ip, link.mtu());
     cfg.verify_tcp_checksum = !link.rx_checksum_offloaded();
     let mut stack = Stack::new(cfg, Box::new(XorShiftRng::new(ustack::os_seed())));
     let conn = stack.connect(clock.now(), remote, Some(port))?;
@@ -137,7 +212,10 @@ fn client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         stdin_eof: false,
         out: std::io::stdout(),
     };
-    run(&mut link, &mut stack, &mut app, &clock, &stop)?;
+    let result = run(&mut link, &mut stack, &mut app, &clock, &stop);
+    drop(link); // flushes a capture before the guard goes
+    drop(holds);
+    result?;
     if stop.load(std::sync::atomic::Ordering::Relaxed) {
         return Err("interrupted".into());
     }

@@ -1,7 +1,10 @@
-//! tun-server: serves HTTP from ustack over a TUN device it creates.
+//! tun-server: serves HTTP from ustack over a TUN device it creates, or over
+//! an existing Ethernet interface with `--link afpacket --iface IFACE`.
 //!
-//! The host side of the device gets `--host-addr`; the stack answers on
-//! `--addr`, so `curl http://10.0.0.2/` from the host says `Hello World!`.
+//! On TUN, the host side of the device gets `--host-addr`; the stack answers
+//! on `--addr`, so `curl http://10.0.0.2/` from the host says `Hello World!`.
+//! On AF_PACKET, the stack answers ARP and IP for `--addr/--prefix` on the
+//! interface itself (an address the kernel must not have there).
 
 use std::net::Ipv4Addr;
 use std::process::ExitCode;
@@ -11,16 +14,19 @@ use std::sync::Arc;
 use clap::Parser;
 use tracing::info;
 use ustack::http_server::HttpServer;
+use ustack::linkopts::{LinkKind, LinkOpts, StackAddr};
 use ustack::{run, Clock};
-use ustack_link::{Link, TunConfig, TunLink};
+use ustack_link::{AnyLink, Link};
 use ustack_tcp::{Stack, StackConfig, XorShiftRng};
 
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Serve HTTP from the ustack user-space TCP/IP stack over a TUN device"
+    about = "Serve HTTP from the ustack user-space TCP/IP stack over a TUN device or an AF_PACKET socket"
 )]
 struct Args {
+    #[command(flatten)]
+    link: LinkOpts,
     /// Name of the TUN device to create.
     #[arg(long, default_value = "tun0")]
     tun: String,
@@ -36,9 +42,10 @@ struct Args {
     /// TCP port to serve HTTP on.
     #[arg(long, default_value_t = 80)]
     port: u16,
-    /// MTU of the TUN device.
-    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..=65535))]
-    mtu: u16,
+    /// MTU: of the TUN device [default: 1500]; for afpacket, at most the
+    /// interface's [default: the interface's].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(576..=65535))]
+    mtu: Option<u16>,
     /// Most connections in any state (TIME-WAIT included).
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
@@ -56,7 +63,26 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+fn open_link(args: &Args, kind: LinkKind) -> Result<AnyLink, Box<dyn std::error::Error>> {
+    match kind {
+        LinkKind::Afpacket => Ok(args.link.open_afpacket(
+            StackAddr {
+                addr: args.addr,
+                prefix_len: args.prefix,
+            },
+            args.mtu,
+        )?),
+        LinkKind::Raw => Err(
+            "tun-server cannot serve over --link raw: a raw-socket link carries \
+             one client flow; use --link tun or --link afpacket"
+                .into(),
+        ),
+        LinkKind::Tun => open_tun(args),
+    }
+}
+
+#[cfg(feature = "tun")]
+fn open_tun(args: &Args) -> Result<AnyLink, Box<dyn std::error::Error>> {
     if args.addr == args.host_addr {
         return Err(format!(
             "--addr and --host-addr are both {}: the stack needs an address of its own",
@@ -64,16 +90,27 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
+    let link = ustack_link::TunLink::create(&ustack_link::TunConfig {
+        name: args.tun.clone(),
+        host_addr: args.host_addr,
+        prefix_len: args.prefix,
+        mtu: args.mtu.unwrap_or(1500),
+    })?;
+    Ok(link.into())
+}
+
+#[cfg(not(feature = "tun"))]
+fn open_tun(_: &Args) -> Result<AnyLink, Box<dyn std::error::Error>> {
+    Err(LinkKind::Tun.require().unwrap_err().into())
+}
+
+fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let kind = args.link.kind(LinkKind::Tun)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    let mut link = TunLink::create(&TunConfig {
-        name: args.tun.clone(),
-        host_addr: args.host_addr,
-        prefix_len: args.prefix,
-        mtu: args.mtu,
-    })?;
+    let mut link = args.link.wrap(kind, open_link(args, kind)?)?;
     let mut cfg = StackConfig::new(args.addr, link.mtu());
     cfg.max_connections = args.max_connections;
     let mut stack = Stack::new(cfg, Box::new(XorShiftRng::new(ustack::os_seed())));
@@ -83,12 +120,21 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         format!("http://{}:{}/", args.addr, args.port)
     };
-    println!(
-        "ustack serving HTTP on {} (host side {}/{}): curl {url}",
-        link.name(),
-        args.host_addr,
-        args.prefix
-    );
+    if kind == LinkKind::Afpacket {
+        println!(
+            "ustack serving HTTP on {} (AF_PACKET, stack at {}/{}): curl {url}",
+            link.name(),
+            args.addr,
+            args.prefix
+        );
+    } else {
+        println!(
+            "ustack serving HTTP on {} (host side {}/{}): curl {url}",
+            link.name(),
+            args.host_addr,
+            args.prefix
+        );
+    }
     info!(device = link.name(), addr = %args.addr, port = args.port, "serving");
 
     let result = run(&mut link, &mut stack, &mut server, &Clock::new(), &stop);
@@ -99,9 +145,10 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         tx_segments = s.tcp_tx_segments,
         rst_sent = s.tcp_rst_sent,
         bad_checksum = s.tcp_bad_checksum + s.ip.rx_bad_checksum,
-        "shutting down; removing {}",
+        "shutting down {}",
         link.name()
     );
+    drop(link); // removes a TUN device, flushes a capture
     result?;
     Ok(())
 }

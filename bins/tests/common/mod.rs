@@ -88,3 +88,133 @@ pub fn curl(ns: &NetNs, args: &[&str]) -> Output {
         .args(args);
     output_within(c, Duration::from_secs(90))
 }
+
+/// Two namespaces joined by a veth pair: `veth-a` in `a`, up with no IPv4
+/// address (the stack brings its own over AF_PACKET), and `veth-b` in `b`
+/// with 10.1.0.1/24, where the kernel peers live.
+pub struct VethPair {
+    pub a: NetNs,
+    pub b: NetNs,
+}
+
+/// Builds a [`VethPair`] for one test; None when privileged tests are skipped.
+pub fn veth_pair(tag: &str) -> Option<VethPair> {
+    let a = netns(&format!("{tag}-a"))?;
+    let b = netns(&format!("{tag}-b"))?;
+    let setup = || -> Result<(), ustack::netns::NetNsError> {
+        a.ip(&[
+            "link",
+            "add",
+            "veth-a",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth-b",
+            "netns",
+            b.name(),
+        ])?;
+        a.ip(&["link", "set", "veth-a", "up"])?;
+        b.ip(&["addr", "add", "10.1.0.1/24", "dev", "veth-b"])?;
+        b.ip(&["link", "set", "veth-b", "up"])?;
+        Ok(())
+    };
+    if let Err(e) = setup() {
+        panic!("cannot set up the veth pair: {e}");
+    }
+    Some(VethPair { a, b })
+}
+
+/// Asks a child to stop with SIGTERM and waits (bounded) for it to exit.
+pub fn terminate(proc: &mut Proc, limit: Duration) -> std::process::ExitStatus {
+    // SAFETY: kill(2) on a pid we spawned and have not yet reaped.
+    unsafe { libc::kill(proc.0.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = proc.0.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "process did not exit within {limit:?} of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A kernel echo server (std::net) on `addr` inside `ns`: echoes each
+/// connection until EOF, then closes it. Runs on a thread that entered the
+/// namespace and ends with the test process.
+pub fn kernel_echo_server_at(ns: &NetNs, addr: &str) {
+    use std::io::{Read, Write};
+    let (tx, rx) = mpsc::channel();
+    let name = ns.name().to_string();
+    let addr = addr.to_string();
+    std::thread::spawn(move || {
+        let ns = ustack::netns::NetNsHandle::named(&name);
+        ns.enter_current_thread().expect("enter namespace");
+        let listener = std::net::TcpListener::bind(&addr).expect("bind echo server");
+        tx.send(()).expect("signal ready");
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if conn.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = conn.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("echo server did not start");
+}
+
+/// The SHA-256 of the first `n` bytes `GET /bytes/N` serves.
+pub fn body_sha256(n: u64) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut off = 0;
+    while off < n {
+        let len = chunk.len().min((n - off) as usize);
+        ustack_http::fill_body(off, &mut chunk[..len]);
+        h.update(&chunk[..len]);
+        off += len as u64;
+    }
+    h.finalize().to_vec()
+}
+
+/// Streams `curl URL` in `ns` and returns (bytes, SHA-256 of them).
+pub fn curl_sha256(ns: &NetNs, url: &str) -> (u64, Vec<u8>) {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut child = ns
+        .command("curl")
+        .args(["--silent", "--show-error", "--max-time", "120", url])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn curl");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let child = Proc(child);
+    let mut h = Sha256::new();
+    let mut total = 0u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = stdout.read(&mut chunk).expect("read curl output");
+        if n == 0 {
+            break;
+        }
+        h.update(&chunk[..n]);
+        total += n as u64;
+    }
+    drop(child);
+    (total, h.finalize().to_vec())
+}

@@ -1,0 +1,248 @@
+//! The link options both binaries share: which backend (`--link`), on which
+//! interface (`--iface`), capture (`--pcap`) and fault injection. One
+//! `#[derive(Args)]` struct, flattened into each binary's parser.
+//!
+//! The link a binary runs is [`CliLink`]: the chosen backend as an
+//! [`AnyLink`], under a pcap writer, a fault injector and a tracer. Order,
+//! from the device up: the capture sees what crossed the device (as a
+//! `tcpdump` would), faults act between the device and the stack, and the
+//! tracer shows what the stack got and sent.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use ustack_link::middleware::{
+    Directions, FaultConfig, FaultInjector, PcapLinkType, PcapSink, PcapWriter, Tracer,
+};
+use ustack_link::{AnyLink, LinkError};
+
+/// The link type the binaries run.
+pub type CliLink = Tracer<FaultInjector<PcapWriter<AnyLink>>>;
+
+/// A link backend, named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LinkKind {
+    /// A TUN device the program creates.
+    Tun,
+    /// A raw IPv4 socket carrying one TCP flow.
+    Raw,
+    /// An AF_PACKET socket on an existing Ethernet interface (--iface); the
+    /// stack owns an address the kernel does not have there.
+    Afpacket,
+}
+
+impl LinkKind {
+    pub fn feature(self) -> &'static str {
+        match self {
+            LinkKind::Tun => "tun",
+            LinkKind::Raw => "raw",
+            LinkKind::Afpacket => "afpacket",
+        }
+    }
+
+    /// Whether this build has the backend.
+    pub fn compiled_in(self) -> bool {
+        match self {
+            LinkKind::Tun => cfg!(feature = "tun"),
+            LinkKind::Raw => cfg!(feature = "raw"),
+            LinkKind::Afpacket => cfg!(feature = "afpacket"),
+        }
+    }
+
+    /// Fails with a message saying how to get the backend when this build
+    /// left it out.
+    pub fn require(self) -> Result<(), String> {
+        if self.compiled_in() {
+            Ok(())
+        } else {
+            Err(format!(
+                "this build has no {0} backend: rebuild with --features {0}",
+                self.feature()
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum FaultDirection {
+    #[default]
+    Both,
+    Rx,
+    Tx,
+}
+
+/// Options shared by tun-server and raw-client.
+#[derive(Debug, Clone, Args)]
+pub struct LinkOpts {
+    /// Link backend [default: tun for tun-server, raw for raw-client].
+    #[arg(long, value_enum)]
+    pub link: Option<LinkKind>,
+    /// Ethernet interface for --link afpacket (e.g. eth0, or one end of a veth pair).
+    #[arg(long, value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// Router for destinations outside the subnet (--link afpacket).
+    #[arg(long, value_name = "IP")]
+    pub gateway: Option<Ipv4Addr>,
+    /// Write every packet to this pcap file (raw IP for tun/raw, Ethernet
+    /// frames with ARP for afpacket); `tshark -r FILE` reads it.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    #[command(flatten)]
+    pub faults: FaultOpts,
+}
+
+/// Fault injection, for tests and experiments (all off by default).
+#[derive(Debug, Clone, Args)]
+pub struct FaultOpts {
+    /// Drop each packet with probability P (0..1).
+    #[arg(long = "drop", value_name = "P", default_value_t = 0.0)]
+    pub drop: f64,
+    /// Duplicate each packet with probability P.
+    #[arg(long = "dup", value_name = "P", default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// Hold a packet back past the next one with probability P.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub reorder: f64,
+    /// Delay every packet by MS milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub delay: u64,
+    /// Flip one random bit of a packet with probability P.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub corrupt: f64,
+    /// Police traffic to BYTES_PER_S (token bucket; excess is dropped).
+    #[arg(long, value_name = "BYTES_PER_S")]
+    pub rate: Option<u64>,
+    /// Seed of the fault generator: the same seed gives the same faults.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub fault_seed: u64,
+    /// Which direction the faults apply to.
+    #[arg(long, value_enum, default_value_t = FaultDirection::Both)]
+    pub fault_dir: FaultDirection,
+}
+
+impl FaultOpts {
+    pub fn config(&self) -> FaultConfig {
+        FaultConfig {
+            drop: self.drop,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+            corrupt: self.corrupt,
+            delay: Duration::from_millis(self.delay),
+            rate: self.rate,
+            seed: self.fault_seed,
+            directions: match self.fault_dir {
+                FaultDirection::Both => Directions::Both,
+                FaultDirection::Rx => Directions::Rx,
+                FaultDirection::Tx => Directions::Tx,
+            },
+        }
+    }
+}
+
+/// Where the stack lives on an AF_PACKET link.
+#[derive(Debug, Clone, Copy)]
+pub struct StackAddr {
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl LinkOpts {
+    /// The backend asked for, or `default`; errors if compiled out.
+    pub fn kind(&self, default: LinkKind) -> Result<LinkKind, String> {
+        let kind = self.link.unwrap_or(default);
+        kind.require()?;
+        if kind != LinkKind::Afpacket {
+            if let Some(iface) = &self.iface {
+                return Err(format!(
+                    "--iface {iface} is for --link afpacket (this run uses --link {})",
+                    kind.feature()
+                ));
+            }
+        }
+        Ok(kind)
+    }
+
+    /// Opens the AF_PACKET backend on `--iface` for `at`.
+    #[cfg_attr(not(feature = "afpacket"), allow(unused_variables))]
+    pub fn open_afpacket(&self, at: StackAddr, mtu: Option<u16>) -> Result<AnyLink, String> {
+        LinkKind::Afpacket.require()?;
+        let Some(iface) = self.iface.clone() else {
+            return Err(
+                "--link afpacket needs --iface IFACE (an existing Ethernet interface)".into(),
+            );
+        };
+        #[cfg(feature = "afpacket")]
+        {
+            let mut link = ustack_link::AfPacketLink::open(&ustack_link::AfPacketConfig {
+                iface,
+                addr: at.addr,
+                prefix_len: at.prefix_len,
+                gateway: self.gateway,
+                mtu,
+            })
+            .map_err(|e| e.to_string())?;
+            if let Some(path) = &self.pcap {
+                link.set_capture(
+                    PcapSink::create(path, PcapLinkType::Ethernet).map_err(|e| e.to_string())?,
+                );
+            }
+            Ok(AnyLink::from(link))
+        }
+        #[cfg(not(feature = "afpacket"))]
+        unreachable!("require() refused a compiled-out backend")
+    }
+
+    /// Wraps an opened backend in the middleware the options ask for. An
+    /// AF_PACKET link already records its own Ethernet capture.
+    pub fn wrap(&self, kind: LinkKind, link: AnyLink) -> Result<CliLink, LinkError> {
+        let ethernet = kind == LinkKind::Afpacket;
+        let sink = match &self.pcap {
+            Some(path) if !ethernet => Some(PcapSink::create(path, PcapLinkType::Raw)?),
+            _ => None,
+        };
+        let faults = FaultInjector::new(PcapWriter::new(link, sink), self.faults.config())?;
+        Ok(Tracer::new(faults))
+    }
+}
+
+/// A random ephemeral port (RFC 6335 dynamic range) from a seed.
+pub fn ephemeral_port(seed: u64) -> u16 {
+    49152 + (seed % (65536 - 49152)) as u16
+}
+
+/// Parses `A.B.C.D/N`.
+pub fn parse_cidr(s: &str) -> Result<StackAddr, String> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: expected ADDRESS/PREFIX, e.g. 10.1.0.3/24"))?;
+    let addr: Ipv4Addr = a.parse().map_err(|e| format!("{a:?}: {e}"))?;
+    let prefix_len: u8 = p
+        .parse()
+        .ok()
+        .filter(|n| (1..=30).contains(n))
+        .ok_or_else(|| format!("{p:?}: prefix length must be 1..=30"))?;
+    Ok(StackAddr { addr, prefix_len })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_parses_and_rejects() {
+        let a = parse_cidr("10.1.0.3/24").unwrap();
+        assert_eq!((a.addr, a.prefix_len), (Ipv4Addr::new(10, 1, 0, 3), 24));
+        assert!(parse_cidr("10.1.0.3").is_err());
+        assert!(parse_cidr("10.1.0.3/33").is_err());
+        assert!(parse_cidr("10.1.0/24").is_err());
+    }
+
+    #[test]
+    fn ephemeral_ports_stay_in_range() {
+        for s in [0, 1, u64::MAX, 16383, 16384] {
+            assert!(ephemeral_port(s) >= 49152);
+        }
+    }
+}

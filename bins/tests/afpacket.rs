@@ -1,0 +1,214 @@
+//! The AF_PACKET backend against the Linux kernel across a veth pair: the
+//! stack owns 10.1.0.2 (tun-server) or 10.1.0.3 (raw-client) on `veth-a` in
+//! one namespace, the kernel peers live on `veth-b` (10.1.0.1/24) in another.
+//! The kernel in the stack's namespace has no address there, so it never
+//! sees or resets our flows: no firewall rule is needed.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{
+    body_sha256, curl, curl_sha256, kernel_echo_server_at, output_within, start_tun_server,
+    veth_pair, NetNs,
+};
+
+const SERVER_ARGS: &[&str] = &[
+    "--link", "afpacket", "--iface", "veth-a", "--addr", "10.1.0.2", "--prefix", "24",
+];
+
+#[test]
+fn curl_gets_hello_world_and_ping_is_answered_over_afpacket() {
+    let Some(p) = veth_pair("afcurl") else { return };
+    let _server = start_tun_server(&p.a, SERVER_ARGS);
+    let out = curl(&p.b, &["http://10.1.0.2/"]);
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
+
+    let mut ping = p.b.command("ping");
+    ping.args(["-c", "3", "-i", "0.2", "-W", "2", "10.1.0.2"]);
+    let out = output_within(ping, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("3 packets transmitted, 3 received"),
+        "ping: {text}"
+    );
+
+    // The kernel peer learned our MAC through ARP.
+    let out = p.b.ip(&["neigh", "show", "10.1.0.2"]).expect("ip neigh");
+    let neigh = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        neigh.contains("lladdr"),
+        "no ARP entry for 10.1.0.2: {neigh}"
+    );
+}
+
+#[test]
+fn hundred_megabyte_download_over_afpacket_is_byte_exact() {
+    const N: u64 = 100_000_000;
+    let Some(p) = veth_pair("afbulk") else { return };
+    let _server = start_tun_server(&p.a, SERVER_ARGS);
+    let expected = body_sha256(N);
+    let started = Instant::now();
+    let (total, got) = curl_sha256(&p.b, &format!("http://10.1.0.2/bytes/{N}"));
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "100 MB over AF_PACKET in {secs:.2} s = {:.2} Gbit/s",
+        total as f64 * 8.0 / secs / 1e9
+    );
+    assert_eq!(total, N);
+    assert_eq!(got, expected, "download corrupted");
+}
+
+fn raw_client(ns: &NetNs, args: &[&str], input: &[u8]) -> Output {
+    let mut child = ns
+        .command(env!("CARGO_BIN_EXE_raw-client"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn raw-client");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.expect("wait raw-client"),
+        Err(_) => {
+            // SAFETY: kill(2) on a pid we spawned; at worst it no longer exists.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("raw-client did not finish within 60 s");
+        }
+    };
+    let _ = writer.join();
+    out
+}
+
+fn nft_ruleset(ns: &NetNs) -> String {
+    let mut c = ns.command("nft");
+    c.args(["list", "ruleset"]);
+    let out = output_within(c, Duration::from_secs(10));
+    assert!(
+        out.status.success(),
+        "nft list ruleset: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn raw_client_over_afpacket_round_trips_with_a_kernel_echo_server_without_firewall_rules() {
+    let Some(p) = veth_pair("afraw") else { return };
+    kernel_echo_server_at(&p.b, "10.1.0.1:7777");
+    let mut data = vec![0u8; 512 * 1024];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut data))
+        .expect("urandom");
+    let args = [
+        "--link",
+        "afpacket",
+        "--iface",
+        "veth-a",
+        "--src",
+        "10.1.0.3/24",
+        "10.1.0.1",
+        "7777",
+    ];
+    // While the client runs, look for rules in its namespace: there must be none.
+    let ns_name = p.a.name().to_string();
+    let watcher = std::thread::spawn(move || {
+        let mut seen = String::new();
+        for _ in 0..20 {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &ns_name, "nft", "list", "ruleset"])
+                .output();
+            if let Ok(o) = out {
+                seen.push_str(String::from_utf8_lossy(&o.stdout).trim());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        seen
+    });
+    let out = raw_client(&p.a, &args, &data);
+    assert!(
+        out.status.success(),
+        "raw-client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data, "echoed bytes differ");
+    assert_eq!(
+        watcher.join().expect("watcher"),
+        "",
+        "a firewall rule appeared"
+    );
+    assert_eq!(nft_ruleset(&p.a), "", "no firewall rule at all");
+}
+
+#[test]
+fn unknown_interface_fails_with_a_message_naming_it() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tun-server"));
+    cmd.args([
+        "--link",
+        "afpacket",
+        "--iface",
+        "does-not-exist",
+        "--addr",
+        "10.1.0.2",
+    ]);
+    let out = output_within(cmd, Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "tun-server started on a missing interface"
+    );
+    assert!(
+        err.contains("interface does-not-exist") && err.contains("not found"),
+        "unclear error: {err}"
+    );
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_raw-client"));
+    cmd.args([
+        "--link",
+        "afpacket",
+        "--iface",
+        "does-not-exist",
+        "--src",
+        "10.1.0.3/24",
+        "10.1.0.1",
+        "7",
+    ]);
+    let out = output_within(cmd, Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("interface does-not-exist"),
+        "unclear error: {err}"
+    );
+}
+
+#[test]
+fn afpacket_without_iface_or_src_is_refused_clearly() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tun-server"));
+    cmd.args(["--link", "afpacket"]);
+    let out = output_within(cmd, Duration::from_secs(20));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--iface"));
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_raw-client"));
+    cmd.args(["--link", "afpacket", "--iface", "lo", "10.1.0.1", "7"]);
+    let out = output_within(cmd, Duration::from_secs(20));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--src"));
+}
