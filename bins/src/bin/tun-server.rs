@@ -36,7 +36,8 @@ struct Args {
     /// Address given to the host side of the TUN device.
     #[arg(long, default_value = "10.0.0.1")]
     host_addr: Ipv4Addr,
-    /// Prefix length of the TUN subnet.
+    /// Prefix length of the subnet (the TUN host side, or the stack's own on
+    /// afpacket).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=30))]
     prefix: u8,
     /// TCP port to serve HTTP on.
