@@ -65,6 +65,27 @@ impl RingBuffer {
         n
     }
 
+    /// Writes `data` `offset` bytes past the current end without making it
+    /// readable (out-of-order data held until the gap before it fills).
+    /// Returns how many bytes fit.
+    pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
+        let cap = self.buf.len();
+        if offset >= self.free() {
+            return 0;
+        }
+        let n = data.len().min(self.free() - offset);
+        let start = (self.head + self.len + offset) % cap;
+        let first = n.min(cap - start);
+        self.buf[start..start + first].copy_from_slice(&data[..first]);
+        self.buf[..n - first].copy_from_slice(&data[first..n]);
+        n
+    }
+
+    /// Makes `n` bytes already placed by [`RingBuffer::write_at`] readable.
+    pub fn commit(&mut self, n: usize) {
+        self.len += n.min(self.free());
+    }
+
     /// Copies up to `out.len()` bytes starting `offset` bytes after the head,
     /// without removing them; returns the count copied.
     pub fn peek(&self, offset: usize, out: &mut [u8]) -> usize {
@@ -167,6 +188,21 @@ mod tests {
             2
         );
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn write_at_holds_data_until_committed() {
+        let mut r = RingBuffer::new(8);
+        r.write(b"abcdef");
+        r.consume(5);
+        assert_eq!(r.write_at(2, b"XYZW"), 4);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.write(b"gh"), 2);
+        r.commit(4);
+        let mut out = [0u8; 8];
+        assert_eq!(r.read(&mut out), 7);
+        assert_eq!(&out[..7], b"fghXYZW");
+        assert_eq!(r.write_at(8, b"x"), 0, "beyond capacity");
     }
 
     #[test]

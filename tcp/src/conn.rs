@@ -17,8 +17,20 @@ use crate::seq::SeqNumber;
 use crate::time::Instant;
 use crate::wire::{Flags, TcpOptions, TcpPacket, TcpRepr};
 
-/// Largest window expressible without window scaling (RFC 9293 §3.1).
+/// Largest window field (RFC 9293 §3.1).
 const MAX_WINDOW: usize = u16::MAX as usize;
+
+/// Largest window scale shift (RFC 7323 §2.3).
+const MAX_WSCALE: u8 = 14;
+
+/// The smallest shift that lets a `buffer`-byte window fit the 16-bit field.
+fn wscale_for(buffer: usize) -> u8 {
+    let mut shift = 0;
+    while shift < MAX_WSCALE && (buffer >> shift) > MAX_WINDOW {
+        shift += 1;
+    }
+    shift
+}
 
 /// Connection states of RFC 9293 §3.3.2. LISTEN is represented by a listener
 /// in the stack, never by a `Tcb`.
@@ -67,6 +79,12 @@ pub struct TcpConfig {
     pub data_retries: u32,
     /// How long TIME-WAIT lasts: 2 x MSL (RFC 9293 §3.4.2). Linux uses 60 s.
     pub time_wait: Duration,
+    /// Offer window scaling (RFC 7323 §2).
+    pub window_scaling: bool,
+    /// Offer timestamps (RFC 7323 §3): RTT measurement and PAWS.
+    pub timestamps: bool,
+    /// Offer selective acknowledgements (RFC 2018).
+    pub sack: bool,
 }
 
 impl Default for TcpConfig {
@@ -74,13 +92,16 @@ impl Default for TcpConfig {
         TcpConfig {
             mss: 1460,
             send_buffer: 256 * 1024,
-            recv_buffer: 64 * 1024,
+            recv_buffer: 256 * 1024,
             rto_initial: Duration::from_secs(1),
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),
             syn_retries: 6,
             data_retries: 10,
             time_wait: Duration::from_secs(60),
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
         }
     }
 }
@@ -111,6 +132,26 @@ pub struct Tcb {
     /// The application shut down its sending side: a FIN follows the data.
     fin_queued: bool,
 
+    /// Shift applied to windows the peer advertises (RFC 7323 §2.3).
+    snd_wscale: u8,
+    /// Shift applied to windows we advertise.
+    rcv_wscale: u8,
+    /// Window scaling in effect (before the handshake ends: offered).
+    wscale_ok: bool,
+    /// Timestamps in effect (before the handshake ends: offered).
+    ts_ok: bool,
+    /// Per-connection offset of our timestamp clock (RFC 7323 §5.4).
+    ts_offset: u32,
+    /// TS.Recent of RFC 7323 §4.3.
+    ts_recent: u32,
+    /// Last.ACK.sent of RFC 7323 §4.3.
+    last_ack_sent: SeqNumber,
+    /// SACK permitted in both directions (before the handshake ends: offered).
+    sack_ok: bool,
+    /// One RTT sample per round trip from timestamps (RFC 7323 §4.2):
+    /// the next is taken from an ACK at or beyond this sequence number.
+    rtt_sample_after: SeqNumber,
+
     irs: SeqNumber,
     rcv_nxt: SeqNumber,
     /// Right edge of the last window we advertised (never moved left,
@@ -138,6 +179,7 @@ impl Tcb {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
+        ts_offset: u32,
         passive: bool,
     ) -> Tcb {
         Tcb {
@@ -157,6 +199,19 @@ impl Tcb {
             our_mss: cfg.mss,
             send_buf: RingBuffer::new(cfg.send_buffer),
             fin_queued: false,
+            snd_wscale: 0,
+            rcv_wscale: if cfg.window_scaling {
+                wscale_for(cfg.recv_buffer)
+            } else {
+                0
+            },
+            wscale_ok: cfg.window_scaling,
+            ts_ok: cfg.timestamps,
+            ts_offset,
+            ts_recent: 0,
+            last_ack_sent: SeqNumber(0),
+            sack_ok: cfg.sack,
+            rtt_sample_after: iss,
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
             rcv_adv: SeqNumber(0),
@@ -181,8 +236,9 @@ impl Tcb {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
+        ts_offset: u32,
     ) -> Tcb {
-        let mut tcb = Tcb::new(cfg, local, remote, iss, false);
+        let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, false);
         tcb.set_state(State::SynSent);
         tcb
     }
@@ -194,9 +250,10 @@ impl Tcb {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
+        ts_offset: u32,
         syn: &TcpRepr,
     ) -> Tcb {
-        let mut tcb = Tcb::new(cfg, local, remote, iss, true);
+        let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, true);
         tcb.irs = syn.seq;
         tcb.rcv_nxt = syn.seq + 1u32;
         tcb.rcv_adv = tcb.rcv_nxt;
@@ -280,10 +337,39 @@ impl Tcb {
         self.time_wait_deadline = Some(now + cfg.time_wait);
     }
 
+    /// Options of the peer's SYN or SYN-ACK: what is in effect is what both
+    /// sides offered (RFC 7323 §2.2, §3.2; RFC 2018 §2).
     fn apply_syn_options(&mut self, cfg: &TcpConfig, opts: &TcpOptions) {
         // RFC 9293 §3.7.1: without an MSS option assume 536 (RFC 1122 §4.2.2.6).
         let peer = opts.mss.map_or(536, usize::from).max(64);
         self.send_mss = peer.min(usize::from(cfg.mss));
+        match opts.window_scale {
+            Some(shift) if self.wscale_ok => {
+                // RFC 7323 §2.3: a shift above 14 is used as 14.
+                self.snd_wscale = shift.min(MAX_WSCALE);
+            }
+            _ => {
+                self.wscale_ok = false;
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+            }
+        }
+        match opts.timestamps {
+            Some((tsval, _)) if self.ts_ok => self.ts_recent = tsval,
+            _ => self.ts_ok = false,
+        }
+        self.sack_ok &= opts.sack_permitted;
+    }
+
+    /// Our timestamp clock: milliseconds plus a per-connection offset.
+    fn ts_now(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// Bytes of payload that fit in a segment with header `header_len`
+    /// (RFC 9293 §3.7.1: options come out of the MSS).
+    fn payload_room(&self, header_len: usize) -> usize {
+        (self.send_mss + 20).saturating_sub(header_len).max(1)
     }
 
     /// Sequence number our FIN occupies (meaningful once `fin_queued`).
@@ -297,7 +383,16 @@ impl Tcb {
 
     /// The receive window we would advertise now.
     fn rcv_wnd(&self) -> u32 {
-        self.recv_buf.free().min(MAX_WINDOW) as u32
+        self.recv_buf.free().min(MAX_WINDOW << self.rcv_wscale) as u32
+    }
+
+    /// The window field for a segment: never scaled on a SYN (RFC 7323 §2.2).
+    fn window_field(&self, syn: bool) -> u16 {
+        if syn {
+            self.recv_buf.free().min(MAX_WINDOW) as u16
+        } else {
+            (self.rcv_wnd() >> self.rcv_wscale).min(MAX_WINDOW as u32) as u16
+        }
     }
 
     /// Whether the peer may have anything to tell us we would act on; used by
@@ -386,6 +481,22 @@ impl Tcb {
             return None;
         }
 
+        // PAWS (RFC 7323 §5.3 R1): an older timestamp marks an old duplicate.
+        // (TS.Recent is never invalidated by 24 days of idleness here: no
+        // connection of ours idles that long without keep-alive.)
+        let tsval = seg
+            .options
+            .timestamps
+            .filter(|_| self.ts_ok)
+            .map(|(v, _)| v);
+        if let Some(v) = tsval {
+            if !f.rst() && (v.wrapping_sub(self.ts_recent) as i32) < 0 {
+                trace!(tsval = v, ts_recent = self.ts_recent, "PAWS: old timestamp");
+                self.ack_pending = true;
+                return None;
+            }
+        }
+
         // First: sequence number acceptability (RFC 9293 §3.10.7.4, four cases).
         let seg_len = payload.len() + usize::from(f.syn()) + usize::from(f.fin());
         let wnd = self.rcv_wnd();
@@ -407,6 +518,15 @@ impl Tcb {
                 self.ack_pending = true;
             }
             return None;
+        }
+
+        // RFC 7323 §4.3 (3): remember the timestamp to echo.
+        if let Some(v) = tsval {
+            if seg.seq.distance(self.last_ack_sent) <= 0
+                && (v.wrapping_sub(self.ts_recent) as i32) >= 0
+            {
+                self.ts_recent = v;
+            }
         }
 
         // Second: RST (RFC 5961 §3.2): reset only on an exact match, challenge
@@ -444,7 +564,7 @@ impl Tcb {
         }
         if self.state == State::SynReceived {
             if seg.ack.distance(self.snd_una) > 0 && seg.ack.distance(self.snd_max) <= 0 {
-                self.snd_wnd = u32::from(seg.window);
+                self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
                 self.snd_wl1 = seg.seq;
                 self.snd_wl2 = seg.ack;
                 self.set_state(State::Established);
@@ -458,14 +578,19 @@ impl Tcb {
             return None;
         }
         if seg.ack.distance(self.snd_una) > 0 {
-            self.on_new_ack(cfg, now, seg.ack);
+            self.on_new_ack(
+                cfg,
+                now,
+                seg.ack,
+                seg.options.timestamps.map(|(_, ecr)| ecr),
+            );
         }
         if seg.ack.distance(self.snd_una) >= 0
             && (self.snd_wl1.distance(seg.seq) < 0
                 || (self.snd_wl1 == seg.seq && self.snd_wl2.distance(seg.ack) <= 0))
         {
             let was_zero = self.snd_wnd == 0;
-            self.snd_wnd = u32::from(seg.window);
+            self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
             if was_zero && self.snd_wnd > 0 {
@@ -536,7 +661,7 @@ impl Tcb {
     }
 
     /// SND.UNA < SEG.ACK =< SND.MAX: new data (or our SYN/FIN) acknowledged.
-    fn on_new_ack(&mut self, cfg: &TcpConfig, now: Instant, ack: SeqNumber) {
+    fn on_new_ack(&mut self, cfg: &TcpConfig, now: Instant, ack: SeqNumber, tsecr: Option<u32>) {
         let data_acked = ack
             .distance(self.snd_data_start)
             .clamp(0, self.send_buf.len() as i32) as usize;
@@ -546,7 +671,21 @@ impl Tcb {
         if self.snd_nxt.distance(ack) < 0 {
             self.snd_nxt = ack;
         }
-        self.rtt.on_ack(ack, now);
+        // RTTM (RFC 7323 §4): the echoed timestamp dates the segment that
+        // caused this ACK, retransmission or not.
+        match tsecr.filter(|&e| self.ts_ok && e != 0) {
+            Some(ecr) => {
+                if ack.distance(self.rtt_sample_after) >= 0 {
+                    let ms = self.ts_now(now).wrapping_sub(ecr);
+                    if ms < 60_000 {
+                        self.rtt
+                            .on_timestamp_sample(Duration::from_millis(u64::from(ms)));
+                    }
+                    self.rtt_sample_after = self.snd_max;
+                }
+            }
+            None => self.rtt.on_ack(ack, now),
+        }
         self.rtx_count = 0;
         self.rtx_deadline = if self.snd_una == self.snd_max {
             None
@@ -667,10 +806,13 @@ impl Tcb {
             seq: self.snd_nxt,
             ack: self.rcv_nxt,
             flags: Flags::ACK,
-            window: self.rcv_wnd() as u16,
+            window: self.window_field(false),
             urgent: 0,
             options: TcpOptions::default(),
         };
+        if self.ts_ok {
+            repr.options.timestamps = Some((self.ts_now(now), self.ts_recent));
+        }
         let syn_due =
             matches!(self.state, State::SynSent | State::SynReceived) && self.snd_nxt == self.iss;
         if syn_due {
@@ -680,6 +822,19 @@ impl Tcb {
                 Flags::SYN | Flags::ACK
             };
             repr.options.mss = Some(self.our_mss);
+            repr.window = self.window_field(true);
+            if self.wscale_ok {
+                repr.options.window_scale = Some(self.rcv_wscale);
+            }
+            repr.options.sack_permitted = self.sack_ok;
+            if self.ts_ok {
+                let ecr = if self.state == State::SynSent {
+                    0
+                } else {
+                    self.ts_recent
+                };
+                repr.options.timestamps = Some((self.ts_now(now), ecr));
+            }
             if self.state == State::SynSent {
                 repr.ack = SeqNumber(0);
             }
@@ -703,9 +858,13 @@ impl Tcb {
         );
         let wnd_end = self.snd_una + self.snd_wnd;
         let usable = wnd_end.distance(self.snd_nxt).max(0) as usize;
-        let room = out.len().saturating_sub(20);
+        let header_len = repr.header_len();
+        let room = out.len().saturating_sub(header_len);
         let n = if may_send_data {
-            unsent.min(usable).min(self.send_mss).min(room)
+            unsent
+                .min(usable)
+                .min(self.payload_room(header_len))
+                .min(room)
         } else {
             0
         };
@@ -760,7 +919,11 @@ impl Tcb {
         }
         if repr.flags.ack() {
             self.ack_pending = false;
-            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + u32::from(repr.window));
+            self.last_ack_sent = repr.ack;
+            let shift = if repr.flags.syn() { 0 } else { self.rcv_wscale };
+            self.rcv_adv = self
+                .rcv_adv
+                .max(self.rcv_nxt + (u32::from(repr.window) << shift));
         }
         trace!(flags = ?repr.flags, seq = %repr.seq, ack = %repr.ack, wnd = repr.window, len = payload_len, "tx");
         Some(len)

@@ -73,6 +73,13 @@ impl RttEstimator {
         }
     }
 
+    /// An RTT measured from an echoed timestamp (RFC 7323 §4): valid even for
+    /// retransmitted segments, so it also ends any outstanding timed sample.
+    pub fn on_timestamp_sample(&mut self, r: Duration) {
+        self.timed = None;
+        self.sample(r);
+    }
+
     fn sample(&mut self, r: Duration) {
         match self.srtt {
             // §2.2: first measurement.

@@ -326,7 +326,9 @@ impl Stack {
         }
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
-        let tcb = span.in_scope(|| Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, seg));
+        let ts_offset = self.rng.next_u64() as u32;
+        let tcb =
+            span.in_scope(|| Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, ts_offset, seg));
         let owner = Owner::Listener {
             port: local.port(),
             queued: false,
@@ -466,7 +468,8 @@ impl Stack {
         }
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
-        let tcb = span.in_scope(|| Tcb::connect(&self.cfg.tcp, local, remote, iss));
+        let ts_offset = self.rng.next_u64() as u32;
+        let tcb = span.in_scope(|| Tcb::connect(&self.cfg.tcp, local, remote, iss, ts_offset));
         let idx = self.insert(tcb, Owner::User, span);
         self.after_event(idx, now, true);
         Ok(self.id_of(idx))
