@@ -101,14 +101,12 @@ impl RingBuffer {
         n
     }
 
-    /// Drops `n` bytes from the head.
+    /// Drops `n` bytes from the head. The head never jumps back to 0 when
+    /// the buffer empties: data placed past the end by `write_at` stays put.
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
         self.head = (self.head + n) % self.buf.len().max(1);
         self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
     }
 
     /// Lets `f` look at the first contiguous run of queued bytes in place and
@@ -203,6 +201,20 @@ mod tests {
         assert_eq!(r.read(&mut out), 7);
         assert_eq!(&out[..7], b"fghXYZW");
         assert_eq!(r.write_at(8, b"x"), 0, "beyond capacity");
+    }
+
+    #[test]
+    fn out_of_order_data_survives_the_reader_emptying_the_buffer() {
+        let mut r = RingBuffer::new(16);
+        r.write(b"abc");
+        r.write_at(2, b"fg");
+        let mut out = [0u8; 3];
+        assert_eq!(r.read(&mut out), 3, "reader drains everything contiguous");
+        r.write(b"de");
+        r.commit(2);
+        let mut rest = [0u8; 4];
+        assert_eq!(r.read(&mut rest), 4);
+        assert_eq!(&rest, b"defg");
     }
 
     #[test]

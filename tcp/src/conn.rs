@@ -10,15 +10,21 @@ use core::time::Duration;
 
 use tracing::{debug, trace};
 
+use crate::assembler::{Assembler, SackGenerator};
 use crate::buffer::RingBuffer;
+use crate::cc::{self, AnyCc, CongestionControl};
 use crate::error::TcpError;
 use crate::rtt::RttEstimator;
+use crate::scoreboard::{NextSegRule, Scoreboard};
 use crate::seq::SeqNumber;
 use crate::time::Instant;
-use crate::wire::{Flags, TcpOptions, TcpPacket, TcpRepr};
+use crate::wire::{Flags, SackBlock, SackBlocks, TcpOptions, TcpPacket, TcpRepr};
 
 /// Largest window field (RFC 9293 §3.1).
 const MAX_WINDOW: usize = u16::MAX as usize;
+
+/// Least time between ACKs answering out-of-window pure ACKs.
+const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Largest window scale shift (RFC 7323 §2.3).
 const MAX_WSCALE: u8 = 14;
@@ -85,6 +91,22 @@ pub struct TcpConfig {
     pub timestamps: bool,
     /// Offer selective acknowledgements (RFC 2018).
     pub sack: bool,
+    /// Congestion control algorithm (RFC 9438 CUBIC by default).
+    pub congestion: cc::Algorithm,
+    /// Disable Nagle's algorithm (RFC 9293 §3.7.4), like TCP_NODELAY.
+    pub nodelay: bool,
+    /// Longest an ACK may be delayed (RFC 9293 §3.8.6.3: under 0.5 s).
+    pub ack_delay: Duration,
+    /// Send keep-alive probes after this long without hearing from the peer
+    /// (RFC 1122 §4.2.3.6; off by default, as it must be).
+    pub keepalive: Option<Duration>,
+    /// Interval between unanswered keep-alive probes.
+    pub keepalive_interval: Duration,
+    /// Unanswered keep-alive probes before the connection is dropped.
+    pub keepalive_probes: u32,
+    /// Give up when sent data stays unacknowledged this long (RFC 9293 §3.8.4
+    /// USER TIMEOUT, RFC 5482). `None`: only the retransmission limits apply.
+    pub user_timeout: Option<Duration>,
 }
 
 impl Default for TcpConfig {
@@ -102,8 +124,28 @@ impl Default for TcpConfig {
             window_scaling: true,
             timestamps: true,
             sack: true,
+            congestion: cc::Algorithm::Cubic,
+            nodelay: false,
+            ack_delay: Duration::from_millis(40),
+            keepalive: None,
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
+            user_timeout: None,
         }
     }
+}
+
+/// Loss recovery in progress (RFC 6675 §5 with SACK, RFC 6582 without).
+#[derive(Debug, Clone, Copy)]
+struct Recovery {
+    /// RecoveryPoint: recovery ends when this is cumulatively acknowledged.
+    point: SeqNumber,
+    /// HighRxt: one past the highest byte retransmitted in this recovery.
+    high_rxt: SeqNumber,
+    /// RFC 6675 §5 rule (4): one rescue retransmission per recovery.
+    rescue_done: bool,
+    /// RFC 5681 §3.2 / RFC 6582 window inflation (without SACK only).
+    inflation: usize,
 }
 
 /// Transmission control block (RFC 9293 §3.3.1 variable names).
@@ -160,6 +202,42 @@ pub struct Tcb {
     recv_buf: RingBuffer,
     fin_received: bool,
     ack_pending: bool,
+
+    /// Out-of-order data held in `recv_buf` beyond RCV.NXT (RFC 9293 §3.10.7.4).
+    assembler: Assembler,
+    sack_gen: SackGenerator,
+    /// A FIN that arrived beyond a gap: processed when RCV.NXT reaches it.
+    ooo_fin: Option<SeqNumber>,
+    /// A duplicate segment arrived: the next ACK carries a D-SACK (RFC 2883).
+    dsack_pending: bool,
+    /// No ACK in reply to an out-of-window pure ACK before this time.
+    oow_ack_allowed: Instant,
+    /// Segments received since our last ACK, and when a delayed ACK is due.
+    segs_unacked: u32,
+    delack_deadline: Option<Instant>,
+    ack_delay: Duration,
+
+    cc: AnyCc,
+    scoreboard: Scoreboard,
+    dup_acks: u32,
+    recovery: Option<Recovery>,
+    /// No new recovery until this is acknowledged (RFC 6582 §3.2 step 1,
+    /// RFC 6675 §5.1 after an RTO).
+    recover: SeqNumber,
+    /// Retransmit the segment at SND.UNA next (fast retransmit, partial ACK).
+    rtx_front: bool,
+    max_snd_wnd: u32,
+    nodelay: bool,
+
+    /// Last time anything arrived from the peer (keep-alive).
+    last_heard: Instant,
+    keepalive: Option<Duration>,
+    keepalive_interval: Duration,
+    keepalive_probes: u32,
+    keepalive_sent: u32,
+    /// Since when the oldest unacknowledged data has waited (user timeout).
+    unacked_since: Option<Instant>,
+    user_timeout: Option<Duration>,
 
     rtt: RttEstimator,
     rtx_deadline: Option<Instant>,
@@ -218,6 +296,29 @@ impl Tcb {
             recv_buf: RingBuffer::new(cfg.recv_buffer),
             fin_received: false,
             ack_pending: false,
+            assembler: Assembler::new(),
+            sack_gen: SackGenerator::new(),
+            ooo_fin: None,
+            dsack_pending: false,
+            oow_ack_allowed: Instant::ZERO,
+            segs_unacked: 0,
+            delack_deadline: None,
+            ack_delay: cfg.ack_delay,
+            cc: cc::new(cfg.congestion, 536),
+            scoreboard: Scoreboard::new(),
+            dup_acks: 0,
+            recovery: None,
+            recover: iss,
+            rtx_front: false,
+            max_snd_wnd: 0,
+            nodelay: cfg.nodelay,
+            last_heard: Instant::ZERO,
+            keepalive: cfg.keepalive,
+            keepalive_interval: cfg.keepalive_interval,
+            keepalive_probes: cfg.keepalive_probes,
+            keepalive_sent: 0,
+            unacked_since: None,
+            user_timeout: cfg.user_timeout,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtx_deadline: None,
             rtx_count: 0,
@@ -343,6 +444,7 @@ impl Tcb {
         // RFC 9293 §3.7.1: without an MSS option assume 536 (RFC 1122 §4.2.2.6).
         let peer = opts.mss.map_or(536, usize::from).max(64);
         self.send_mss = peer.min(usize::from(cfg.mss));
+        self.cc.set_mss(self.send_mss);
         match opts.window_scale {
             Some(shift) if self.wscale_ok => {
                 // RFC 7323 §2.3: a shift above 14 is used as 14.
@@ -502,7 +604,10 @@ impl Tcb {
         let wnd = self.rcv_wnd();
         let acceptable = match (seg_len, wnd) {
             (0, 0) => seg.seq == self.rcv_nxt,
-            (0, _) => seg.seq.in_window(self.rcv_nxt, wnd),
+            // Like Linux (tcp_sequence), a zero-length segment exactly at the
+            // right edge is taken: a sender with a full window in flight puts
+            // that sequence number on its pure ACKs.
+            (0, _) => seg.seq.in_window(self.rcv_nxt, wnd + 1),
             (_, 0) => false,
             (_, _) => {
                 seg.seq.in_window(self.rcv_nxt, wnd)
@@ -515,10 +620,27 @@ impl Tcb {
         if !acceptable && !control_only {
             if !f.rst() {
                 trace!(seq = %seg.seq, rcv_nxt = %self.rcv_nxt, wnd, "unacceptable segment");
-                self.ack_pending = true;
+                if self.sack_ok && !payload.is_empty() && seg.seq.distance(self.rcv_nxt) < 0 {
+                    // RFC 2883: tell the sender this data arrived twice.
+                    self.sack_gen.on_duplicate(SackBlock {
+                        left: seg.seq,
+                        right: seg.seq + payload.len(),
+                    });
+                    self.dsack_pending = true;
+                }
+                // A reply to an unacceptable pure ACK could answer another such
+                // reply forever; limit those (as Linux's tcp_oow_rate_limited).
+                if seg_len > 0 || now >= self.oow_ack_allowed {
+                    self.ack_pending = true;
+                    if seg_len == 0 {
+                        self.oow_ack_allowed = now + OOW_ACK_INTERVAL;
+                    }
+                }
             }
             return None;
         }
+        self.last_heard = now;
+        self.keepalive_sent = 0;
 
         // RFC 7323 §4.3 (3): remember the timestamp to echo.
         if let Some(v) = tsval {
@@ -577,20 +699,33 @@ impl Tcb {
             self.ack_pending = true;
             return None;
         }
+        let sack = (self.sack_ok && seg.options.sack.len > 0).then(|| {
+            self.scoreboard
+                .update(seg.ack, seg.options.sack.as_slice(), self.snd_max)
+        });
+        let window_changed = (u32::from(seg.window) << self.snd_wscale) != self.snd_wnd;
         if seg.ack.distance(self.snd_una) > 0 {
-            self.on_new_ack(
-                cfg,
-                now,
-                seg.ack,
-                seg.options.timestamps.map(|(_, ecr)| ecr),
-            );
+            let tsecr = seg.options.timestamps.map(|(_, ecr)| ecr);
+            self.on_new_ack(cfg, now, seg.ack, tsecr);
+        } else if seg.ack == self.snd_una && self.snd_max != self.snd_una {
+            // RFC 5681 §2 "duplicate acknowledgment"; with SACK, an ACK that
+            // brings new SACK information counts (RFC 6675 §5).
+            let dup = match sack {
+                Some(u) => u.new_sack_info,
+                None => payload.is_empty() && !f.fin() && !window_changed,
+            };
+            if dup {
+                self.on_dup_ack(now);
+            }
         }
+
         if seg.ack.distance(self.snd_una) >= 0
             && (self.snd_wl1.distance(seg.seq) < 0
                 || (self.snd_wl1 == seg.seq && self.snd_wl2.distance(seg.ack) <= 0))
         {
             let was_zero = self.snd_wnd == 0;
             self.snd_wnd = u32::from(seg.window) << self.snd_wscale;
+            self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
             self.snd_wl1 = seg.seq;
             self.snd_wl2 = seg.ack;
             if was_zero && self.snd_wnd > 0 {
@@ -601,8 +736,12 @@ impl Tcb {
             return None;
         }
 
-        // Seventh: segment text, in order only (out-of-order data is dropped and
-        // re-requested by a duplicate ACK; buffering it is a later feature).
+        // Seventh: segment text (RFC 9293 §3.10.7.4). Data beyond a gap is
+        // kept in the receive buffer at its offset and reported by SACK.
+        let accepts_text = matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        );
         let mut fin = f.fin();
         let mut data = payload;
         let mut seq = seg.seq;
@@ -617,30 +756,67 @@ impl Tcb {
             }
             seq = self.rcv_nxt;
         }
-        if seq != self.rcv_nxt {
+        let offset = (seq - self.rcv_nxt) as usize;
+        if offset > 0 {
+            // RFC 5681 §4.2: an out-of-order segment is ACKed at once (one
+            // without data or FIN is a pure ACK: answering it would echo).
+            if data.is_empty() && !fin {
+                return None;
+            }
+            if accepts_text {
+                let stored = self.recv_buf.write_at(offset, data);
+                if stored > 0 && self.assembler.add(offset, stored).is_ok() {
+                    if let Some((start, len)) = self.assembler.range_containing(offset) {
+                        self.sack_gen.on_out_of_order(SackBlock {
+                            left: self.rcv_nxt + start,
+                            right: self.rcv_nxt + (start + len),
+                        });
+                    }
+                }
+                if fin && stored == data.len() {
+                    self.ooo_fin = Some(seq + data.len());
+                }
+            }
             self.ack_pending = true;
             return None;
         }
-        if !data.is_empty() {
-            if matches!(
-                self.state,
-                State::Established | State::FinWait1 | State::FinWait2
-            ) {
+        if !data.is_empty() || fin {
+            let mut filled_gap = false;
+            if accepts_text && !data.is_empty() {
                 let n = self.recv_buf.write(data);
                 if n < data.len() {
                     fin = false;
                 }
                 self.rcv_nxt += n;
-                if n > 0 {
+                self.assembler.advance(n);
+                let more = self.assembler.take_front();
+                if more > 0 {
+                    self.recv_buf.commit(more);
+                    self.rcv_nxt += more;
+                    filled_gap = true;
+                }
+                if self.ooo_fin == Some(self.rcv_nxt) {
+                    fin = true;
+                }
+                if n + more > 0 {
                     self.notify = true;
                 }
             }
-            self.ack_pending = true;
+            // Delayed ACK (RFC 5681 §4.2, RFC 9293 §3.8.6.3): at least every
+            // second segment, at once when a gap fills or data still waits
+            // behind one, otherwise within `ack_delay`.
+            self.segs_unacked += 1;
+            if filled_gap || fin || self.segs_unacked >= 2 || !self.assembler.is_empty() {
+                self.ack_pending = true;
+            } else if self.delack_deadline.is_none() {
+                self.delack_deadline = Some(now + self.ack_delay);
+            }
         }
 
         // Eighth: FIN.
         if fin && !self.fin_received {
             self.fin_received = true;
+            self.ooo_fin = None;
             self.rcv_nxt += 1u32;
             self.ack_pending = true;
             self.notify = true;
@@ -660,8 +836,48 @@ impl Tcb {
         None
     }
 
+    /// A duplicate ACK: count it, and on the third (or once SACK shows SND.UNA
+    /// lost, RFC 6675 §5 IsLost) start fast retransmit and recovery.
+    fn on_dup_ack(&mut self, now: Instant) {
+        self.dup_acks = self.dup_acks.saturating_add(1);
+        if let Some(r) = self.recovery.as_mut() {
+            if !self.sack_ok {
+                // RFC 5681 §3.2 step 4: each further duplicate inflates cwnd.
+                r.inflation += self.send_mss;
+            }
+            return;
+        }
+        let lost = self.dup_acks >= 3
+            || (self.sack_ok && self.scoreboard.is_lost(self.snd_una, self.send_mss));
+        // RFC 6582 §3.2 step 2 (and RFC 6675 §5.1 after an RTO): no new
+        // recovery for losses from the window that caused the last one.
+        let beyond = self.snd_una.distance(self.recover);
+        let allowed = if self.sack_ok {
+            beyond >= 0
+        } else {
+            beyond > 0
+        };
+        if !lost || !allowed {
+            return;
+        }
+        let flight = (self.snd_max - self.snd_una) as usize;
+        trace!(snd_una = %self.snd_una, flight, dup_acks = self.dup_acks, "fast retransmit");
+        self.cc.on_congestion_event(now, flight);
+        self.recover = self.snd_max;
+        self.recovery = Some(Recovery {
+            point: self.snd_max,
+            high_rxt: self.snd_una,
+            rescue_done: false,
+            inflation: if self.sack_ok { 0 } else { 3 * self.send_mss },
+        });
+        self.rtx_front = true;
+    }
+
     /// SND.UNA < SEG.ACK =< SND.MAX: new data (or our SYN/FIN) acknowledged.
     fn on_new_ack(&mut self, cfg: &TcpConfig, now: Instant, ack: SeqNumber, tsecr: Option<u32>) {
+        let acked = (ack - self.snd_una) as usize;
+        let flight_before = (self.snd_max - self.snd_una) as usize;
+
         let data_acked = ack
             .distance(self.snd_data_start)
             .clamp(0, self.send_buf.len() as i32) as usize;
@@ -686,12 +902,36 @@ impl Tcb {
             }
             None => self.rtt.on_ack(ack, now),
         }
+        // Forward progress ends the back-off even without a fresh sample:
+        // after a timeout everything in flight is a retransmission, so Karn's
+        // rule alone would keep the doubled RTO for the rest of the transfer.
+        self.rtt.reset_backoff();
         self.rtx_count = 0;
         self.rtx_deadline = if self.snd_una == self.snd_max {
             None
         } else {
             Some(now + self.rtt.rto())
         };
+        self.unacked_since = (self.snd_una != self.snd_max).then_some(now);
+        self.dup_acks = 0;
+        match self.recovery.as_mut() {
+            Some(r) if ack.distance(r.point) >= 0 => {
+                // Full acknowledgement: recovery ends (RFC 6582 §3.2 step 3).
+                self.recovery = None;
+                self.cc.on_recovery_exit(now);
+            }
+            Some(r) => {
+                // Partial acknowledgement (RFC 6582 §3.2 step 5): the next hole
+                // is lost too. Deflate by what was acked, add back one SMSS.
+                if self.sack_ok {
+                    r.high_rxt = r.high_rxt.max(ack);
+                } else {
+                    r.inflation = r.inflation.saturating_sub(acked) + self.send_mss;
+                    self.rtx_front = true;
+                }
+            }
+            None => self.cc.on_ack(now, acked, flight_before, self.rtt.srtt()),
+        }
         if data_acked > 0 {
             self.notify = true;
         }
@@ -729,10 +969,26 @@ impl Tcb {
             self.rtx_deadline,
             self.persist_deadline,
             self.time_wait_deadline,
+            self.delack_deadline,
+            self.keepalive_at(),
+            self.user_timeout_at(),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Next keep-alive probe (RFC 1122 §4.2.3.6): only on an idle connection.
+    fn keepalive_at(&self) -> Option<Instant> {
+        let idle = self.keepalive?;
+        let idle_state = matches!(self.state, State::Established | State::CloseWait)
+            && self.snd_una == self.snd_max
+            && self.send_buf.is_empty();
+        idle_state.then(|| self.last_heard + idle + self.keepalive_interval * self.keepalive_sent)
+    }
+
+    fn user_timeout_at(&self) -> Option<Instant> {
+        Some(self.unacked_since? + self.user_timeout?)
     }
 
     pub fn on_timer(&mut self, cfg: &TcpConfig, now: Instant) {
@@ -741,6 +997,27 @@ impl Tcb {
             self.set_state(State::Closed);
             return;
         }
+        if self.user_timeout_at().is_some_and(|t| now >= t) {
+            self.fail(TcpError::TimedOut {
+                retries: self.rtx_count,
+            });
+            return;
+        }
+        if self.delack_deadline.is_some_and(|t| now >= t) {
+            self.delack_deadline = None;
+            self.ack_pending = true;
+        }
+        if self.keepalive_at().is_some_and(|t| now >= t) {
+            if self.keepalive_sent >= self.keepalive_probes {
+                self.fail(TcpError::TimedOut {
+                    retries: self.keepalive_sent,
+                });
+                return;
+            }
+            self.keepalive_sent += 1;
+            self.probe_due = true;
+        }
+
         if self.rtx_deadline.is_some_and(|t| now >= t) {
             self.rtx_count += 1;
             let limit = match self.state {
@@ -755,6 +1032,17 @@ impl Tcb {
             // back off, restart the timer. Everything after snd_una is resent
             // (go-back-N); selective retransmission needs SACK (a later feature).
             self.rtt.on_retransmit();
+            // RFC 5681 §3.1 eq. 4 / RFC 6675 §5.1: back to slow start from
+            // one segment, forget SACK state, no recovery for this window.
+            let flight = (self.snd_max - self.snd_una) as usize;
+            if self.state.is_synchronized() && flight > 0 {
+                self.cc.on_rto(now, flight);
+            }
+            self.scoreboard.clear();
+            self.recovery = None;
+            self.rtx_front = false;
+            self.dup_acks = 0;
+            self.recover = self.snd_max;
             self.snd_nxt = self.snd_una;
             self.rtx_deadline = Some(now + self.rtt.rto());
             trace!(rto = ?self.rtt.rto(), count = self.rtx_count, "retransmission timeout");
@@ -769,11 +1057,13 @@ impl Tcb {
     /// Persist timer (RFC 9293 §3.8.6.1): armed while the peer's window is zero,
     /// data waits and nothing is in flight to elicit a window update.
     fn update_persist(&mut self, now: Instant) {
+        // Also the SWS override timer (RFC 9293 §3.8.6.2.1): data held back
+        // because the window is smaller than a segment, with nothing in flight.
         let unsent = self.unsent_len();
         let stalled = self.state.is_synchronized()
-            && self.snd_wnd == 0
             && unsent > 0
-            && self.snd_una == self.snd_max;
+            && self.snd_una == self.snd_max
+            && (self.snd_wnd as usize) < unsent.min(self.send_mss);
         if !stalled {
             self.persist_deadline = None;
             self.persist_backoff = 0;
@@ -838,7 +1128,7 @@ impl Tcb {
             if self.state == State::SynSent {
                 repr.ack = SeqNumber(0);
             }
-            let len = self.emit(&repr, 0, out)?;
+            let len = self.emit(repr, 0, out)?;
             self.advance_snd_nxt(now, 1);
             return Some(len);
         }
@@ -846,68 +1136,224 @@ impl Tcb {
             return None;
         }
 
+        let may_send_data = self.may_send_data();
         let sent = self.snd_nxt.distance(self.snd_data_start).max(0) as usize;
         let unsent = self.send_buf.len().saturating_sub(sent);
-        let may_send_data = matches!(
+        let wnd_end = self.snd_una + self.snd_wnd;
+        let usable_wnd = wnd_end.distance(self.snd_nxt).max(0) as usize;
+        // Room for SACK blocks when we may report some (RFC 2018 §3).
+        let sack_room = if self.sack_ok && (!self.assembler.is_empty() || self.dsack_pending) {
+            4 + 8 * self.max_sack_blocks()
+        } else {
+            0
+        };
+        let header_len = repr.header_len() + sack_room;
+        let max_payload = self
+            .payload_room(header_len)
+            .min(out.len().saturating_sub(header_len));
+
+        // Loss recovery chooses retransmissions first (RFC 6675 §5, RFC 6582).
+        if may_send_data {
+            if let Some((seq, len)) =
+                self.pick_retransmission(unsent > 0 && usable_wnd > 0, max_payload)
+            {
+                return self.emit_data(now, repr, seq, len, true, out);
+            }
+        }
+
+        // New data, within the peer's window and the congestion window.
+        let mut n = if may_send_data {
+            unsent
+                .min(usable_wnd)
+                .min(self.cwnd_room())
+                .min(max_payload)
+        } else {
+            0
+        };
+        // Sender SWS avoidance (RFC 9293 §3.8.6.2.1) with Nagle (§3.7.4):
+        // a short segment goes out only if it empties the queue while nothing
+        // is unacknowledged (or Nagle is off), if it is half the largest
+        // window seen, or when the override timer fired.
+        if n > 0 && n < max_payload {
+            let all_queued = n == unsent;
+            let idle = self.snd_nxt == self.snd_una;
+            let half_window = n >= (self.max_snd_wnd / 2) as usize && self.max_snd_wnd > 0;
+            if !((all_queued && (self.nodelay || idle)) || half_window || self.probe_due) {
+                n = 0;
+            }
+        }
+        let fin = self.fin_queued
+            && may_send_data
+            && sent + n == self.send_buf.len()
+            && self.snd_nxt + n == self.fin_seq();
+        if n > 0 || fin {
+            self.probe_due = false;
+            let seq = self.snd_nxt;
+            return self.emit_data(now, repr, seq, n + usize::from(fin), false, out);
+        }
+        if self.probe_due {
+            // Zero-window or keep-alive probe: an old sequence number makes
+            // the peer answer with its current window and ACK.
+            self.probe_due = false;
+            repr.seq = self.snd_una + u32::MAX;
+            return self.emit(repr, 0, out);
+        }
+        if self.ack_pending {
+            // After a timeout SND.NXT is rewound for go-back-N; a pure ACK
+            // must still carry the first never-sent number, or the peer finds
+            // it below RCV.NXT, rejects it and ignores its ACK (as BSD does,
+            // tcp_output uses snd_max for data-less segments).
+            repr.seq = self.snd_max;
+            return self.emit(repr, 0, out);
+        }
+        None
+    }
+
+    fn may_send_data(&self) -> bool {
+        matches!(
             self.state,
             State::Established
                 | State::CloseWait
                 | State::FinWait1
                 | State::Closing
                 | State::LastAck
-        );
-        let wnd_end = self.snd_una + self.snd_wnd;
-        let usable = wnd_end.distance(self.snd_nxt).max(0) as usize;
-        let header_len = repr.header_len();
-        let room = out.len().saturating_sub(header_len);
-        let n = if may_send_data {
-            unsent
-                .min(usable)
-                .min(self.payload_room(header_len))
-                .min(room)
+        )
+    }
+
+    fn max_sack_blocks(&self) -> usize {
+        // 40 option bytes: 3 blocks fit beside timestamps, 4 without.
+        if self.ts_ok {
+            3
         } else {
-            0
-        };
-        let fin = self.fin_queued
-            && may_send_data
-            && sent + n == self.send_buf.len()
-            && self.snd_nxt + n == self.fin_seq();
-
-        if n == 0 && !fin {
-            if self.probe_due {
-                // Zero-window probe: an old sequence number makes the peer
-                // answer with its current window without us committing data.
-                self.probe_due = false;
-                repr.seq = self.snd_una + u32::MAX;
-                return self.emit(&repr, 0, out);
-            }
-            if !self.ack_pending {
-                return None;
-            }
-            return self.emit(&repr, 0, out);
+            4
         }
+    }
 
+    /// What the congestion controller lets us add to the network now.
+    fn cwnd_room(&self) -> usize {
+        let cwnd = self.cc.cwnd();
+        match self.recovery {
+            // RFC 6675 §5 (C): send while cwnd - pipe >= 1 SMSS.
+            Some(r) if self.sack_ok => cwnd.saturating_sub(self.scoreboard.pipe(
+                self.snd_una,
+                self.snd_max,
+                r.high_rxt,
+                self.send_mss,
+            )),
+            // RFC 5681 §3.2 steps 3-4: the inflated window.
+            Some(r) => (cwnd + r.inflation).saturating_sub((self.snd_max - self.snd_una) as usize),
+            // RFC 3042 limited transmit: one new segment per early duplicate ACK.
+            None => (cwnd + self.dup_acks.min(2) as usize * self.send_mss)
+                .saturating_sub((self.snd_nxt - self.snd_una) as usize),
+        }
+    }
+
+    /// The retransmission loss recovery wants next, as (start, sequence length).
+    fn pick_retransmission(
+        &mut self,
+        new_data: bool,
+        max_payload: usize,
+    ) -> Option<(SeqNumber, usize)> {
+        let r = self.recovery?;
+        if self.rtx_front {
+            // Fast retransmit / NewReno partial ACK: the segment at SND.UNA.
+            self.rtx_front = false;
+            let len = ((self.snd_max - self.snd_una) as usize).min(max_payload);
+            return (len > 0).then_some((self.snd_una, len));
+        }
+        if !self.sack_ok {
+            return None;
+        }
+        let pipe = self
+            .scoreboard
+            .pipe(self.snd_una, self.snd_max, r.high_rxt, self.send_mss);
+        if pipe + self.send_mss > self.cc.cwnd() {
+            return None;
+        }
+        // RFC 6675 §4 NextSeg: (1) lost data, (2) new data, (3) other holes,
+        // (4) one rescue retransmission.
+        match self
+            .scoreboard
+            .next_seg(self.snd_una, self.snd_max, r.high_rxt, max_payload)
+        {
+            Some(ns) if ns.rule == NextSegRule::Lost || !new_data => return Some((ns.seq, ns.len)),
+            Some(_) => return None,
+            None => {}
+        }
+        if new_data || r.rescue_done {
+            return None;
+        }
+        let rescue = self
+            .scoreboard
+            .rescue_seg(self.snd_una, self.snd_max, max_payload)?;
+        if let Some(r) = self.recovery.as_mut() {
+            r.rescue_done = true;
+        }
+        Some(rescue)
+    }
+
+    fn sack_option(&mut self) -> SackBlocks {
+        let mut tmp = [SackBlock::default(); crate::assembler::MAX_RANGES];
+        let current = self.assembler.sack_blocks(self.rcv_nxt, &mut tmp);
+        let max = self.max_sack_blocks();
+        self.sack_gen.blocks(self.rcv_nxt, current, max)
+    }
+
+    /// Sends `seq_len` units of sequence space from `seq`: buffered data, and
+    /// our FIN if the range reaches it. Retransmissions leave SND.NXT alone.
+    fn emit_data(
+        &mut self,
+        now: Instant,
+        mut repr: TcpRepr,
+        seq: SeqNumber,
+        seq_len: usize,
+        retransmission: bool,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let off = seq.distance(self.snd_data_start).max(0) as usize;
+        let data_len = seq_len.min(self.send_buf.len().saturating_sub(off));
+        let fin = self.fin_queued && seq_len > data_len && seq + data_len == self.fin_seq();
+        repr.seq = seq;
         if fin {
             repr.flags |= Flags::FIN;
         }
-        if n > 0 && n == unsent {
+        if data_len > 0 && off + data_len == self.send_buf.len() {
             repr.flags |= Flags::PSH;
         }
-        let len = self.emit(&repr, n, out)?;
-        let payload_at = len - n;
-        self.send_buf.peek(sent, &mut out[payload_at..len]);
-        {
+        let len = self.emit(repr, data_len, out)?;
+        if data_len > 0 {
+            self.send_buf.peek(off, &mut out[len - data_len..len]);
             let mut pkt = TcpPacket::new_unchecked(&mut out[..len]);
             pkt.fill_checksum(*self.local.ip(), *self.remote.ip());
         }
-        self.advance_snd_nxt(now, n + usize::from(fin));
+        let used = data_len + usize::from(fin);
+        if retransmission {
+            trace!(%seq, len = used, "retransmit");
+            if let Some(r) = self.recovery.as_mut() {
+                r.high_rxt = r.high_rxt.max(seq + used);
+            }
+            self.rtt.discard_sample();
+            if self.rtx_deadline.is_none() {
+                self.rtx_deadline = Some(now + self.rtt.rto());
+            }
+        } else {
+            self.advance_snd_nxt(now, used);
+        }
         Some(len)
     }
 
     /// Emits the header of `repr` followed by room for `payload_len` bytes and
     /// records that the ACK and window went out. For a segment without payload
     /// the checksum is filled here; otherwise after the payload is copied.
-    fn emit(&mut self, repr: &TcpRepr, payload_len: usize, out: &mut [u8]) -> Option<usize> {
+    fn emit(&mut self, mut repr: TcpRepr, payload_len: usize, out: &mut [u8]) -> Option<usize> {
+        let report_sack = self.sack_ok
+            && repr.flags.ack()
+            && !repr.flags.syn()
+            && (!self.assembler.is_empty() || self.dsack_pending);
+        if report_sack {
+            repr.options.sack = self.sack_option();
+            self.dsack_pending = false;
+        }
         let len = repr.header_len() + payload_len;
         if len > out.len() {
             return None;
@@ -919,6 +1365,8 @@ impl Tcb {
         }
         if repr.flags.ack() {
             self.ack_pending = false;
+            self.delack_deadline = None;
+            self.segs_unacked = 0;
             self.last_ack_sent = repr.ack;
             let shift = if repr.flags.syn() { 0 } else { self.rcv_wscale };
             self.rcv_adv = self
@@ -934,6 +1382,9 @@ impl Tcb {
             return;
         }
         let fresh = self.snd_nxt.distance(self.snd_max) >= 0;
+        if self.unacked_since.is_none() {
+            self.unacked_since = Some(now);
+        }
         self.snd_nxt += seq_len;
         if self.snd_nxt.distance(self.snd_max) > 0 {
             self.snd_max = self.snd_nxt;

@@ -22,12 +22,12 @@ pub use seq::SeqNumber;
 pub use time::Instant;
 pub mod assembler;
 pub mod buffer;
+pub mod cc;
 pub mod conn;
 pub mod error;
 pub mod rng;
 pub mod rtt;
 pub mod scoreboard;
-pub mod cc;
 
 pub use conn::{State, TcpConfig};
 pub use error::TcpError;

@@ -63,6 +63,17 @@ impl RttEstimator {
         self.backoff = self.backoff.saturating_add(1);
     }
 
+    /// The peer acknowledged new data: keep the estimate, drop the back-off.
+    pub fn reset_backoff(&mut self) {
+        self.backoff = 0;
+    }
+
+    /// A fast retransmission: the timed sample becomes ambiguous (Karn), but
+    /// unlike a timeout it does not back the RTO off.
+    pub fn discard_sample(&mut self) {
+        self.timed = None;
+    }
+
     /// Cumulative acknowledgement `ack` arrived at `now`.
     pub fn on_ack(&mut self, ack: SeqNumber, now: Instant) {
         if let Some((end, sent)) = self.timed {

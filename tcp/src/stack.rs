@@ -78,6 +78,9 @@ pub struct StackStats {
     pub tcp_syn_dropped: u64,
     pub tcp_conns_opened: u64,
     pub tcp_conns_closed: u64,
+    /// Connections given up after too many retransmissions or probes,
+    /// including ones whose handle the application had already closed.
+    pub tcp_timeouts: u64,
 }
 
 /// Who holds a connection.
@@ -678,6 +681,9 @@ impl Stack {
             if let Some(l) = self.listeners.get_mut(&port) {
                 l.pending = l.pending.saturating_sub(1);
             }
+        }
+        if matches!(e.tcb.error(), Some(TcpError::TimedOut { .. })) {
+            self.stats.tcp_timeouts += 1;
         }
         self.free.push(idx);
         self.live -= 1;

@@ -269,7 +269,19 @@ fn data_survives_periodic_loss_both_directions() {
     let up = pattern(300_000, 1);
     let down = pattern(300_000, 2);
     let (at_a, at_b) = exchange(&mut net, c, s, &up, &down);
-    assert!(at_b == up && at_a == down);
+    let first_diff = |x: &[u8], y: &[u8]| x.iter().zip(y).position(|(a, b)| a != b);
+    assert!(
+        at_b == up,
+        "A->B differs at byte {:?} of {}",
+        first_diff(&at_b, &up),
+        up.len()
+    );
+    assert!(
+        at_a == down,
+        "B->A differs at byte {:?} of {}",
+        first_diff(&at_a, &down),
+        down.len()
+    );
 }
 
 #[test]

@@ -166,7 +166,7 @@ fn random_scenarios() {
     let (gave_up, failures): (Vec<&SimFailure>, Vec<&SimFailure>) = results
         .iter()
         .filter_map(|r| r.as_ref().err())
-        .partition(|f| f.reason.contains("connection timed out"));
+        .partition(|f| f.reason.contains("timed out"));
     let gave_up: Vec<u64> = gave_up.iter().map(|f| f.seed).collect();
     let ok: Vec<&Outcome> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     let corrupted: u64 = ok.iter().map(|o| o.corrupted_delivered()).sum();

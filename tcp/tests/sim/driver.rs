@@ -49,8 +49,10 @@ pub struct Scenario {
 impl Scenario {
     /// Perfect links, nothing to send, TIME-WAIT shortened to 2 s.
     pub fn new(seed: u64) -> Scenario {
-        let mut tcp = TcpConfig::default();
-        tcp.time_wait = Duration::from_secs(2);
+        let tcp = TcpConfig {
+            time_wait: Duration::from_secs(2),
+            ..TcpConfig::default()
+        };
         // Longer than the engine needs to give up on its own (data_retries
         // RTOs at rto_max), so a stall here is one the engine cannot see.
         let stall_limit = tcp.rto_max * (tcp.data_retries + 2);
@@ -536,6 +538,11 @@ pub fn run(sc: &Scenario) -> Result<Outcome, SimFailure> {
                 // A timer that just failed the connection leaves nothing to wait for.
                 app_a.step(&mut a, now)?;
                 app_b.step(&mut b, now)?;
+                // One side gave up (possibly as an orphan, after its app had
+                // closed the handle); the other then rightly waits forever.
+                if a.stats().tcp_timeouts + b.stats().tcp_timeouts > 0 {
+                    return Err("peer gave up: connection timed out on one side".to_string());
+                }
                 return Err("deadlock: nothing in flight and no timer armed".to_string());
             };
             if next <= now {
