@@ -14,14 +14,18 @@ use crate::assembler::{Assembler, SackGenerator};
 use crate::buffer::RingBuffer;
 use crate::cc::{self, AnyCc, CongestionControl};
 use crate::error::TcpError;
+use crate::rack::Rack;
 use crate::rtt::RttEstimator;
-use crate::scoreboard::{NextSegRule, Scoreboard};
 use crate::seq::SeqNumber;
 use crate::time::Instant;
 use crate::wire::{Flags, SackBlock, SackBlocks, TcpOptions, TcpPacket, TcpRepr};
 
 /// Largest window field (RFC 9293 §3.1).
 const MAX_WINDOW: usize = u16::MAX as usize;
+
+/// RFC 8985 §7.2 WCDelAckT: the peer's worst-case delayed-ACK time, added
+/// to the probe timeout when a single segment is in flight.
+const WORST_CASE_DELACK: Duration = Duration::from_millis(200);
 
 /// Least time between ACKs answering out-of-window pure ACKs.
 const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
@@ -140,12 +144,14 @@ impl Default for TcpConfig {
 struct Recovery {
     /// RecoveryPoint: recovery ends when this is cumulatively acknowledged.
     point: SeqNumber,
-    /// HighRxt: one past the highest byte retransmitted in this recovery.
-    high_rxt: SeqNumber,
-    /// RFC 6675 §5 rule (4): one rescue retransmission per recovery.
-    rescue_done: bool,
     /// RFC 5681 §3.2 / RFC 6582 window inflation (without SACK only).
     inflation: usize,
+    /// Proportional Rate Reduction (RFC 6937), with SACK: RecoverFS,
+    /// prr_delivered, prr_out, and what the last ACK allows us to send.
+    recover_fs: usize,
+    prr_delivered: usize,
+    prr_out: usize,
+    sndcnt: usize,
 }
 
 /// Transmission control block (RFC 9293 §3.3.1 variable names).
@@ -218,7 +224,17 @@ pub struct Tcb {
     ack_delay: Duration,
 
     cc: AnyCc,
-    scoreboard: Scoreboard,
+    /// RACK-TLP (RFC 8985), used when the peer sends SACKs.
+    rack: Rack,
+    rack_deadline: Option<Instant>,
+    tlp_deadline: Option<Instant>,
+    tlp_due: bool,
+    /// A probe was sent and no ACK has advanced SND.UNA since (one at a time
+    /// outside recovery).
+    tlp_outstanding: bool,
+    /// Probes in recovery back off exponentially until something is delivered.
+    tlp_backoff: u32,
+    /// Duplicate ACKs (NewReno loss detection, peers without SACK).
     dup_acks: u32,
     recovery: Option<Recovery>,
     /// No new recovery until this is acknowledged (RFC 6582 §3.2 step 1,
@@ -305,7 +321,12 @@ impl Tcb {
             delack_deadline: None,
             ack_delay: cfg.ack_delay,
             cc: cc::new(cfg.congestion, 536),
-            scoreboard: Scoreboard::new(),
+            rack: Rack::new(),
+            rack_deadline: None,
+            tlp_deadline: None,
+            tlp_due: false,
+            tlp_outstanding: false,
+            tlp_backoff: 0,
             dup_acks: 0,
             recovery: None,
             recover: iss,
@@ -522,6 +543,7 @@ impl Tcb {
             _ => self.handle_synchronized(cfg, now, seg, payload),
         };
         self.update_persist(now);
+        self.update_tlp(now);
         rst
     }
 
@@ -699,23 +721,42 @@ impl Tcb {
             self.ack_pending = true;
             return None;
         }
-        let sack = (self.sack_ok && seg.options.sack.len > 0).then(|| {
-            self.scoreboard
-                .update(seg.ack, seg.options.sack.as_slice(), self.snd_max)
-        });
+        // RACK (RFC 8985 §6.2): every ACK updates what is known delivered,
+        // then segments sent before a delivered one may be deemed lost.
+        let mut rack_lost = 0;
+        let mut delivered = 0;
+        if self.sack_ok {
+            delivered = self.rack.on_ack(seg.ack, seg.options.sack.as_slice(), now);
+            let (lost, timer) = self.rack.detect_loss(now);
+            self.rack_deadline = timer;
+            rack_lost = lost;
+        }
         let window_changed = (u32::from(seg.window) << self.snd_wscale) != self.snd_wnd;
         if seg.ack.distance(self.snd_una) > 0 {
             let tsecr = seg.options.timestamps.map(|(_, ecr)| ecr);
             self.on_new_ack(cfg, now, seg.ack, tsecr);
-        } else if seg.ack == self.snd_una && self.snd_max != self.snd_una {
-            // RFC 5681 §2 "duplicate acknowledgment"; with SACK, an ACK that
-            // brings new SACK information counts (RFC 6675 §5).
-            let dup = match sack {
-                Some(u) => u.new_sack_info,
-                None => payload.is_empty() && !f.fin() && !window_changed,
-            };
-            if dup {
-                self.on_dup_ack(now);
+        } else if !self.sack_ok
+            && seg.ack == self.snd_una
+            && self.snd_max != self.snd_una
+            && payload.is_empty()
+            && !f.fin()
+            && !window_changed
+        {
+            // RFC 5681 §2 "duplicate acknowledgment" (peers without SACK).
+            self.on_dup_ack(now);
+        }
+        if rack_lost > 0 {
+            self.enter_recovery(now);
+        }
+        if self.sack_ok {
+            self.prr_on_ack(delivered);
+            if delivered > 0 {
+                // Restart the probe timeout from this sign of life.
+                self.tlp_backoff = 0;
+                if self.recovery.is_some() {
+                    self.tlp_deadline = None;
+                    self.tlp_outstanding = false;
+                }
             }
         }
 
@@ -836,41 +877,53 @@ impl Tcb {
         None
     }
 
-    /// A duplicate ACK: count it, and on the third (or once SACK shows SND.UNA
-    /// lost, RFC 6675 §5 IsLost) start fast retransmit and recovery.
+    /// A duplicate ACK from a peer without SACK: the third starts fast
+    /// retransmit and NewReno recovery (RFC 5681 §3.2, RFC 6582).
     fn on_dup_ack(&mut self, now: Instant) {
         self.dup_acks = self.dup_acks.saturating_add(1);
         if let Some(r) = self.recovery.as_mut() {
-            if !self.sack_ok {
-                // RFC 5681 §3.2 step 4: each further duplicate inflates cwnd.
-                r.inflation += self.send_mss;
-            }
+            // RFC 5681 §3.2 step 4: each further duplicate inflates cwnd.
+            r.inflation += self.send_mss;
             return;
         }
-        let lost = self.dup_acks >= 3
-            || (self.sack_ok && self.scoreboard.is_lost(self.snd_una, self.send_mss));
-        // RFC 6582 §3.2 step 2 (and RFC 6675 §5.1 after an RTO): no new
-        // recovery for losses from the window that caused the last one.
+        if self.dup_acks >= 3 {
+            self.enter_recovery(now);
+        }
+    }
+
+    /// Loss detected: one congestion response per window of data.
+    fn enter_recovery(&mut self, now: Instant) {
+        if self.recovery.is_some() {
+            return;
+        }
+        // RFC 6582 §3.2 step 2, RFC 6675 §5.1: no second response for the
+        // window that caused the last one (or was in flight at an RTO).
         let beyond = self.snd_una.distance(self.recover);
         let allowed = if self.sack_ok {
             beyond >= 0
         } else {
             beyond > 0
         };
-        if !lost || !allowed {
+        if !allowed {
             return;
         }
         let flight = (self.snd_max - self.snd_una) as usize;
-        trace!(snd_una = %self.snd_una, flight, dup_acks = self.dup_acks, "fast retransmit");
+        trace!(snd_una = %self.snd_una, flight, "loss recovery");
         self.cc.on_congestion_event(now, flight);
         self.recover = self.snd_max;
         self.recovery = Some(Recovery {
             point: self.snd_max,
-            high_rxt: self.snd_una,
-            rescue_done: false,
             inflation: if self.sack_ok { 0 } else { 3 * self.send_mss },
+            recover_fs: flight,
+            prr_delivered: 0,
+            prr_out: 0,
+            // The fast retransmit goes out at once, whatever found the loss
+            // (an ACK or the reordering timer): RFC 6675 §5 (4.2).
+            sndcnt: self.send_mss,
         });
-        self.rtx_front = true;
+        self.tlp_deadline = None;
+        // Without SACK, the segment at SND.UNA is the one presumed lost.
+        self.rtx_front = !self.sack_ok;
     }
 
     /// SND.UNA < SEG.ACK =< SND.MAX: new data (or our SYN/FIN) acknowledged.
@@ -914,21 +967,22 @@ impl Tcb {
         };
         self.unacked_since = (self.snd_una != self.snd_max).then_some(now);
         self.dup_acks = 0;
+        self.tlp_outstanding = false;
+        self.tlp_deadline = None;
+        self.tlp_backoff = 0;
         match self.recovery.as_mut() {
             Some(r) if ack.distance(r.point) >= 0 => {
                 // Full acknowledgement: recovery ends (RFC 6582 §3.2 step 3).
                 self.recovery = None;
                 self.cc.on_recovery_exit(now);
             }
+            // With SACK, RACK decides what else is lost.
+            Some(_) if self.sack_ok => {}
             Some(r) => {
                 // Partial acknowledgement (RFC 6582 §3.2 step 5): the next hole
                 // is lost too. Deflate by what was acked, add back one SMSS.
-                if self.sack_ok {
-                    r.high_rxt = r.high_rxt.max(ack);
-                } else {
-                    r.inflation = r.inflation.saturating_sub(acked) + self.send_mss;
-                    self.rtx_front = true;
-                }
+                r.inflation = r.inflation.saturating_sub(acked) + self.send_mss;
+                self.rtx_front = true;
             }
             None => self.cc.on_ack(now, acked, flight_before, self.rtt.srtt()),
         }
@@ -970,6 +1024,8 @@ impl Tcb {
             self.persist_deadline,
             self.time_wait_deadline,
             self.delack_deadline,
+            self.rack_deadline,
+            self.tlp_deadline,
             self.keepalive_at(),
             self.user_timeout_at(),
         ]
@@ -1007,6 +1063,21 @@ impl Tcb {
             self.delack_deadline = None;
             self.ack_pending = true;
         }
+        if self.rack_deadline.is_some_and(|t| now >= t) {
+            // RFC 8985 §6.3 reordering timer.
+            let (lost, timer) = self.rack.detect_loss(now);
+            self.rack_deadline = timer;
+            if lost > 0 {
+                self.enter_recovery(now);
+            }
+        }
+        if self.tlp_deadline.is_some_and(|t| now >= t) {
+            self.tlp_deadline = None;
+            self.tlp_due = true;
+            if self.recovery.is_some() {
+                self.tlp_backoff = self.tlp_backoff.saturating_add(1);
+            }
+        }
         if self.keepalive_at().is_some_and(|t| now >= t) {
             if self.keepalive_sent >= self.keepalive_probes {
                 self.fail(TcpError::TimedOut {
@@ -1038,7 +1109,11 @@ impl Tcb {
             if self.state.is_synchronized() && flight > 0 {
                 self.cc.on_rto(now, flight);
             }
-            self.scoreboard.clear();
+            self.rack.clear();
+            self.rack_deadline = None;
+            self.tlp_deadline = None;
+            self.tlp_due = false;
+            self.tlp_outstanding = false;
             self.recovery = None;
             self.rtx_front = false;
             self.dup_acks = 0;
@@ -1086,7 +1161,35 @@ impl Tcb {
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         let len = self.next_segment(now, out);
         self.update_persist(now);
+        self.update_tlp(now);
         len
+    }
+
+    /// Arms the tail loss probe (RFC 8985 §7.2) while data is outstanding;
+    /// never later than the retransmission timer.
+    ///
+    /// Unlike RFC 8985 §7.2 (and Linux), the probe is armed in recovery too.
+    /// With a small window, a recovery can go silent: the retransmission
+    /// arrives, its ACK is lost, and nothing else is in flight to give RACK
+    /// a later delivery. Without a probe that costs a full RTO (200 ms at
+    /// least) where the path's RTT may be 50 µs; one probe after 2·SRTT of
+    /// silence restores the ACK clock.
+    fn update_tlp(&mut self, now: Instant) {
+        let eligible = self.sack_ok
+            && self.may_send_data()
+            && self.snd_una != self.snd_max
+            && (self.recovery.is_some() || !self.tlp_outstanding)
+            && !self.tlp_due;
+        if !eligible {
+            self.tlp_deadline = None;
+            return;
+        }
+        if self.tlp_deadline.is_none() {
+            if let Some(pto) = self.rack.pto(WORST_CASE_DELACK) {
+                let at = now + pto * (1u32 << self.tlp_backoff.min(16));
+                self.tlp_deadline = Some(self.rtx_deadline.map_or(at, |r| at.min(r)));
+            }
+        }
     }
 
     fn next_segment(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
@@ -1154,10 +1257,30 @@ impl Tcb {
 
         // Loss recovery chooses retransmissions first (RFC 6675 §5, RFC 6582).
         if may_send_data {
-            if let Some((seq, len)) =
-                self.pick_retransmission(unsent > 0 && usable_wnd > 0, max_payload)
-            {
+            if let Some((seq, len)) = self.pick_retransmission(max_payload) {
                 return self.emit_data(now, repr, seq, len, true, out);
+            }
+            if self.tlp_due {
+                // Tail loss probe (RFC 8985 §7): the peer's answer (SACK)
+                // lets RACK find what was lost at the tail.
+                self.tlp_due = false;
+                self.tlp_outstanding = true;
+                if self.recovery.is_some() {
+                    // In recovery the open question is SND.UNA's segment: its
+                    // duplicate draws an ACK that tells the whole state.
+                    if let Some((start, end)) = self.rack.first_unsacked() {
+                        let len = ((end - start) as usize).min(max_payload);
+                        return self.emit_data(now, repr, start, len, true, out);
+                    }
+                }
+                // RFC 8985 §7.3 prefers new data; we repeat the last segment
+                // instead: a receiver may delay its ACK for new in-order data
+                // (Linux: up to 200 ms, as long as our RTO), but answers a
+                // duplicate at once.
+                if let Some((start, end)) = self.rack.last() {
+                    let len = ((end - start) as usize).min(max_payload);
+                    return self.emit_data(now, repr, start, len, true, out);
+                }
             }
         }
 
@@ -1229,17 +1352,48 @@ impl Tcb {
         }
     }
 
+    /// RFC 6937 §3: on each ACK in recovery, how much may be sent: in
+    /// proportion to what was delivered while pipe exceeds ssthresh, then
+    /// slow-start reduction bound (PRR-SSRB) back up to ssthresh. The first
+    /// ACK of a recovery always allows the fast retransmit (RFC 6675 §5 (4.2)).
+    fn prr_on_ack(&mut self, delivered: usize) {
+        let pipe = self.pipe();
+        let ssthresh = self.cc.ssthresh();
+        let mss = self.send_mss;
+        let Some(r) = self.recovery.as_mut() else {
+            return;
+        };
+        let first = r.prr_delivered == 0 && r.prr_out == 0;
+        r.prr_delivered += delivered;
+        let sndcnt = if pipe > ssthresh {
+            let fs = r.recover_fs.max(1);
+            (r.prr_delivered * ssthresh)
+                .div_ceil(fs)
+                .saturating_sub(r.prr_out)
+        } else {
+            let limit = r.prr_delivered.saturating_sub(r.prr_out).max(delivered) + mss;
+            (ssthresh - pipe).min(limit)
+        };
+        r.sndcnt = if first { sndcnt.max(mss) } else { sndcnt };
+    }
+
+    /// Bytes in the network: RACK's count when it tracks every segment.
+    fn pipe(&self) -> usize {
+        self.rack
+            .in_flight()
+            .unwrap_or((self.snd_nxt - self.snd_una) as usize)
+    }
+
     /// What the congestion controller lets us add to the network now.
     fn cwnd_room(&self) -> usize {
         let cwnd = self.cc.cwnd();
+        if self.sack_ok {
+            return match self.recovery {
+                Some(r) => r.sndcnt,
+                None => cwnd.saturating_sub(self.pipe()),
+            };
+        }
         match self.recovery {
-            // RFC 6675 §5 (C): send while cwnd - pipe >= 1 SMSS.
-            Some(r) if self.sack_ok => cwnd.saturating_sub(self.scoreboard.pipe(
-                self.snd_una,
-                self.snd_max,
-                r.high_rxt,
-                self.send_mss,
-            )),
             // RFC 5681 §3.2 steps 3-4: the inflated window.
             Some(r) => (cwnd + r.inflation).saturating_sub((self.snd_max - self.snd_una) as usize),
             // RFC 3042 limited transmit: one new segment per early duplicate ACK.
@@ -1249,47 +1403,25 @@ impl Tcb {
     }
 
     /// The retransmission loss recovery wants next, as (start, sequence length).
-    fn pick_retransmission(
-        &mut self,
-        new_data: bool,
-        max_payload: usize,
-    ) -> Option<(SeqNumber, usize)> {
-        let r = self.recovery?;
-        if self.rtx_front {
-            // Fast retransmit / NewReno partial ACK: the segment at SND.UNA.
-            self.rtx_front = false;
-            let len = ((self.snd_max - self.snd_una) as usize).min(max_payload);
-            return (len > 0).then_some((self.snd_una, len));
+    fn pick_retransmission(&mut self, max_payload: usize) -> Option<(SeqNumber, usize)> {
+        if self.sack_ok {
+            // RACK: segments deemed lost, lowest first, as cwnd allows.
+            let (start, end) = self.rack.first_lost()?;
+            let len = ((end - start) as usize).min(max_payload);
+            let room = match self.recovery {
+                Some(r) => r.sndcnt,
+                None => self.cc.cwnd().saturating_sub(self.pipe()),
+            };
+            return (room >= len.min(self.send_mss)).then_some((start, len));
         }
-        if !self.sack_ok {
+        self.recovery?;
+        if !self.rtx_front {
             return None;
         }
-        let pipe = self
-            .scoreboard
-            .pipe(self.snd_una, self.snd_max, r.high_rxt, self.send_mss);
-        if pipe + self.send_mss > self.cc.cwnd() {
-            return None;
-        }
-        // RFC 6675 §4 NextSeg: (1) lost data, (2) new data, (3) other holes,
-        // (4) one rescue retransmission.
-        match self
-            .scoreboard
-            .next_seg(self.snd_una, self.snd_max, r.high_rxt, max_payload)
-        {
-            Some(ns) if ns.rule == NextSegRule::Lost || !new_data => return Some((ns.seq, ns.len)),
-            Some(_) => return None,
-            None => {}
-        }
-        if new_data || r.rescue_done {
-            return None;
-        }
-        let rescue = self
-            .scoreboard
-            .rescue_seg(self.snd_una, self.snd_max, max_payload)?;
-        if let Some(r) = self.recovery.as_mut() {
-            r.rescue_done = true;
-        }
-        Some(rescue)
+        // Fast retransmit / NewReno partial ACK: the segment at SND.UNA.
+        self.rtx_front = false;
+        let len = ((self.snd_max - self.snd_una) as usize).min(max_payload);
+        (len > 0).then_some((self.snd_una, len))
     }
 
     fn sack_option(&mut self) -> SackBlocks {
@@ -1327,11 +1459,21 @@ impl Tcb {
             pkt.fill_checksum(*self.local.ip(), *self.remote.ip());
         }
         let used = data_len + usize::from(fin);
+        if let Some(r) = self.recovery.as_mut() {
+            r.prr_out += used;
+            r.sndcnt = r.sndcnt.saturating_sub(used);
+        }
+        if self.sack_ok {
+            if retransmission {
+                self.rack.on_retransmit(seq, seq + used, now);
+            } else {
+                let fresh = seq.distance(self.snd_max) >= 0;
+                self.rack.on_send(seq, seq + used, now, !fresh);
+                self.tlp_deadline = None;
+            }
+        }
         if retransmission {
             trace!(%seq, len = used, "retransmit");
-            if let Some(r) = self.recovery.as_mut() {
-                r.high_rxt = r.high_rxt.max(seq + used);
-            }
             self.rtt.discard_sample();
             if self.rtx_deadline.is_none() {
                 self.rtx_deadline = Some(now + self.rtt.rto());

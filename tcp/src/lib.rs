@@ -25,9 +25,9 @@ pub mod buffer;
 pub mod cc;
 pub mod conn;
 pub mod error;
+pub mod rack;
 pub mod rng;
 pub mod rtt;
-pub mod scoreboard;
 
 pub use conn::{State, TcpConfig};
 pub use error::TcpError;

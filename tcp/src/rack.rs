@@ -1,0 +1,459 @@
+//! RACK-TLP loss detection (RFC 8985).
+//!
+//! Every data segment in flight has a record with its (re)transmission time.
+//! A segment is deemed lost once a segment sent *after* it has been delivered
+//! (cumulatively acknowledged or SACKed) and more than an RTT plus a
+//! reordering window has passed since it was sent (RFC 8985 §6.2). Because
+//! the rule is about send times, not sequence numbers, it also finds lost
+//! retransmissions, which duplicate-ACK counting (RFC 5681, RFC 6675) cannot.
+//! The tail loss probe (§7) elicits the SACKs that let this rule work when
+//! the last segments of a flight are lost.
+//!
+//! Records are kept in sequence order and cover SND.UNA..SND.NXT; their number
+//! is bounded ([`MAX_RECORDS`]). Past the bound, segments are not tracked and
+//! the retransmission timer remains their only loss detector.
+
+use core::time::Duration;
+use std::collections::VecDeque;
+
+use crate::seq::SeqNumber;
+use crate::time::Instant;
+use crate::wire::SackBlock;
+
+/// Most segments tracked per connection (a 4 MiB window of 1 KiB segments).
+pub const MAX_RECORDS: usize = 4096;
+
+/// Least probe timeout, whatever the RTT: timers are millisecond-grained.
+const MIN_PTO: Duration = Duration::from_millis(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record {
+    pub start: SeqNumber,
+    pub end: SeqNumber,
+    pub xmit: Instant,
+    pub retransmitted: bool,
+    pub sacked: bool,
+    pub lost: bool,
+}
+
+impl Record {
+    fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+}
+
+#[derive(Debug)]
+pub struct Rack {
+    recs: VecDeque<Record>,
+    /// Some segment was not recorded (bound reached); counts are approximate.
+    overflow: bool,
+    /// RACK.xmit_ts / RACK.end_seq: the most recently sent delivered segment.
+    xmit_ts: Option<Instant>,
+    end_seq: SeqNumber,
+    /// RACK.rtt: RTT of that segment.
+    rtt: Duration,
+    min_rtt: Option<Duration>,
+    /// Smoothed RTT in microseconds from delivered segments (for the PTO).
+    srtt: Option<Duration>,
+}
+
+impl Default for Rack {
+    fn default() -> Self {
+        Rack::new()
+    }
+}
+
+impl Rack {
+    pub fn new() -> Rack {
+        Rack {
+            recs: VecDeque::new(),
+            overflow: false,
+            xmit_ts: None,
+            end_seq: SeqNumber(0),
+            rtt: Duration::ZERO,
+            min_rtt: None,
+            srtt: None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.recs.is_empty()
+    }
+
+    /// Bytes believed in the network: neither SACKed nor lost (RFC 6675 pipe
+    /// with RACK's notion of lost). `None` when tracking is incomplete.
+    pub fn in_flight(&self) -> Option<usize> {
+        if self.overflow {
+            return None;
+        }
+        Some(
+            self.recs
+                .iter()
+                .filter(|r| !r.sacked && !r.lost)
+                .map(Record::len)
+                .sum(),
+        )
+    }
+
+    pub fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
+    /// Probe timeout (RFC 8985 §7.2): 2·SRTT, plus the peer's worst-case
+    /// delayed-ACK time when only one segment is in flight.
+    pub fn pto(&self, delack: Duration) -> Option<Duration> {
+        let srtt = self.srtt?;
+        let mut pto = srtt * 2;
+        if self.recs.len() == 1 {
+            pto += delack;
+        }
+        Some(pto.max(MIN_PTO))
+    }
+
+    /// A segment covering `start..end` was sent at `now` for the first time
+    /// since the last reset (or again, after a timeout cleared the records).
+    pub fn on_send(&mut self, start: SeqNumber, end: SeqNumber, now: Instant, retransmitted: bool) {
+        if end.distance(start) <= 0 {
+            return;
+        }
+        if let Some(last) = self.recs.back() {
+            if start != last.end {
+                // Not contiguous with what we track: lose precision, not safety.
+                self.overflow = true;
+                return;
+            }
+        }
+        if self.recs.len() >= MAX_RECORDS {
+            self.overflow = true;
+            return;
+        }
+        self.recs.push_back(Record {
+            start,
+            end,
+            xmit: now,
+            retransmitted,
+            sacked: false,
+            lost: false,
+        });
+    }
+
+    /// `start..end` was retransmitted at `now`.
+    pub fn on_retransmit(&mut self, start: SeqNumber, end: SeqNumber, now: Instant) {
+        self.split_at(start);
+        self.split_at(end);
+        for r in self.recs.iter_mut() {
+            if r.start.distance(start) >= 0 && end.distance(r.end) >= 0 {
+                r.xmit = now;
+                r.retransmitted = true;
+                r.lost = false;
+            }
+        }
+    }
+
+    /// Makes `seq` a record boundary if it falls inside one.
+    fn split_at(&mut self, seq: SeqNumber) {
+        let Some(i) = self
+            .recs
+            .iter()
+            .position(|r| seq.distance(r.start) > 0 && r.end.distance(seq) > 0)
+        else {
+            return;
+        };
+        if self.recs.len() >= MAX_RECORDS {
+            self.overflow = true;
+            return;
+        }
+        let mut tail = self.recs[i];
+        tail.start = seq;
+        self.recs[i].end = seq;
+        self.recs.insert(i + 1, tail);
+    }
+
+    /// The first segment deemed lost and not yet retransmitted since.
+    pub fn first_lost(&self) -> Option<(SeqNumber, SeqNumber)> {
+        self.recs
+            .iter()
+            .find(|r| r.lost && !r.sacked)
+            .map(|r| (r.start, r.end))
+    }
+
+    /// The lowest segment not yet known delivered (SND.UNA's segment).
+    pub fn first_unsacked(&self) -> Option<(SeqNumber, SeqNumber)> {
+        self.recs
+            .iter()
+            .find(|r| !r.sacked)
+            .map(|r| (r.start, r.end))
+    }
+
+    /// The highest segment in flight (what a tail loss probe retransmits).
+    pub fn last(&self) -> Option<(SeqNumber, SeqNumber)> {
+        self.recs
+            .iter()
+            .rev()
+            .find(|r| !r.sacked)
+            .map(|r| (r.start, r.end))
+    }
+
+    /// Processes an ACK: cumulative `ack` and its SACK blocks (RFC 8985 §6.2
+    /// steps 1-3: RACK.xmit_ts, end_seq and rtt follow the most recently
+    /// sent delivered segment). Returns the bytes newly delivered, cumulatively
+    /// or by SACK (RFC 6937 DeliveredData).
+    pub fn on_ack(&mut self, ack: SeqNumber, sack: &[SackBlock], now: Instant) -> usize {
+        let mut delivered = 0;
+        while let Some(front) = self.recs.front().copied() {
+            if front.end.distance(ack) <= 0 {
+                self.recs.pop_front();
+                if !front.sacked {
+                    self.deliver(front, now);
+                    delivered += front.len();
+                }
+            } else {
+                if front.start.distance(ack) < 0 {
+                    // Partly acknowledged: the rest stays in flight.
+                    delivered += (ack - front.start) as usize;
+                    if let Some(f) = self.recs.front_mut() {
+                        f.start = ack;
+                    }
+                }
+                break;
+            }
+        }
+        if self.recs.is_empty() {
+            self.overflow = false;
+        }
+        for b in sack {
+            if b.right.distance(b.left) <= 0 {
+                continue;
+            }
+            // Newly SACKed records, without allocating: only the most recent
+            // send time matters for RACK, so overflow keeps the latest.
+            let mut hits = [None::<Record>; 8];
+            let mut n = 0;
+            for r in self.recs.iter_mut() {
+                if !r.sacked && r.start.distance(b.left) >= 0 && b.right.distance(r.end) >= 0 {
+                    r.sacked = true;
+                    r.lost = false;
+                    delivered += r.len();
+                    if n < hits.len() {
+                        hits[n] = Some(*r);
+                        n += 1;
+                    } else {
+                        hits[hits.len() - 1] = Some(*r).max_by_xmit(hits[hits.len() - 1]);
+                    }
+                }
+            }
+            for r in hits.iter().flatten() {
+                self.deliver(*r, now);
+            }
+        }
+        delivered
+    }
+
+    fn deliver(&mut self, r: Record, now: Instant) {
+        let rtt = now.saturating_duration_since(r.xmit);
+        // RFC 8985 §6.2 step 2: a retransmitted segment delivered sooner than
+        // min RTT was acknowledged for its original transmission.
+        if r.retransmitted && self.min_rtt.is_some_and(|m| rtt < m) {
+            return;
+        }
+        self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        self.srtt = Some(match self.srtt {
+            None => rtt,
+            Some(s) => (s * 7 + rtt) / 8,
+        });
+        let newer = match self.xmit_ts {
+            None => true,
+            Some(t) => r.xmit > t || (r.xmit == t && r.end.distance(self.end_seq) > 0),
+        };
+        if newer {
+            self.xmit_ts = Some(r.xmit);
+            self.end_seq = r.end;
+            self.rtt = rtt;
+        }
+    }
+
+    /// RFC 8985 §6.2 step 5: marks segments lost; returns the bytes newly
+    /// marked and when to check again (the reordering timer, §6.3).
+    pub fn detect_loss(&mut self, now: Instant) -> (usize, Option<Instant>) {
+        let Some(xmit_ts) = self.xmit_ts else {
+            return (0, None);
+        };
+        // §6.2 step 4: a quarter of the minimum RTT, at most SRTT.
+        let reo_wnd = self
+            .min_rtt
+            .map_or(Duration::ZERO, |m| (m / 4).min(self.srtt.unwrap_or(m)));
+        let mut lost = 0;
+        let mut timeout: Option<Instant> = None;
+        for r in self.recs.iter_mut() {
+            if r.sacked || r.lost {
+                continue;
+            }
+            let sent_before =
+                r.xmit < xmit_ts || (r.xmit == xmit_ts && self.end_seq.distance(r.end) > 0);
+            if !sent_before {
+                continue;
+            }
+            let deadline = r.xmit + self.rtt + reo_wnd;
+            if now >= deadline {
+                r.lost = true;
+                lost += r.len();
+            } else {
+                timeout = Some(timeout.map_or(deadline, |t| t.min(deadline)));
+            }
+        }
+        (lost, timeout)
+    }
+
+    /// RFC 8985 §6.3 on a retransmission timeout: forget the flight; what is
+    /// sent again is recorded afresh.
+    pub fn clear(&mut self) {
+        self.recs.clear();
+        self.overflow = false;
+    }
+}
+
+trait MaxByXmit {
+    fn max_by_xmit(self, other: Option<Record>) -> Option<Record>;
+}
+
+impl MaxByXmit for Option<Record> {
+    fn max_by_xmit(self, other: Option<Record>) -> Option<Record> {
+        match (self, other) {
+            (Some(a), Some(b)) => Some(if a.xmit >= b.xmit { a } else { b }),
+            (a, None) => a,
+            (None, b) => b,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(us: u64) -> Instant {
+        Instant::from_micros(us)
+    }
+
+    fn seg(i: u32) -> (SeqNumber, SeqNumber) {
+        (SeqNumber(1000 + i * 100), SeqNumber(1100 + i * 100))
+    }
+
+    fn sent(n: u32) -> Rack {
+        let mut r = Rack::new();
+        for i in 0..n {
+            let (s, e) = seg(i);
+            r.on_send(s, e, t(u64::from(i) * 10), false);
+        }
+        r
+    }
+
+    #[test]
+    fn later_delivery_marks_earlier_segment_lost_after_rtt_plus_reo_wnd_rfc8985_6_2() {
+        let mut r = sent(4);
+        // Segment 0 lost; 1..3 SACKed at t=1000 (RTT ~ 1000 us).
+        let (s1, _) = seg(1);
+        let (_, e3) = seg(3);
+        r.on_ack(
+            SeqNumber(1000),
+            &[SackBlock {
+                left: s1,
+                right: e3,
+            }],
+            t(1000),
+        );
+        let (lost, timer) = r.detect_loss(t(1000));
+        // Segment 0 was sent at 0; RACK.rtt = 1000 - 30 = 970; reo_wnd = 970/4.
+        assert_eq!(lost, 0, "within RTT + reordering window: not yet");
+        let deadline = timer.expect("reordering timer armed");
+        assert_eq!(deadline, t(970 + 242));
+        let (lost, _) = r.detect_loss(deadline);
+        assert_eq!(lost, 100);
+        assert_eq!(r.first_lost(), Some(seg(0)));
+        assert_eq!(
+            r.in_flight(),
+            Some(0),
+            "lost and SACKed bytes are not in flight"
+        );
+    }
+
+    #[test]
+    fn lost_retransmission_is_detected_by_send_time_rfc8985_2() {
+        let mut r = sent(3);
+        let (s1, e1) = seg(1);
+        r.on_ack(
+            SeqNumber(1000),
+            &[SackBlock {
+                left: s1,
+                right: e1,
+            }],
+            t(1000),
+        );
+        r.detect_loss(t(5000));
+        let (s0, e0) = seg(0);
+        assert_eq!(r.first_lost(), Some((s0, e0)));
+        // Retransmit segment 0 at 5000, then send new data at 5010 which is
+        // delivered; the retransmission itself is lost again.
+        r.on_retransmit(s0, e0, t(5000));
+        assert_eq!(r.first_lost(), None);
+        let (s3, e3) = seg(3);
+        r.on_send(s3, e3, t(5010), false);
+        r.on_ack(
+            SeqNumber(1000),
+            &[SackBlock {
+                left: s3,
+                right: e3,
+            }],
+            t(6000),
+        );
+        let (lost, _) = r.detect_loss(t(8000));
+        assert!(lost >= 100);
+        assert_eq!(
+            r.first_lost(),
+            Some((s0, e0)),
+            "the lost retransmission is found"
+        );
+    }
+
+    #[test]
+    fn cumulative_ack_removes_records_and_partial_ack_trims() {
+        let mut r = sent(3);
+        r.on_ack(SeqNumber(1150), &[], t(500));
+        assert_eq!(r.in_flight(), Some(150));
+        assert_eq!(r.last(), Some(seg(2)));
+        r.on_ack(SeqNumber(1300), &[], t(600));
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn retransmission_of_part_of_a_record_splits_it() {
+        let mut r = sent(1);
+        r.on_retransmit(SeqNumber(1000), SeqNumber(1050), t(100));
+        assert_eq!(r.recs.len(), 2);
+        assert!(r.recs[0].retransmitted && !r.recs[1].retransmitted);
+    }
+
+    #[test]
+    fn pto_is_twice_srtt_with_a_floor_rfc8985_7_2() {
+        let mut r = sent(2);
+        r.on_ack(SeqNumber(1100), &[], t(10_000));
+        assert_eq!(r.srtt(), Some(Duration::from_micros(10_000)));
+        assert_eq!(
+            r.pto(Duration::from_millis(40)),
+            Some(Duration::from_millis(60)),
+            "one segment in flight: + delayed ACK"
+        );
+        let mut r = sent(3);
+        r.on_ack(SeqNumber(1100), &[], t(100));
+        assert_eq!(r.pto(Duration::from_millis(40)), Some(MIN_PTO));
+    }
+
+    #[test]
+    fn records_are_bounded() {
+        let mut r = Rack::new();
+        for i in 0..(MAX_RECORDS as u32 + 10) {
+            r.on_send(SeqNumber(i * 10), SeqNumber(i * 10 + 10), t(0), false);
+        }
+        assert_eq!(r.recs.len(), MAX_RECORDS);
+        assert_eq!(r.in_flight(), None);
+    }
+}
