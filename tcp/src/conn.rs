@@ -27,6 +27,9 @@ const MAX_WINDOW: usize = u16::MAX as usize;
 /// to the probe timeout when a single segment is in flight.
 const WORST_CASE_DELACK: Duration = Duration::from_millis(200);
 
+/// RFC 5961 §7 limit on challenge ACKs, per connection.
+const CHALLENGE_ACKS_PER_SECOND: u32 = 10;
+
 /// Least time between ACKs answering out-of-window pure ACKs.
 const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -218,6 +221,9 @@ pub struct Tcb {
     dsack_pending: bool,
     /// No ACK in reply to an out-of-window pure ACK before this time.
     oow_ack_allowed: Instant,
+    /// Challenge ACKs sent in the one-second window starting here.
+    challenge_window: Instant,
+    challenge_count: u32,
     /// Segments received since our last ACK, and when a delayed ACK is due.
     segs_unacked: u32,
     delack_deadline: Option<Instant>,
@@ -317,6 +323,8 @@ impl Tcb {
             ooo_fin: None,
             dsack_pending: false,
             oow_ack_allowed: Instant::ZERO,
+            challenge_window: Instant::ZERO,
+            challenge_count: 0,
             segs_unacked: 0,
             delack_deadline: None,
             ack_delay: cfg.ack_delay,
@@ -677,7 +685,7 @@ impl Tcb {
         // ACK for any other in-window RST.
         if f.rst() {
             if seg.seq != self.rcv_nxt {
-                self.ack_pending = true;
+                self.challenge_ack(now);
                 return None;
             }
             match self.state {
@@ -698,7 +706,7 @@ impl Tcb {
 
         // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 §4.2).
         if f.syn() {
-            self.ack_pending = true;
+            self.challenge_ack(now);
             return None;
         }
 
@@ -875,6 +883,19 @@ impl Tcb {
             }
         }
         None
+    }
+
+    /// RFC 5961 §7: challenge ACKs are rate-limited, so a blind attacker
+    /// cannot turn forged RSTs or SYNs into an ACK flood.
+    fn challenge_ack(&mut self, now: Instant) {
+        if now >= self.challenge_window + Duration::from_secs(1) {
+            self.challenge_window = now;
+            self.challenge_count = 0;
+        }
+        if self.challenge_count < CHALLENGE_ACKS_PER_SECOND {
+            self.challenge_count += 1;
+            self.ack_pending = true;
+        }
     }
 
     /// A duplicate ACK from a peer without SACK: the third starts fast

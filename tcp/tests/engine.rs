@@ -519,3 +519,42 @@ fn forge(
     ip.emit(&mut ustack_ipv4::Ipv4Packet::new_unchecked(&mut buf[..]));
     buf
 }
+
+#[test]
+fn challenge_acks_are_rate_limited_rfc5961_7() {
+    let mut net = Net::new();
+    let (_c, s) = connected(&mut net);
+    let rcv_nxt_at_b = net
+        .log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::AtoB)
+        .and_then(|x| x.tcp)
+        .unwrap()
+        .seq;
+    let mut acks = 0;
+    for i in 0..100u32 {
+        let forged = forge(
+            common::A,
+            common::B,
+            40000,
+            80,
+            rcv_nxt_at_b + (1000 + i),
+            ustack_tcp::wire::Flags::RST,
+        );
+        net.b.handle_packet(net.now, &forged, &mut |_| {});
+        net.b.poll(net.now, &mut |p| {
+            if common::inspect(Dir::BtoA, p)
+                .tcp
+                .is_some_and(|t| t.flags.ack())
+            {
+                acks += 1;
+            }
+        });
+    }
+    assert_eq!(net.b.state(s), Ok(State::Established));
+    assert_eq!(
+        acks, 10,
+        "100 forged RSTs in one instant draw 10 challenge ACKs"
+    );
+}
