@@ -1,6 +1,8 @@
 //! HTTP/1.1 responder cost per request: a typical `curl` `GET /` on a
 //! keep-alive connection, parsed and answered (`Hello World!`) by one
 //! reused `HttpConn`, with the whole response drained through `poll_send`.
+//! smoltcp has no HTTP; the reference is `httparse` parsing the same request
+//! (parse only, no response), the parser most Rust HTTP servers use.
 
 use std::hint::black_box;
 
@@ -46,8 +48,18 @@ fn bench_http(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("http");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("curl_get_root", |b| {
+    group.bench_function("curl_get_root/ustack_parse_respond", |b| {
         b.iter(|| serve(black_box(&mut conn), &mut out))
+    });
+    group.bench_function("curl_get_root/httparse_parse_only", |b| {
+        b.iter(|| {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(black_box(CURL_GET)) {
+                Ok(httparse::Status::Complete(n)) => n,
+                _ => 0,
+            }
+        })
     });
     group.finish();
     assert_eq!(conn.stats().responses, conn.stats().success);

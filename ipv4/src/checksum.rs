@@ -7,33 +7,105 @@
 
 use core::net::Ipv4Addr;
 
+/// Independent accumulators in the main loop: enough that the compiler keeps
+/// several vector registers of sums in flight instead of one serial chain.
+const LANES: usize = 16;
+/// Bytes the main loop consumes per iteration: one 32-bit word per lane.
+const STRIDE: usize = 4 * LANES;
+/// Bytes summed before the lanes are folded. Each lane then holds at most
+/// `BLOCK / STRIDE` words below 2^32, far from overflowing its u64.
+const BLOCK: usize = 1 << 30;
+
 /// Adds `data` to the partial sum `initial` and returns a new partial sum.
 ///
 /// The result is unfolded (it may exceed 16 bits) but is kept congruent modulo
 /// 0xffff, so it can be chained any number of times without overflow. An odd
 /// trailing byte is padded with a zero byte on the right (RFC 1071 §1).
 pub fn sum(data: &[u8], initial: u32) -> u32 {
-    // 2^16 ≡ 1 (mod 0xffff), so adding big-endian 32-bit halves of 64-bit words is
-    // the same ones'-complement sum as adding 16-bit words (RFC 1071 §2(B),
-    // "parallel summation"). Each step adds less than 2^33, so the u64 cannot
-    // overflow for any slice that fits in memory on a 64-bit target before ~2^31 steps.
     let mut acc = u64::from(initial);
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        if let Ok(word) = <[u8; 8]>::try_from(chunk) {
-            let w = u64::from_be_bytes(word);
-            acc += (w >> 32) + (w & 0xffff_ffff);
+    if data.len() < STRIDE {
+        acc += u64::from(native_sum(data));
+    } else {
+        for block in data.chunks(BLOCK) {
+            acc += u64::from(native_sum_best(block));
         }
     }
-    let mut pairs = chunks.remainder().chunks_exact(2);
+    fold_u64(acc)
+}
+
+/// [`native_sum`] compiled for the widest vectors this CPU has. Without
+/// AVX2 the compiler may only assume SSE2 (two 64-bit lanes per register) on
+/// x86-64, which holds a checksum of an L1-resident packet to a third of
+/// memcpy's speed; with it the same loop runs on four lanes per register.
+#[cfg(target_arch = "x86_64")]
+fn native_sum_best(data: &[u8]) -> u16 {
+    #[target_feature(enable = "avx2")]
+    fn native_sum_avx2(data: &[u8]) -> u16 {
+        native_sum(data)
+    }
+    // The answer is cached by std after the first call: one relaxed load.
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the only requirement of `native_sum_avx2` is that the CPU
+        // supports AVX2, which was just checked.
+        unsafe { native_sum_avx2(data) }
+    } else {
+        native_sum(data)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn native_sum_best(data: &[u8]) -> u16 {
+    native_sum(data)
+}
+
+/// The ones'-complement sum of `data` taken as 16-bit words in the machine's
+/// own byte order, folded to 16 bits, then put in network byte order.
+///
+/// Byte order does not matter to the sum (RFC 1071 §2(B)): adding
+/// byte-swapped words gives the byte-swapped sum, so the words are read as
+/// they lie in memory and only the 16-bit result is swapped. And since
+/// 2^16 ≡ 1 (mod 0xffff), adding 32-bit words into 64-bit lanes, carries left
+/// in the high bits until the end, is the same sum as adding 16-bit words
+/// (RFC 1071 §2(C), deferred carries). The lanes are independent, so the loop
+/// vectorises.
+#[inline(always)]
+fn native_sum(data: &[u8]) -> u16 {
+    let mut acc: u64 = 0;
+    let mut strides = data.chunks_exact(STRIDE);
+    // Headers (20 to 60 bytes) skip the lanes and their reduction.
+    if data.len() >= STRIDE {
+        let mut lanes = [0u64; LANES];
+        for stride in &mut strides {
+            for (lane, word) in lanes.iter_mut().zip(stride.chunks_exact(4)) {
+                if let Ok(w) = <[u8; 4]>::try_from(word) {
+                    *lane += u64::from(u32::from_ne_bytes(w));
+                }
+            }
+        }
+        // Each lane folded to below 2^33 first, so adding them cannot overflow.
+        acc = lanes.iter().map(|&l| (l & 0xffff_ffff) + (l >> 32)).sum();
+    }
+    let mut words = strides.remainder().chunks_exact(4);
+    for word in &mut words {
+        if let Ok(w) = <[u8; 4]>::try_from(word) {
+            acc += u64::from(u32::from_ne_bytes(w));
+        }
+    }
+    let mut pairs = words.remainder().chunks_exact(2);
     for pair in &mut pairs {
-        if let [hi, lo] = *pair {
-            acc += u64::from(u16::from_be_bytes([hi, lo]));
+        if let [a, b] = *pair {
+            acc += u64::from(u16::from_ne_bytes([a, b]));
         }
     }
     if let [last] = *pairs.remainder() {
-        acc += u64::from(last) << 8;
+        // The odd byte is the first byte of a word whose second byte is zero.
+        acc += u64::from(u16::from_ne_bytes([last, 0]));
     }
+    u16::from_be(fold(fold_u64(acc)))
+}
+
+/// Folds a 64-bit partial sum to 32 bits, keeping it congruent modulo 0xffff.
+fn fold_u64(mut acc: u64) -> u32 {
     while acc >> 32 != 0 {
         acc = (acc & 0xffff_ffff) + (acc >> 32);
     }
@@ -146,6 +218,18 @@ mod tests {
     }
 
     #[test]
+    fn every_length_and_alignment_of_all_ones() {
+        // All-ones words make every lane carry as early as possible.
+        let data = [0xffu8; 300];
+        for start in 0..8 {
+            for end in start..data.len() {
+                let piece = &data[start..end];
+                assert_eq!(fold(sum(piece, 0)), reference(piece), "{start}..{end}");
+            }
+        }
+    }
+
+    #[test]
     fn pseudo_header() {
         let s = pseudo_header_sum(
             Ipv4Addr::new(10, 0, 0, 1),
@@ -158,7 +242,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn matches_reference(data in proptest::collection::vec(any::<u8>(), 0..600), init in any::<u16>()) {
+        fn matches_reference(data in proptest::collection::vec(any::<u8>(), 0..3000), init in any::<u16>()) {
             prop_assert_eq!(fold(sum(&data, 0)), reference(&data));
             let chained = fold(sum(&data, u32::from(init)));
             let expected = fold(u32::from(reference(&data)) + u32::from(init));
@@ -166,7 +250,13 @@ mod tests {
         }
 
         #[test]
-        fn even_split_chains(data in proptest::collection::vec(any::<u8>(), 0..600), cut in 0usize..300) {
+        fn matches_reference_at_any_alignment(data in proptest::collection::vec(any::<u8>(), 1..3000), start in 0usize..8) {
+            let piece = &data[start.min(data.len())..];
+            prop_assert_eq!(fold(sum(piece, 0)), reference(piece));
+        }
+
+        #[test]
+        fn even_split_chains(data in proptest::collection::vec(any::<u8>(), 0..3000), cut in 0usize..1500) {
             let cut = (cut * 2).min(data.len() & !1);
             let (a, b) = data.split_at(cut);
             prop_assert_eq!(fold(sum(b, sum(a, 0))), reference(&data));

@@ -1,0 +1,123 @@
+//! Zero heap allocations per packet in steady state: two stacks over the
+//! in-memory pipe, warmed up with 4 MB, then 16 MB more with every
+//! allocation counted. Any allocation in the measured phase fails the test;
+//! with `USTACK_ALLOC_BACKTRACE=1` the first few are printed with a backtrace
+//! so the call site can be found.
+//!
+//! One test in this file on purpose: the counter is global, and a second test
+//! running on another thread would be counted too.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use ustack_benches::{pattern, PipePair};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static BACKTRACES_LEFT: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Set while a backtrace is being captured: it allocates itself.
+    static IN_BACKTRACE: Cell<bool> = const { Cell::new(false) };
+}
+
+impl Counting {
+    fn record(&self) {
+        if !COUNTING.load(Ordering::Relaxed) {
+            return;
+        }
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let take = BACKTRACES_LEFT
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        // `try_with`: the thread-local may already be gone during thread exit.
+        if take && IN_BACKTRACE.try_with(|b| !b.replace(true)).unwrap_or(false) {
+            COUNTING.store(false, Ordering::Relaxed);
+            eprintln!(
+                "allocation in steady state:\n{}",
+                std::backtrace::Backtrace::force_capture()
+            );
+            COUNTING.store(true, Ordering::Relaxed);
+            IN_BACKTRACE.with(|b| b.set(false));
+        }
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the counting around
+// it does not touch the memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        self.record();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        self.record();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        self.record();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const MTU: usize = 1500;
+const WARM_UP: u64 = 4_000_000;
+const MEASURED: u64 = 16_000_000;
+
+#[test]
+fn steady_state_bulk_transfer_allocates_nothing() {
+    let source = pattern(65_521);
+    let mut pair = PipePair::new(MTU, 256).expect("handshake over the pipe");
+    let mut sink = 0u64;
+    pair.transfer(WARM_UP, &source, |c| sink += c.len() as u64)
+        .expect("warm-up transfer");
+    let (server_before, client_before) = pair.link_stats();
+
+    // The counter itself must work: one box, one allocation.
+    COUNTING.store(true, Ordering::Relaxed);
+    drop(std::hint::black_box(Box::new(7u64)));
+    COUNTING.store(false, Ordering::Relaxed);
+    assert_eq!(
+        ALLOCATIONS.load(Ordering::Relaxed),
+        1,
+        "counting allocator is not counting"
+    );
+
+    if std::env::var_os("USTACK_ALLOC_BACKTRACE").is_some() {
+        BACKTRACES_LEFT.store(5, Ordering::Relaxed);
+    }
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    let result = pair.transfer(MEASURED, &source, |c| sink += c.len() as u64);
+    COUNTING.store(false, Ordering::Relaxed);
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+
+    assert_eq!(result.expect("measured transfer"), MEASURED);
+    let (server, client) = pair.link_stats();
+    let packets = (server.tx_packets - server_before.tx_packets)
+        + (client.tx_packets - client_before.tx_packets);
+    eprintln!(
+        "{MEASURED} bytes, {packets} packets, {allocations} allocations ({:.4} per packet)",
+        allocations as f64 / packets as f64
+    );
+    assert_eq!(
+        allocations, 0,
+        "heap allocations in steady state; rerun with USTACK_ALLOC_BACKTRACE=1 -- --nocapture"
+    );
+}
