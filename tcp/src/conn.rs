@@ -1679,3 +1679,17 @@ impl Tcb {
         rst
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Memory per connection is the TCB plus its two buffers plus RACK's
+    /// records (one per segment in flight); the TCB itself must stay small.
+    #[test]
+    fn tcb_stays_compact() {
+        let size = core::mem::size_of::<Tcb>();
+        println!("size_of::<Tcb>() = {size} bytes");
+        assert!(size <= 2048, "Tcb grew to {size} bytes");
+    }
+}

@@ -10,6 +10,23 @@
 //! handed to a caller-supplied sink; the caller asks [`Stack::poll_at`] when it must
 //! next call in.
 //!
+//! ## What the engine implements
+//! RFC 9293 (all states, acceptability, RST and SYN rules with RFC 5961
+//! challenge ACKs, rate-limited), RFC 6298 RTO with Karn, RFC 7323 window
+//! scaling, timestamps, RTTM and PAWS, RFC 2018/2883 SACK and D-SACK,
+//! out-of-order reassembly, RFC 8985 RACK-TLP with RFC 6937 PRR for SACK
+//! peers and RFC 5681/6582 NewReno otherwise, RFC 3042 limited transmit,
+//! congestion control behind a trait (RFC 9438 CUBIC by default, NewReno),
+//! RFC 6928 initial window, delayed ACK, Nagle and SWS avoidance on both
+//! sides, persist probes, optional keep-alive and user timeout, RFC 6528 ISNs.
+//!
+//! ## Memory per connection
+//! About 1.4 KiB of TCB (`size_of::<Tcb>()`, checked by a test), the send
+//! and receive rings (`TcpConfig::send_buffer`/`recv_buffer`, 256 KiB each
+//! by default, allocated when the connection is created), and 24 bytes of
+//! RACK record per segment in flight (at most 4096). The connection table
+//! is bounded by `StackConfig::max_connections`.
+//!
 //! Below: `ustack-ipv4` (IPv4 header parse/emit, checksums, ICMP echo). Above: an
 //! application such as `ustack-http`, and the runtime in the `ustack` crate that
 //! moves packets between a `ustack-link` device and this crate.
