@@ -384,12 +384,7 @@ impl Tcb {
         syn: &TcpRepr,
     ) -> Tcb {
         let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, true);
-        tcb.irs = syn.seq;
-        tcb.rcv_nxt = syn.seq + 1u32;
-        tcb.rcv_adv = tcb.rcv_nxt;
-        tcb.apply_syn_options(cfg, &syn.options);
-        tcb.snd_wnd = u32::from(syn.window);
-        tcb.snd_wl1 = syn.seq;
+        tcb.on_peer_syn(cfg, syn);
         tcb.set_state(State::SynReceived);
         tcb
     }
@@ -465,6 +460,17 @@ impl Tcb {
         self.rtx_deadline = None;
         self.persist_deadline = None;
         self.time_wait_deadline = Some(now + cfg.time_wait);
+    }
+
+    /// The peer's SYN (or SYN-ACK) arrived: its ISN, options and window.
+    fn on_peer_syn(&mut self, cfg: &TcpConfig, syn: &TcpRepr) {
+        self.irs = syn.seq;
+        self.rcv_nxt = syn.seq + 1u32;
+        self.rcv_adv = self.rcv_nxt;
+        self.apply_syn_options(cfg, &syn.options);
+        // The window field of a SYN is never scaled (RFC 7323 §2.2).
+        self.snd_wnd = u32::from(syn.window);
+        self.snd_wl1 = syn.seq;
     }
 
     /// Options of the peer's SYN or SYN-ACK: what is in effect is what both
@@ -574,13 +580,7 @@ impl Tcb {
         if !f.syn() {
             return None;
         }
-        self.irs = seg.seq;
-        self.rcv_nxt = seg.seq + 1u32;
-        self.rcv_adv = self.rcv_nxt;
-        self.apply_syn_options(cfg, &seg.options);
-        // The window field of a SYN is never scaled (RFC 7323 §2.2).
-        self.snd_wnd = u32::from(seg.window);
-        self.snd_wl1 = seg.seq;
+        self.on_peer_syn(cfg, seg);
         if f.ack() {
             self.snd_wl2 = seg.ack;
             self.snd_una = seg.ack;
@@ -1024,16 +1024,7 @@ impl Tcb {
     }
 
     fn rst_with_seq(&self, seq: SeqNumber) -> TcpRepr {
-        TcpRepr {
-            src_port: self.local.port(),
-            dst_port: self.remote.port(),
-            seq,
-            ack: SeqNumber(0),
-            flags: Flags::RST,
-            window: 0,
-            urgent: 0,
-            options: TcpOptions::default(),
-        }
+        TcpRepr::rst(self.local.port(), self.remote.port(), seq)
     }
 
     // --------------------------------------------------------------- timers

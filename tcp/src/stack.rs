@@ -14,7 +14,7 @@ use crate::error::TcpError;
 use crate::rng::{IsnGenerator, Rng};
 use crate::seq::SeqNumber;
 use crate::time::Instant;
-use crate::wire::{Flags, TcpOptions, TcpPacket, TcpRepr};
+use crate::wire::{Flags, TcpPacket, TcpRepr};
 
 /// Configuration of one stack instance (one IPv4 address on one link).
 #[derive(Debug, Clone)]
@@ -311,7 +311,7 @@ impl Stack {
             return;
         }
         if seg.flags.ack() {
-            let rst = bare_rst(seg.dst_port, seg.src_port, seg.ack);
+            let rst = TcpRepr::rst(seg.dst_port, seg.src_port, seg.ack);
             self.send_rst(local, remote, &rst, tx);
             return;
         }
@@ -839,27 +839,14 @@ fn reset_for_closed_port(seg: &TcpRepr, payload_len: usize) -> Option<TcpRepr> {
         return None;
     }
     if seg.flags.ack() {
-        return Some(bare_rst(seg.dst_port, seg.src_port, seg.ack));
+        return Some(TcpRepr::rst(seg.dst_port, seg.src_port, seg.ack));
     }
     let seg_len = payload_len + usize::from(seg.flags.syn()) + usize::from(seg.flags.fin());
     Some(TcpRepr {
         flags: Flags::RST | Flags::ACK,
         ack: seg.seq + seg_len,
-        ..bare_rst(seg.dst_port, seg.src_port, SeqNumber(0))
+        ..TcpRepr::rst(seg.dst_port, seg.src_port, SeqNumber(0))
     })
-}
-
-fn bare_rst(src_port: u16, dst_port: u16, seq: SeqNumber) -> TcpRepr {
-    TcpRepr {
-        src_port,
-        dst_port,
-        seq,
-        ack: SeqNumber(0),
-        flags: Flags::RST,
-        window: 0,
-        urgent: 0,
-        options: TcpOptions::default(),
-    }
 }
 
 /// Writes the IPv4 header in front of a `payload_len`-byte TCP segment that

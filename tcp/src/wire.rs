@@ -585,6 +585,20 @@ impl TcpOptions {
 }
 
 impl TcpRepr {
+    /// A bare `<SEQ=seq><CTL=RST>` (RFC 9293 §3.10.7.1 and §3.10.7.3).
+    pub fn rst(src_port: u16, dst_port: u16, seq: SeqNumber) -> TcpRepr {
+        TcpRepr {
+            src_port,
+            dst_port,
+            seq,
+            ack: SeqNumber(0),
+            flags: Flags::RST,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+        }
+    }
+
     /// Reads a header and its options. Does not verify the checksum (the caller
     /// knows the addresses and calls [`TcpPacket::verify_checksum`] first). `ack`
     /// is the raw field even when the ACK flag is clear.
