@@ -218,3 +218,179 @@ pub fn curl_sha256(ns: &NetNs, url: &str) -> (u64, Vec<u8>) {
     drop(child);
     (total, h.finalize().to_vec())
 }
+
+/// Loads an nftables script (`nft -f -`) inside `ns`; panics on failure.
+pub fn nft_apply(ns: &NetNs, script: &str) {
+    use std::io::Write;
+    let mut child = ns
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nft");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write nft script");
+    let out = child.wait_with_output().expect("wait nft");
+    assert!(
+        out.status.success(),
+        "nft refused {script:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The (packets, bytes) of every `counter` in `table` (family inet) in `ns`,
+/// in ruleset order.
+pub fn nft_counters(ns: &NetNs, table: &str) -> Vec<(u64, u64)> {
+    let mut c = ns.command("nft");
+    c.args(["list", "table", "inet", table]);
+    let out = output_within(c, Duration::from_secs(10));
+    assert!(
+        out.status.success(),
+        "nft list table {table}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split("counter packets ").nth(1)?.split_whitespace();
+            let packets = words.next()?.parse().ok()?;
+            let bytes = match (words.next(), words.next()) {
+                (Some("bytes"), Some(b)) => b.parse().ok()?,
+                _ => return None,
+            };
+            Some((packets, bytes))
+        })
+        .collect()
+}
+
+/// Table `ustack_loss`: drops a random `percent` % of the packets entering
+/// (prerouting) and of those leaving (postrouting) `iface`. Each packet
+/// crosses one of the two hooks on a TUN or veth device, so each direction
+/// loses `percent` %. In each chain a first rule counts every packet and the
+/// second counts its drops: [`nft_counters`] gives (seen, dropped) pairs for
+/// `pre` then `post`. Call [`one_segment_per_packet`] on `iface` too, or
+/// the kernel's GSO batches are what gets dropped.
+pub fn loss_rules(iface: &str, percent: u32) -> String {
+    format!(
+        "table inet ustack_loss {{\n  \
+         chain pre {{ type filter hook prerouting priority 0; \
+         iifname \"{iface}\" counter; \
+         iifname \"{iface}\" numgen random mod 100 < {percent} counter drop; }}\n  \
+         chain post {{ type filter hook postrouting priority 0; \
+         oifname \"{iface}\" counter; \
+         oifname \"{iface}\" numgen random mod 100 < {percent} counter drop; }}\n}}\n"
+    )
+}
+
+/// Makes the kernel hand `iface` one TCP segment per packet
+/// (`gso_max_segs 1`). Netfilter sees a GSO packet (up to 64 KB, cut into
+/// MTU-sized segments only later, at the device) as one packet, so without
+/// this a random-drop rule loses whole bursts of segments at a rate far below
+/// the intended per-packet loss.
+pub fn one_segment_per_packet(ns: &NetNs, iface: &str) {
+    if let Err(e) = ns.ip(&["link", "set", "dev", iface, "gso_max_segs", "1"]) {
+        panic!("cannot limit GSO on {iface}: {e}");
+    }
+}
+
+/// `curl` in `ns` with `--max-time max_secs` (the wait is bounded a little
+/// beyond it); returns its output and the wall time it took.
+pub fn curl_within(ns: &NetNs, args: &[&str], max_secs: u64) -> (Output, Duration) {
+    let mut c = ns.command("curl");
+    c.args([
+        "--silent",
+        "--show-error",
+        "--max-time",
+        &max_secs.to_string(),
+    ])
+    .args(args);
+    let started = std::time::Instant::now();
+    let out = output_within(c, Duration::from_secs(max_secs + 30));
+    (out, started.elapsed())
+}
+
+/// Streams `curl --max-time max_secs URL` in `ns`; returns (bytes, SHA-256
+/// of them, wall time, whether curl exited successfully).
+pub fn curl_sha256_within(ns: &NetNs, url: &str, max_secs: u64) -> (u64, Vec<u8>, Duration, bool) {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let started = std::time::Instant::now();
+    let mut child = ns
+        .command("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            &max_secs.to_string(),
+            url,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn curl");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut child = Proc(child);
+    let mut h = Sha256::new();
+    let mut total = 0u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        // curl's own --max-time ends the stream; the read returns 0 then.
+        let n = stdout.read(&mut chunk).expect("read curl output");
+        if n == 0 {
+            break;
+        }
+        h.update(&chunk[..n]);
+        total += n as u64;
+    }
+    let ok = child.0.wait().map(|s| s.success()).unwrap_or(false);
+    (total, h.finalize().to_vec(), started.elapsed(), ok)
+}
+
+/// Runs raw-client in `ns` with `args`, feeding it `input` on stdin; kills it
+/// and fails the test if it has not finished within `limit`.
+pub fn raw_client_within(ns: &NetNs, args: &[&str], input: &[u8], limit: Duration) -> Output {
+    use std::io::Write;
+    let mut child = ns
+        .command(env!("CARGO_BIN_EXE_raw-client"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn raw-client");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&data);
+    });
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait raw-client"),
+        Err(_) => {
+            // SAFETY: kill(2) on a pid we spawned; at worst it no longer exists.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("raw-client did not finish within {limit:?}");
+        }
+    };
+    let _ = writer.join();
+    out
+}
+
+/// Prints "what: N bytes in S s = X MB/s (Y Mbit/s)" for `--nocapture` runs.
+pub fn report_goodput(what: &str, bytes: u64, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "{what}: {bytes} bytes in {secs:.2} s = {:.3} MB/s ({:.2} Mbit/s)",
+        bytes as f64 / secs / 1e6,
+        bytes as f64 * 8.0 / secs / 1e6
+    );
+}
