@@ -1,0 +1,324 @@
+//! The kernel-side load generators: curl for bulk transfers, and one thread
+//! driving 32 non-blocking connections with `poll(2)` (like `wrk -t1 -c32`)
+//! for requests per second, new connections per second and latency.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// A request the client waits longer than this for is counted as an error
+/// and its connection replaced.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+
+/// Bulk transfer outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bulk {
+    pub bytes: u64,
+    pub secs: f64,
+}
+
+impl Bulk {
+    pub fn gbit_per_s(&self) -> f64 {
+        self.bytes as f64 * 8.0 / self.secs / 1e9
+    }
+}
+
+/// Request-loop outcome.
+#[derive(Debug, Clone, Default)]
+pub struct Load {
+    pub requests: u64,
+    pub errors: u64,
+    pub secs: f64,
+    /// Per-request latency in nanoseconds, sorted.
+    pub latency_ns: Vec<u32>,
+}
+
+impl Load {
+    pub fn per_sec(&self) -> f64 {
+        self.requests as f64 / self.secs
+    }
+
+    /// The `p`th percentile latency in microseconds.
+    pub fn percentile_us(&self, p: usize) -> f64 {
+        if self.latency_ns.is_empty() {
+            return f64::NAN;
+        }
+        let i = (self.latency_ns.len() * p / 100).min(self.latency_ns.len() - 1);
+        f64::from(self.latency_ns[i]) / 1e3
+    }
+}
+
+/// `curl` in the namespace `ns`; returns its `-w` line's fields and stdout
+/// before it.
+fn curl(ns: &str, args: &[&str], max_secs: u64) -> Result<(String, Vec<f64>), String> {
+    let max = max_secs.to_string();
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-sS", "--max-time", &max])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, last) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    let fields: Vec<f64> = last
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // Exit 28: --max-time hit; the partial figures are still a rate.
+    let code = out.status.code().unwrap_or(-1);
+    if (code != 0 && code != 28) || fields.len() != 3 {
+        return Err(format!(
+            "curl {} exited {code}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim(),
+            last
+        ));
+    }
+    Ok((body.to_string(), fields))
+}
+
+/// Downloads `/bytes/len` (for at most `max_secs`) and reports what arrived.
+pub fn download(ns: &str, addr: SocketAddr, len: u64, max_secs: u64) -> Result<Bulk, String> {
+    let url = format!("http://{addr}/bytes/{len}");
+    let (_, f) = curl(
+        ns,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "\n%{size_download} %{time_total} %{http_code}",
+            &url,
+        ],
+        max_secs,
+    )?;
+    if f[2] != 200.0 {
+        return Err(format!("GET {url}: status {}", f[2]));
+    }
+    Ok(Bulk {
+        bytes: f[0] as u64,
+        secs: f[1],
+    })
+}
+
+/// POSTs `file` to `/sink` and checks the server counted every byte.
+pub fn upload(ns: &str, addr: SocketAddr, file: &str, max_secs: u64) -> Result<Bulk, String> {
+    let url = format!("http://{addr}/sink");
+    let (body, f) = curl(
+        ns,
+        &[
+            "-X",
+            "POST",
+            "-T",
+            file,
+            "-w",
+            "\n%{size_upload} %{time_total} %{http_code}",
+            &url,
+        ],
+        max_secs,
+    )?;
+    let expected = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+    if f[2] != 200.0 || body.trim() != expected.to_string() {
+        return Err(format!(
+            "POST {url}: status {}, server counted {:?} of {expected} bytes (sent {} in {:.1} s)",
+            f[2],
+            body.trim(),
+            f[0],
+            f[1]
+        ));
+    }
+    Ok(Bulk {
+        bytes: f[0] as u64,
+        secs: f[1],
+    })
+}
+
+/// One connection's progress through a response.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    len: usize,
+    /// When the current request (keep-alive) or connection (new-conn) began.
+    started: Instant,
+    /// New-conn mode: the non-blocking connect has not completed yet.
+    connecting: bool,
+}
+
+enum Parse {
+    Incomplete,
+    Done,
+    Bad,
+}
+
+/// Whether `buf` holds one whole `200` response with a `Content-Length` body.
+fn parse_response(buf: &[u8]) -> Parse {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Parse::Incomplete;
+    };
+    let head = &buf[..head_end];
+    if !head.starts_with(b"HTTP/1.1 200 ") {
+        return Parse::Bad;
+    }
+    let mut content_len = None;
+    for line in head.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > 15 && line[..15].eq_ignore_ascii_case(b"content-length:") {
+            content_len = std::str::from_utf8(&line[15..])
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+        }
+    }
+    match content_len {
+        None => Parse::Bad,
+        Some(n) if buf.len() >= head_end + 4 + n => Parse::Done,
+        Some(_) => Parse::Incomplete,
+    }
+}
+
+/// Opens a non-blocking connection; `connecting` until writable.
+fn start_connect(addr: SocketAddr) -> std::io::Result<Conn> {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_nonblocking(true)?;
+    s.set_tcp_nodelay(true)?;
+    let started = Instant::now();
+    match s.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(Conn {
+        stream: s.into(),
+        buf: vec![0; 4096],
+        len: 0,
+        started,
+        connecting: true,
+    })
+}
+
+/// Requests `GET /` over `conns` concurrent connections for `duration`.
+/// `keep_alive`: each connection carries requests back to back (latency is
+/// per request). Otherwise each connection carries one request and the client
+/// closes it once the answer is in (latency is connect to answer), so TIME-WAIT
+/// stays on the kernel client side, where `tcp_tw_reuse` recycles it.
+pub fn load(
+    addr: SocketAddr,
+    conns: usize,
+    duration: Duration,
+    keep_alive: bool,
+    stop: &AtomicBool,
+) -> Load {
+    let mut out = Load::default();
+    let mut slots: Vec<Option<Conn>> = (0..conns).map(|_| None).collect();
+    let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(conns);
+    let begin = Instant::now();
+    let end = begin + duration;
+    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+        // (Re)open missing connections.
+        for slot in slots.iter_mut().filter(|s| s.is_none()) {
+            match start_connect(addr) {
+                Ok(c) => *slot = Some(c),
+                Err(_) => out.errors += 1,
+            }
+        }
+        pfds.clear();
+        for c in slots.iter().flatten() {
+            pfds.push(libc::pollfd {
+                fd: c.stream.as_raw_fd(),
+                events: if c.connecting {
+                    libc::POLLOUT
+                } else {
+                    libc::POLLIN
+                },
+                revents: 0,
+            });
+        }
+        // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs that
+        // lives, unaliased, for the duration of the call.
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 50) };
+        if rc < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted {
+            out.errors += 1;
+            break;
+        }
+        let now = Instant::now();
+        for (slot, pfd) in slots.iter_mut().filter(|s| s.is_some()).zip(&pfds) {
+            let c = slot.as_mut().expect("filtered");
+            let ok = if pfd.revents != 0 {
+                step(c, keep_alive, &mut out, now)
+            } else {
+                Step::Wait
+            };
+            let timed_out = now.duration_since(c.started) > REQUEST_TIMEOUT;
+            match ok {
+                Step::Wait if !timed_out => {}
+                Step::Wait | Step::Failed => {
+                    out.errors += 1;
+                    *slot = None;
+                }
+                Step::Finished => *slot = None,
+            }
+        }
+    }
+    out.secs = begin.elapsed().as_secs_f64();
+    out.latency_ns.sort_unstable();
+    out
+}
+
+enum Step {
+    Wait,
+    /// New-conn mode: the response is in; close and open another.
+    Finished,
+    Failed,
+}
+
+fn step(c: &mut Conn, keep_alive: bool, out: &mut Load, now: Instant) -> Step {
+    if c.connecting {
+        if !matches!(c.stream.take_error(), Ok(None)) {
+            return Step::Failed;
+        }
+        c.connecting = false;
+        if keep_alive {
+            // Latency counts from each request, not from the handshake.
+            c.started = now;
+        }
+        return match c.stream.write(REQUEST) {
+            Ok(n) if n == REQUEST.len() => Step::Wait,
+            _ => Step::Failed,
+        };
+    }
+    loop {
+        if c.len == c.buf.len() {
+            return Step::Failed; // responses to GET / are far smaller
+        }
+        match c.stream.read(&mut c.buf[c.len..]) {
+            Ok(0) => return Step::Failed,
+            Ok(n) => c.len += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Step::Wait,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return Step::Failed,
+        }
+        match parse_response(&c.buf[..c.len]) {
+            Parse::Incomplete => {}
+            Parse::Bad => return Step::Failed,
+            Parse::Done => {
+                let done = Instant::now();
+                out.requests += 1;
+                let ns = done.duration_since(c.started).as_nanos();
+                out.latency_ns.push(ns.min(u128::from(u32::MAX)) as u32);
+                if !keep_alive {
+                    return Step::Finished;
+                }
+                c.len = 0;
+                c.started = done;
+                return match c.stream.write(REQUEST) {
+                    Ok(n) if n == REQUEST.len() => Step::Wait,
+                    _ => Step::Failed,
+                };
+            }
+        }
+    }
+}
