@@ -10,11 +10,21 @@ pub struct RingBuffer {
 
 impl RingBuffer {
     pub fn new(capacity: usize) -> RingBuffer {
+        RingBuffer::from_storage(vec![0; capacity].into_boxed_slice())
+    }
+
+    /// An empty ring over existing storage. Old contents are never read:
+    /// only bytes written since are readable.
+    pub fn from_storage(buf: Box<[u8]>) -> RingBuffer {
         RingBuffer {
-            buf: vec![0; capacity].into_boxed_slice(),
+            buf,
             head: 0,
             len: 0,
         }
+    }
+
+    pub fn into_storage(self) -> Box<[u8]> {
+        self.buf
     }
 
     #[inline]
@@ -126,6 +136,41 @@ impl RingBuffer {
     }
 }
 
+/// Keeps the storage of closed connections' rings for new ones, so that
+/// accepting a connection costs neither an allocation nor zero-filling its
+/// buffers (the bulk of a SYN's cost otherwise). Bounded: what does not fit
+/// is freed.
+#[derive(Debug)]
+pub struct BufferPool {
+    free: Vec<Box<[u8]>>,
+}
+
+impl BufferPool {
+    pub fn new(max_buffers: usize) -> BufferPool {
+        BufferPool {
+            free: Vec::with_capacity(max_buffers),
+        }
+    }
+
+    /// A ring of exactly `capacity` bytes, recycled when one is pooled.
+    pub fn take(&mut self, capacity: usize) -> RingBuffer {
+        match self.free.iter().rposition(|b| b.len() == capacity) {
+            Some(i) => RingBuffer::from_storage(self.free.swap_remove(i)),
+            None => RingBuffer::new(capacity),
+        }
+    }
+
+    pub fn give(&mut self, ring: RingBuffer) {
+        if ring.capacity() > 0 && self.free.len() < self.free.capacity() {
+            self.free.push(ring.into_storage());
+        }
+    }
+
+    pub fn pooled(&self) -> usize {
+        self.free.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +260,24 @@ mod tests {
         let mut rest = [0u8; 4];
         assert_eq!(r.read(&mut rest), 4);
         assert_eq!(&rest, b"defg");
+    }
+
+    #[test]
+    fn pool_recycles_storage_and_stays_bounded() {
+        let mut pool = BufferPool::new(2);
+        let mut a = pool.take(8);
+        a.write(b"secret");
+        let ptr = a.peek(0, &mut [0u8; 1]);
+        assert_eq!(ptr, 1);
+        pool.give(a);
+        let b = pool.take(8);
+        assert!(b.is_empty(), "a recycled ring starts empty");
+        assert_eq!(b.peek(0, &mut [0u8; 8]), 0, "old bytes are not readable");
+        pool.give(b);
+        pool.give(RingBuffer::new(8));
+        pool.give(RingBuffer::new(8));
+        assert_eq!(pool.pooled(), 2, "bounded");
+        assert_eq!(pool.take(16).capacity(), 16, "other sizes are allocated");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use core::time::Duration;
 use tracing::{debug, trace};
 
 use crate::assembler::{Assembler, SackGenerator};
-use crate::buffer::RingBuffer;
+use crate::buffer::{BufferPool, RingBuffer};
 use crate::cc::{self, AnyCc, CongestionControl};
 use crate::error::TcpError;
 use crate::rack::Rack;
@@ -276,6 +276,7 @@ pub struct Tcb {
 impl Tcb {
     fn new(
         cfg: &TcpConfig,
+        pool: &mut BufferPool,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
@@ -297,7 +298,7 @@ impl Tcb {
             snd_data_start: iss + 1u32,
             send_mss: 536,
             our_mss: cfg.mss,
-            send_buf: RingBuffer::new(cfg.send_buffer),
+            send_buf: pool.take(cfg.send_buffer),
             fin_queued: false,
             snd_wscale: 0,
             rcv_wscale: if cfg.window_scaling {
@@ -315,7 +316,7 @@ impl Tcb {
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
             rcv_adv: SeqNumber(0),
-            recv_buf: RingBuffer::new(cfg.recv_buffer),
+            recv_buf: pool.take(cfg.recv_buffer),
             fin_received: false,
             ack_pending: false,
             assembler: Assembler::new(),
@@ -363,12 +364,13 @@ impl Tcb {
     /// Active OPEN (RFC 9293 §3.10.1): the SYN goes out on the next `poll_transmit`.
     pub fn connect(
         cfg: &TcpConfig,
+        pool: &mut BufferPool,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
         ts_offset: u32,
     ) -> Tcb {
-        let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, false);
+        let mut tcb = Tcb::new(cfg, pool, local, remote, iss, ts_offset, false);
         tcb.set_state(State::SynSent);
         tcb
     }
@@ -377,13 +379,14 @@ impl Tcb {
     /// SYN-RECEIVED and the SYN-ACK goes out on the next `poll_transmit`.
     pub fn accept_syn(
         cfg: &TcpConfig,
+        pool: &mut BufferPool,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
         ts_offset: u32,
         syn: &TcpRepr,
     ) -> Tcb {
-        let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, true);
+        let mut tcb = Tcb::new(cfg, pool, local, remote, iss, ts_offset, true);
         tcb.on_peer_syn(cfg, syn);
         tcb.set_state(State::SynReceived);
         tcb
@@ -429,6 +432,20 @@ impl Tcb {
         self.rtt.rto()
     }
 
+    /// Gives the buffers back once they can hold nothing more: closed, or in
+    /// TIME-WAIT with everything acknowledged and read. A retransmitted FIN
+    /// in TIME-WAIT then meets a zero window and is still ACKed.
+    /// With `force`, the connection is being freed and they go back anyway.
+    pub fn release_buffers(&mut self, pool: &mut BufferPool, force: bool) {
+        let idle = matches!(self.state, State::TimeWait | State::Closed)
+            && self.send_buf.is_empty()
+            && self.recv_buf.is_empty();
+        if (idle || force) && self.send_buf.capacity() + self.recv_buf.capacity() > 0 {
+            pool.give(core::mem::replace(&mut self.send_buf, RingBuffer::new(0)));
+            pool.give(core::mem::replace(&mut self.recv_buf, RingBuffer::new(0)));
+        }
+    }
+
     /// Returns and clears the "application-visible change" flag.
     pub fn take_notify(&mut self) -> bool {
         core::mem::take(&mut self.notify)
@@ -453,6 +470,10 @@ impl Tcb {
         self.rtx_deadline = None;
         self.persist_deadline = None;
         self.time_wait_deadline = None;
+        self.delack_deadline = None;
+        self.rack_deadline = None;
+        self.tlp_deadline = None;
+        self.unacked_since = None;
     }
 
     fn enter_time_wait(&mut self, cfg: &TcpConfig, now: Instant) {
@@ -524,12 +545,32 @@ impl Tcb {
     }
 
     /// The window field for a segment: never scaled on a SYN (RFC 7323 §2.2).
+    ///
+    /// Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): the right edge stays
+    /// where it was advertised until it can move by min(buffer / 2,
+    /// Eff.snd.MSS); small openings are not offered.
     fn window_field(&self, syn: bool) -> u16 {
         if syn {
-            self.recv_buf.free().min(MAX_WINDOW) as u16
-        } else {
-            (self.rcv_wnd() >> self.rcv_wscale).min(MAX_WINDOW as u32) as u16
+            return self.recv_buf.free().min(MAX_WINDOW) as u16;
         }
+        let free = self.rcv_wnd();
+        let advertised = self.rcv_adv.distance(self.rcv_nxt).max(0) as u32;
+        let wnd = if free >= advertised + self.sws_threshold() as u32 {
+            free
+        } else {
+            advertised.min(free)
+        };
+        (wnd >> self.rcv_wscale).min(MAX_WINDOW as u32) as u16
+    }
+
+    /// min(Fr · RCV.BUFF, Eff.snd.MSS) of RFC 9293 §3.8.6.2.2, Fr = 1/2.
+    fn sws_threshold(&self) -> usize {
+        (self.recv_buf.capacity() / 2).min(self.eff_mss()).max(1)
+    }
+
+    /// Eff.snd.MSS (RFC 9293 §3.7.1): the MSS less our usual options.
+    fn eff_mss(&self) -> usize {
+        self.payload_room(if self.ts_ok { 32 } else { 20 })
     }
 
     /// Whether the peer may have anything to tell us we would act on; used by
@@ -581,6 +622,7 @@ impl Tcb {
             return None;
         }
         self.on_peer_syn(cfg, seg);
+        self.last_heard = now;
         if f.ack() {
             self.snd_wl2 = seg.ack;
             self.snd_una = seg.ack;
@@ -648,6 +690,11 @@ impl Tcb {
         // (RFC 9293 §3.10.7.4: "special allowance ... valid ACKs, URGs, and RSTs").
         let control_only = !acceptable && wnd == 0 && seg.seq == self.rcv_nxt;
         if !acceptable && !control_only {
+            if self.state == State::TimeWait && f.fin() && !f.rst() {
+                // RFC 9293 §3.10.7.4: a retransmitted FIN in TIME-WAIT is
+                // acknowledged and restarts the 2 MSL timeout.
+                self.time_wait_deadline = Some(now + cfg.time_wait);
+            }
             if !f.rst() {
                 trace!(seq = %seg.seq, rcv_nxt = %self.rcv_nxt, wnd, "unacceptable segment");
                 if self.sack_ok && !payload.is_empty() && seg.seq.distance(self.rcv_nxt) < 0 {
@@ -1031,6 +1078,9 @@ impl Tcb {
 
     /// Earliest time the connection needs `on_timer`.
     pub fn poll_at(&self) -> Option<Instant> {
+        if self.state == State::Closed {
+            return None;
+        }
         [
             self.rtx_deadline,
             self.persist_deadline,
@@ -1536,7 +1586,8 @@ impl Tcb {
             return;
         }
         let fresh = self.snd_nxt.distance(self.snd_max) >= 0;
-        if self.unacked_since.is_none() {
+        // The user timeout is about data: a SYN waits under syn_retries.
+        if self.unacked_since.is_none() && self.state.is_synchronized() {
             self.unacked_since = Some(now);
         }
         self.snd_nxt += seq_len;
@@ -1596,8 +1647,7 @@ impl Tcb {
     fn maybe_window_update(&mut self) {
         let right = self.rcv_nxt + self.rcv_wnd();
         let growth = right.distance(self.rcv_adv).max(0) as usize;
-        let threshold = (self.recv_buf.capacity() / 2).min(self.send_mss).max(1);
-        if growth >= threshold {
+        if growth >= self.sws_threshold() {
             self.ack_pending = true;
         }
     }

@@ -9,6 +9,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use tracing::{debug, trace};
 use ustack_ipv4::{icmp, protocol, Ipv4Packet, Ipv4Repr, Ipv4Stats};
 
+use crate::buffer::BufferPool;
 use crate::conn::{State, Tcb, TcpConfig};
 use crate::error::TcpError;
 use crate::rng::{IsnGenerator, Rng};
@@ -140,10 +141,15 @@ pub struct Stack {
     ip_ident: u16,
     stats: StackStats,
     scratch: Vec<u8>,
+    /// Storage of closed connections' buffers, reused by new ones.
+    pool: BufferPool,
 }
 
 const IP_HDR: usize = Ipv4Repr::HEADER_LEN;
 const MAX_PENDING_RST: usize = 64;
+/// Buffers kept for reuse (two per connection): enough for 32 connections
+/// opening as fast as others close.
+const BUFFER_POOL: usize = 64;
 
 impl Stack {
     pub fn new(mut cfg: StackConfig, mut rng: Box<dyn Rng>) -> Stack {
@@ -167,6 +173,7 @@ impl Stack {
             ip_ident: 0,
             stats: StackStats::default(),
             scratch,
+            pool: BufferPool::new(BUFFER_POOL),
         }
     }
 
@@ -330,8 +337,9 @@ impl Stack {
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
         let ts_offset = self.rng.next_u64() as u32;
-        let tcb =
-            span.in_scope(|| Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, ts_offset, seg));
+        let pool = &mut self.pool;
+        let tcb = span
+            .in_scope(|| Tcb::accept_syn(&self.cfg.tcp, pool, local, remote, iss, ts_offset, seg));
         let owner = Owner::Listener {
             port: local.port(),
             queued: false,
@@ -347,10 +355,14 @@ impl Stack {
 
     /// Fires due timers and sends everything connections have to send.
     pub fn poll(&mut self, now: Instant, tx: &mut impl FnMut(&[u8])) {
+        // Each entry due now is handled once: a timer re-armed for `now`
+        // waits for the next poll instead of spinning this loop.
+        let mut budget = self.timers.len();
         while let Some(&Reverse((at, idx, gen))) = self.timers.peek() {
-            if at > now {
+            if at > now || budget == 0 {
                 break;
             }
+            budget -= 1;
             self.timers.pop();
             let cfg = &self.cfg.tcp;
             let Some(slot) = self.slots.get_mut(idx as usize) else {
@@ -472,7 +484,9 @@ impl Stack {
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
         let ts_offset = self.rng.next_u64() as u32;
-        let tcb = span.in_scope(|| Tcb::connect(&self.cfg.tcp, local, remote, iss, ts_offset));
+        let pool = &mut self.pool;
+        let tcb =
+            span.in_scope(|| Tcb::connect(&self.cfg.tcp, pool, local, remote, iss, ts_offset));
         let idx = self.insert(tcb, Owner::User, span);
         self.after_event(idx, now, true);
         Ok(self.id_of(idx))
@@ -670,8 +684,11 @@ impl Stack {
         let Some(slot) = self.slots.get_mut(idx as usize) else {
             return;
         };
-        let Some(e) = slot.entry.take() else { return };
+        let Some(mut e) = slot.entry.take() else {
+            return;
+        };
         slot.gen = slot.gen.wrapping_add(1);
+        e.tcb.release_buffers(&mut self.pool, true);
         self.table.remove(&(e.tcb.local(), e.tcb.remote()));
         if let Owner::Listener {
             port,
@@ -698,6 +715,16 @@ impl Stack {
             _ => return,
         };
         let id = ConnId { idx, gen };
+        if let Some(e) = self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.entry.as_mut())
+        {
+            if e.tcb.state() == State::TimeWait {
+                // TIME-WAIT lasts a minute and needs no buffers.
+                e.tcb.release_buffers(&mut self.pool, false);
+            }
+        }
         let Some(e) = self.entry_mut(idx) else { return };
         let notify = e.tcb.take_notify();
         let state = e.tcb.state();

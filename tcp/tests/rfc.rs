@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{inspect, Dir, Seen, A, B};
 use ustack_tcp::wire::{Flags, SackBlock, TcpOptions, TcpPacket, TcpRepr};
-use ustack_tcp::{ConnId, Instant, SeqNumber, Stack, StackConfig, State, XorShiftRng};
+use ustack_tcp::{ConnId, Instant, SeqNumber, Stack, StackConfig, State, TcpError, XorShiftRng};
 
 const ONE_WAY: Duration = Duration::from_micros(100);
 const START: Instant = Instant::from_millis(1_000);
@@ -24,6 +24,7 @@ struct Logged {
     at: Instant,
     seen: Seen,
     dropped: bool,
+    bytes: Vec<u8>,
 }
 
 impl Logged {
@@ -104,6 +105,7 @@ impl Link {
             at: self.now,
             seen,
             dropped,
+            bytes: p,
         });
     }
 
@@ -167,6 +169,16 @@ impl Link {
             .handle_packet(self.now, pkt, &mut |r| replies.push(r.to_vec()));
         for r in replies {
             self.put(Dir::BtoA, r);
+        }
+        self.flush();
+    }
+
+    fn inject_to_a(&mut self, pkt: &[u8]) {
+        let mut replies = Vec::new();
+        self.a
+            .handle_packet(self.now, pkt, &mut |r| replies.push(r.to_vec()));
+        for r in replies {
+            self.put(Dir::AtoB, r);
         }
         self.flush();
     }
@@ -326,6 +338,30 @@ fn forge(
     };
     ip.emit(&mut ustack_ipv4::Ipv4Packet::new_unchecked(&mut buf[..]));
     buf
+}
+
+/// Runs `f` on its own thread and fails if it has not finished within
+/// `limit` of real time: an engine that never returns from `Stack::poll`
+/// must fail the test rather than hang the suite. (A thread stuck that way
+/// spins until the test binary exits.)
+fn within(limit: Duration, f: impl FnOnce() + Send + 'static) {
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::channel();
+    let h = std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) => h.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(e) = h.join() {
+                std::panic::resume_unwind(e);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("no result after {limit:?}: livelock (Stack::poll never returns?)")
+        }
+    }
 }
 
 fn is_syn(l: &Logged) -> bool {
@@ -629,6 +665,77 @@ fn nodelay_sends_second_small_write_at_once() {
     assert_eq!(datas[1].at, datas[0].at);
 }
 
+// ------------------------------------------------------- receiver SWS
+
+/// RFC 9293 §3.8.6.2.2: the receiver keeps RCV.NXT+RCV.WND fixed until
+/// "RCV.BUFF - RCV.USER - RCV.WND >= min( Fr * RCV.BUFF, Eff.snd.MSS )".
+#[test]
+fn receiver_sws_no_window_update_until_min_half_buffer_or_mss_read() {
+    let mut w = Link::with(|_| {}, |b| b.tcp.recv_buffer = 10 * 1448);
+    let (c, s) = connected(&mut w);
+    let data = pattern(40_000, 4);
+    w.a.send(c, &data).unwrap();
+    w.run_until(10_000, |w| w.b.recv_queue_len(s) == Ok(10 * 1448));
+    w.run_for(Duration::from_millis(1));
+    let zero = w.segs(Dir::BtoA, 0).last().unwrap().tcp();
+    assert_eq!(zero.window, 0, "full buffer: zero window");
+
+    // Reading a few bytes must not announce a window (well before any
+    // persist probe, which comes after an RTO of at least 200 ms).
+    let from = w.log.len();
+    let mut buf = vec![0u8; 2000];
+    assert_eq!(w.b.recv(s, &mut buf[..100]), Ok(100));
+    w.run_for(Duration::from_millis(50));
+    let updates: Vec<_> = w.segs(Dir::BtoA, from).map(|l| l.tcp()).collect();
+    assert!(
+        updates.is_empty(),
+        "window update after 100 bytes: {updates:?}"
+    );
+
+    // Once min(buffer/2, MSS) = 1448 bytes were read, the window opens at once.
+    let from = w.log.len();
+    assert_eq!(w.b.recv(s, &mut buf[..1348]), Ok(1348));
+    w.flush();
+    let update = w.segs(Dir::BtoA, from).next().expect("window update").tcp();
+    assert!(update.window >= 1448, "{update:?}");
+    w.run_for(Duration::from_millis(1));
+    assert!(
+        w.segs(Dir::AtoB, from).any(|l| l.len() > 0),
+        "sender resumed"
+    );
+}
+
+/// Same rule, for ACKs the receiver sends for other reasons: a persist probe
+/// answered while less than min(buffer/2, MSS) was read must still show the
+/// unmoved right edge (a zero window), or the sender sends a tiny segment.
+#[test]
+fn receiver_sws_probe_answer_keeps_right_edge_fixed() {
+    let mut w = Link::with(|_| {}, |b| b.tcp.recv_buffer = 10 * 1448);
+    let (c, s) = connected(&mut w);
+    let data = pattern(40_000, 4);
+    w.a.send(c, &data).unwrap();
+    w.run_until(10_000, |w| w.b.recv_queue_len(s) == Ok(10 * 1448));
+    w.run_for(Duration::from_millis(1));
+    let mut buf = vec![0u8; 100];
+    assert_eq!(w.b.recv(s, &mut buf), Ok(100));
+    let from = w.log.len();
+    // The persist timer fires within a few RTOs; every answer keeps window 0.
+    w.run_for(Duration::from_secs(2));
+    let probes = w.segs(Dir::AtoB, from).count();
+    assert!(probes >= 1, "no persist probe");
+    let windows: Vec<u16> = w.segs(Dir::BtoA, from).map(|l| l.tcp().window).collect();
+    assert!(
+        windows.iter().all(|&x| x == 0),
+        "windows advertised: {windows:?}"
+    );
+    let small: Vec<usize> = w
+        .segs(Dir::AtoB, from)
+        .map(|l| l.len())
+        .filter(|&n| n > 0)
+        .collect();
+    assert!(small.is_empty(), "silly segments sent: {small:?}");
+}
+
 // ------------------------------------------------------------ RFC 5961
 
 /// RFC 5961 §4.2: a SYN in a synchronized state, whatever its sequence
@@ -781,6 +888,109 @@ fn newreno_fast_retransmit_after_three_dup_acks_without_sack() {
     );
 }
 
+// ------------------------------------------------------ RFC 1122 keep-alive
+
+fn keepalive_config(cfg: &mut StackConfig) {
+    cfg.tcp.keepalive = Some(Duration::from_secs(10));
+    cfg.tcp.keepalive_interval = Duration::from_secs(1);
+    cfg.tcp.keepalive_probes = 3;
+}
+
+/// RFC 1122 §4.2.3.6: keep-alive packets are sent "only when no data or
+/// acknowledgement packets have been received for the connection within an
+/// interval"; a probe carries SEG.SEQ = SND.NXT-1 and no data.
+#[test]
+fn keepalive_probes_idle_connection_that_answers_and_stays_up() {
+    let mut w = Link::with(keepalive_config, |_| {});
+    let (c, _s) = connected(&mut w);
+    let established = w.now;
+    let isn = w.segs(Dir::AtoB, 0).next().unwrap().tcp().seq;
+    let from = w.log.len();
+    w.run_for(Duration::from_secs(35));
+    assert_eq!(w.a.state(c), Ok(State::Established));
+    let probes: Vec<_> = w.segs(Dir::AtoB, from).collect();
+    assert_eq!(probes.len(), 3, "one probe per 10 s of idleness");
+    for (i, p) in probes.iter().enumerate() {
+        assert_eq!(p.tcp().seq, isn, "SEG.SEQ = SND.UNA - 1");
+        assert_eq!(p.len(), 0);
+        let idle = p.at - established;
+        let want = Duration::from_secs(10 * (i as u64 + 1));
+        // Idle time runs from the last segment A heard (the SYN-ACK), one
+        // one-way delay before `established` was noted here.
+        assert!(
+            idle + Duration::from_millis(1) >= want && idle < want + Duration::from_millis(10),
+            "probe {i} after {idle:?}"
+        );
+    }
+    assert_eq!(w.segs(Dir::BtoA, from).count(), 3, "each probe answered");
+}
+
+#[test]
+fn keepalive_gives_up_after_idle_plus_probes_when_peer_vanishes() {
+    let mut w = Link::with(keepalive_config, |_| {});
+    let (c, _s) = connected(&mut w);
+    let established = w.now;
+    w.drop = Box::new(|_| true);
+    let from = w.log.len();
+    w.run_until(100, |w| w.a.state(c) == Ok(State::Closed));
+    assert!(matches!(w.a.error(c), Ok(Some(TcpError::TimedOut { .. }))));
+    let took = w.now - established;
+    assert!(
+        took + Duration::from_millis(1) >= Duration::from_secs(13)
+            && took < Duration::from_millis(13_010),
+        "gave up after {took:?}, want 10 s idle + 3 x 1 s"
+    );
+    assert_eq!(
+        w.segs(Dir::AtoB, from)
+            .filter(|l| !l.tcp().flags.rst())
+            .count(),
+        3
+    );
+}
+
+// ------------------------------------------------- RFC 9293 user timeout
+
+/// RFC 9293 §3.8.4: "if data is not successfully delivered to the
+/// destination within the timeout period, the TCP will abort".
+#[test]
+fn user_timeout_aborts_unacked_data_after_its_period() {
+    within(Duration::from_secs(3), || {
+        let mut w = Link::with(
+            |a| a.tcp.user_timeout = Some(Duration::from_secs(2)),
+            |_| {},
+        );
+        let (c, _s) = connected(&mut w);
+        w.run_for(Duration::from_millis(10));
+        w.drop = Box::new(|_| true);
+        let t0 = w.now;
+        w.a.send(c, b"into the void").unwrap();
+        w.run_until(1000, |w| w.a.state(c) == Ok(State::Closed));
+        assert!(matches!(w.a.error(c), Ok(Some(TcpError::TimedOut { .. }))));
+        let took = w.now - t0;
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_millis(2_100),
+            "timed out after {took:?}"
+        );
+    });
+}
+
+/// RFC 9293 §3.8.4: the user timeout is about undelivered data; a healthy
+/// connection with nothing to send must not time out.
+#[test]
+fn user_timeout_does_not_fire_on_idle_connection() {
+    within(Duration::from_secs(3), || {
+        let mut w = Link::with(
+            |a| a.tcp.user_timeout = Some(Duration::from_secs(2)),
+            |_| {},
+        );
+        let (c, s) = connected(&mut w);
+        w.run_for(Duration::from_secs(5));
+        assert_eq!(w.a.error(c), Ok(None));
+        assert_eq!(w.a.state(c), Ok(State::Established));
+        assert_eq!(w.b.state(s), Ok(State::Established));
+    });
+}
+
 // ------------------------------------------------------------ RFC 6528
 
 /// RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport,
@@ -821,4 +1031,44 @@ fn isns_differ_per_tuple_and_advance_with_the_4us_clock() {
         elapsed / 4,
         "advanced by elapsed µs / 4"
     );
+}
+
+// -------------------------------------------------------- TIME-WAIT
+
+/// RFC 9293 §3.10.7.4: "TIME-WAIT STATE: The only thing that can arrive in
+/// this state is a retransmission of the remote FIN. Acknowledge it, and
+/// restart the 2 MSL timeout."
+#[test]
+fn time_wait_acks_retransmitted_fin_and_restarts_2msl() {
+    let mut w = Link::new();
+    let (c, s) = connected(&mut w);
+    w.a.shutdown(c, w.now).unwrap();
+    w.run_until(100, |w| w.b.state(s) == Ok(State::CloseWait));
+    w.b.shutdown(s, w.now).unwrap();
+    w.run_until(100, |w| w.a.state(c) == Ok(State::TimeWait));
+    w.run_for(Duration::from_millis(1));
+    let entered = w.now;
+    let fin = w
+        .segs(Dir::BtoA, 0)
+        .find(|l| l.tcp().flags.fin())
+        .expect("B's FIN");
+    let fin_bytes = fin.bytes.clone();
+    let fin_end = fin.tcp().seq + 1u32;
+
+    w.run_for(Duration::from_secs(30));
+    assert_eq!(w.a.state(c), Ok(State::TimeWait));
+    let from = w.log.len();
+    w.inject_to_a(&fin_bytes);
+    let replies: Vec<_> = w.segs(Dir::AtoB, from).map(|l| l.tcp()).collect();
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].flags.ack() && !replies[0].flags.rst());
+    assert_eq!(replies[0].ack, fin_end, "the FIN is acknowledged");
+    let restarted = w.now;
+
+    // 2·MSL (60 s) after entering TIME-WAIT, the restarted timer still runs...
+    w.run_for(entered + Duration::from_secs(61) - w.now);
+    assert_eq!(w.a.state(c), Ok(State::TimeWait), "2 MSL not restarted");
+    // ...and ends 2·MSL after the retransmitted FIN.
+    w.run_for(restarted + Duration::from_secs(61) - w.now);
+    assert_eq!(w.a.state(c), Ok(State::Closed));
 }
