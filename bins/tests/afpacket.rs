@@ -6,8 +6,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::io::Read;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{
@@ -67,34 +67,7 @@ fn hundred_megabyte_download_over_afpacket_is_byte_exact() {
 }
 
 fn raw_client(ns: &NetNs, args: &[&str], input: &[u8]) -> Output {
-    let mut child = ns
-        .command(env!("CARGO_BIN_EXE_raw-client"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn raw-client");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(out) => out.expect("wait raw-client"),
-        Err(_) => {
-            // SAFETY: kill(2) on a pid we spawned; at worst it no longer exists.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("raw-client did not finish within 60 s");
-        }
-    };
-    let _ = writer.join();
-    out
+    common::raw_client_within(ns, args, input, Duration::from_secs(60))
 }
 
 fn nft_ruleset(ns: &NetNs) -> String {

@@ -3,73 +3,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
-use std::process::{Output, Stdio};
+use std::io::Read;
+use std::process::Output;
 use std::time::Duration;
 
 use common::{netns, output_within, NetNs};
 
-/// A kernel echo server in `ns`: echoes until EOF, then closes. Runs on a
-/// thread that entered the namespace; ends with the test process.
 fn kernel_echo_server(ns: &NetNs) {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let path_ns = ns.name().to_string();
-    std::thread::spawn(move || {
-        let ns = ustack::netns::NetNsHandle::named(&path_ns);
-        ns.enter_current_thread().expect("enter namespace");
-        let listener = TcpListener::bind("127.0.0.1:6666").expect("bind 6666");
-        tx.send(()).expect("signal ready");
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if conn.write_all(&buf[..n]).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-                let _ = conn.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("echo server did not start");
+    common::kernel_echo_server_at(ns, "127.0.0.1:6666");
 }
 
 fn raw_client(ns: &NetNs, args: &[&str], input: &[u8]) -> Output {
-    let mut cmd = ns.command(env!("CARGO_BIN_EXE_raw-client"));
-    cmd.args(args).stdin(Stdio::piped());
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn raw-client");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let data = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&data);
-    });
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(out) => out.expect("wait raw-client"),
-        Err(_) => {
-            // SAFETY: kill(2) on a pid we spawned; at worst it no longer exists.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-            panic!("raw-client did not finish within 60 s");
-        }
-    };
-    let _ = writer.join();
-    out
+    common::raw_client_within(ns, args, input, Duration::from_secs(60))
 }
 
 fn our_nft_tables(ns: &NetNs) -> String {

@@ -8,7 +8,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{curl, netns, output_within, start_tun_server};
-use sha2::{Digest, Sha256};
 
 #[test]
 fn curl_gets_hello_world_and_ping_is_answered() {
@@ -82,50 +81,11 @@ fn hundred_megabyte_download_arrives_with_the_right_sha256() {
     let Some(ns) = netns("bulk") else { return };
     let _server = start_tun_server(&ns, &[]);
 
-    let mut expected = Sha256::new();
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut off = 0;
-    while off < N {
-        let n = chunk.len().min((N - off) as usize);
-        ustack_http::fill_body(off, &mut chunk[..n]);
-        expected.update(&chunk[..n]);
-        off += n as u64;
-    }
-    let expected = expected.finalize();
-
-    let mut child = ns
-        .command("curl")
-        .args([
-            "--silent",
-            "--show-error",
-            "--max-time",
-            "120",
-            "http://10.0.0.2/bytes/100000000",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn curl");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let child = common::Proc(child);
-    let mut got = Sha256::new();
-    let mut total = 0u64;
-    let started = Instant::now();
-    loop {
-        let n = stdout.read(&mut chunk).expect("read curl output");
-        if n == 0 {
-            break;
-        }
-        got.update(&chunk[..n]);
-        total += n as u64;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    drop(child);
-    println!(
-        "100 MB in {secs:.2} s = {:.2} Gbit/s",
-        total as f64 * 8.0 / secs / 1e9
-    );
+    let (total, got, elapsed, _) =
+        common::curl_sha256_within(&ns, "http://10.0.0.2/bytes/100000000", 120);
+    common::report_goodput("100 MB over TUN", total, elapsed);
     assert_eq!(total, N);
-    assert_eq!(got.finalize(), expected, "download corrupted");
+    assert_eq!(got, common::body_sha256(N), "download corrupted");
 }
 
 #[test]

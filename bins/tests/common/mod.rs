@@ -194,29 +194,8 @@ pub fn body_sha256(n: u64) -> Vec<u8> {
 
 /// Streams `curl URL` in `ns` and returns (bytes, SHA-256 of them).
 pub fn curl_sha256(ns: &NetNs, url: &str) -> (u64, Vec<u8>) {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut child = ns
-        .command("curl")
-        .args(["--silent", "--show-error", "--max-time", "120", url])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn curl");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let child = Proc(child);
-    let mut h = Sha256::new();
-    let mut total = 0u64;
-    let mut chunk = vec![0u8; 1 << 20];
-    loop {
-        let n = stdout.read(&mut chunk).expect("read curl output");
-        if n == 0 {
-            break;
-        }
-        h.update(&chunk[..n]);
-        total += n as u64;
-    }
-    drop(child);
-    (total, h.finalize().to_vec())
+    let (total, sha, _, _) = curl_sha256_within(ns, url, 120);
+    (total, sha)
 }
 
 /// Loads an nftables script (`nft -f -`) inside `ns`; panics on failure.
