@@ -489,8 +489,7 @@ fn forge(
     seq: ustack_tcp::SeqNumber,
     flags: ustack_tcp::wire::Flags,
 ) -> Vec<u8> {
-    use ustack_tcp::wire::{TcpOptions, TcpPacket, TcpRepr};
-    let repr = TcpRepr {
+    let repr = ustack_tcp::wire::TcpRepr {
         src_port: sport,
         dst_port: dport,
         seq,
@@ -498,26 +497,9 @@ fn forge(
         flags,
         window: 1000,
         urgent: 0,
-        options: TcpOptions::default(),
+        options: ustack_tcp::wire::TcpOptions::default(),
     };
-    let mut buf = vec![0u8; 40];
-    {
-        let mut t = TcpPacket::new_unchecked(&mut buf[20..]);
-        repr.emit(&mut t);
-        t.fill_checksum(src, dst);
-    }
-    let ip = ustack_ipv4::Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: 6,
-        payload_len: 20,
-        ttl: 64,
-        ident: 1,
-        dont_frag: true,
-        dscp_ecn: 0,
-    };
-    ip.emit(&mut ustack_ipv4::Ipv4Packet::new_unchecked(&mut buf[..]));
-    buf
+    common::forge(src, dst, &repr, &[])
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use common::{inspect, Dir, Seen, A, B};
-use ustack_tcp::wire::{Flags, SackBlock, TcpOptions, TcpPacket, TcpRepr};
+use ustack_tcp::wire::{Flags, SackBlock, TcpOptions, TcpRepr};
 use ustack_tcp::{ConnId, Instant, SeqNumber, Stack, StackConfig, State, TcpError, XorShiftRng};
 
 const ONE_WAY: Duration = Duration::from_micros(100);
@@ -310,34 +310,13 @@ fn max_in_flight(w: &Link, from: usize) -> usize {
     max
 }
 
-/// Builds an IPv4 packet carrying `repr` and `payload`, checksums filled.
 fn forge(
     src: std::net::Ipv4Addr,
     dst: std::net::Ipv4Addr,
     repr: &TcpRepr,
     payload: &[u8],
 ) -> Vec<u8> {
-    let hl = repr.header_len();
-    let tcp_len = hl + payload.len();
-    let mut buf = vec![0u8; 20 + tcp_len];
-    {
-        let mut t = TcpPacket::new_unchecked(&mut buf[20..]);
-        repr.emit(&mut t);
-        t.payload_mut()[..payload.len()].copy_from_slice(payload);
-        t.fill_checksum(src, dst);
-    }
-    let ip = ustack_ipv4::Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: 6,
-        payload_len: tcp_len,
-        ttl: 64,
-        ident: 1,
-        dont_frag: true,
-        dscp_ecn: 0,
-    };
-    ip.emit(&mut ustack_ipv4::Ipv4Packet::new_unchecked(&mut buf[..]));
-    buf
+    common::forge(src, dst, repr, payload)
 }
 
 /// Runs `f` on its own thread and fails if it has not finished within

@@ -182,3 +182,33 @@ impl Net {
         }
     }
 }
+
+/// Builds an IPv4 packet carrying `repr` and `payload`, checksums filled.
+pub fn forge(
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    repr: &ustack_tcp::wire::TcpRepr,
+    payload: &[u8],
+) -> Vec<u8> {
+    let hl = repr.header_len();
+    let tcp_len = hl + payload.len();
+    let mut buf = vec![0u8; 20 + tcp_len];
+    {
+        let mut t = ustack_tcp::wire::TcpPacket::new_unchecked(&mut buf[20..]);
+        repr.emit(&mut t);
+        t.payload_mut()[..payload.len()].copy_from_slice(payload);
+        t.fill_checksum(src, dst);
+    }
+    let ip = ustack_ipv4::Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: 6,
+        payload_len: tcp_len,
+        ttl: 64,
+        ident: 1,
+        dont_frag: true,
+        dscp_ecn: 0,
+    };
+    ip.emit(&mut ustack_ipv4::Ipv4Packet::new_unchecked(&mut buf[..]));
+    buf
+}
