@@ -112,11 +112,16 @@ pub fn run<L: Link, A: App + ?Sized>(
 
         let now = clock.now();
         let deadline = [stack.poll_at(), app.poll_at()].into_iter().flatten().min();
-        let timeout_ms: i32 = match deadline {
+        let wait = deadline.map(|t| t.saturating_duration_since(now));
+        // A link may need a turn of its own (e.g. a delayed packet is due).
+        let link_wait = link
+            .poll_at()
+            .map(|t| t.saturating_duration_since(std::time::Instant::now()));
+        let wait = [wait, link_wait].into_iter().flatten().min();
+        let timeout_ms: i32 = match wait {
             None => -1,
-            Some(t) if t <= now => 0,
             // Round up so we never wake just before the deadline and spin.
-            Some(t) => ((t - now).as_micros().div_ceil(1000)).min(60_000) as i32,
+            Some(d) => d.as_micros().div_ceil(1000).min(60_000) as i32,
         };
         fds.clear();
         if let Some(fd) = link.poll_fd() {

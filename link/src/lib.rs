@@ -96,6 +96,13 @@ pub trait Link {
     fn rx_checksum_offloaded(&self) -> bool {
         false
     }
+
+    /// When the link itself next needs `recv` or `send` called even if its
+    /// fd stays quiet (a middleware releasing a delayed packet); the event
+    /// loop sleeps no longer than this.
+    fn poll_at(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// Per-link counters. Bytes count whole IPv4 packets.

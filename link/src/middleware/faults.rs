@@ -3,14 +3,11 @@
 //!
 //! Faults are drawn from a xorshift generator seeded by the caller, so a
 //! given seed and packet sequence always meet the same faults. Packets that
-//! must wait (delayed, held back for reordering, duplicates) are queued; when
-//! the wrapped link has a file descriptor, [`Link::poll_fd`] becomes an epoll
-//! descriptor that also waits on a timerfd armed for the next release, so the
-//! runtime wakes when a delayed packet is due.
+//! must wait (delayed, held back for reordering, duplicates) are queued, and
+//! [`Link::poll_at`] tells the runtime when the next one is due.
 
 use std::collections::VecDeque;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use crate::{Link, LinkError, LinkStats};
@@ -73,10 +70,6 @@ impl FaultConfig {
             ));
         }
         Ok(())
-    }
-
-    fn needs_timer(&self) -> bool {
-        !self.delay.is_zero() || self.reorder > 0.0
     }
 }
 
@@ -256,75 +249,6 @@ impl Lane {
     }
 }
 
-/// An epoll descriptor over the inner link's fd and a timerfd.
-#[derive(Debug)]
-struct Waker {
-    epoll: OwnedFd,
-    timer: OwnedFd,
-}
-
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-impl Waker {
-    fn new(inner_fd: RawFd) -> io::Result<Waker> {
-        // SAFETY: plain syscalls; each returned descriptor is checked and
-        // immediately owned.
-        let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
-        // SAFETY: as above.
-        let timer = unsafe {
-            OwnedFd::from_raw_fd(cvt(libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            ))?)
-        };
-        for fd in [inner_fd, timer.as_raw_fd()] {
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: fd as u64,
-            };
-            // SAFETY: `ev` is a valid epoll_event; both fds are open.
-            cvt(unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
-        }
-        Ok(Waker { epoll, timer })
-    }
-
-    /// Clears an expiry and arms the timer for `at` (or disarms it).
-    fn arm(&self, at: Option<Instant>, now: Instant) {
-        let mut expirations = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into a valid 8-byte buffer; the fd
-        // is non-blocking, so EAGAIN just means "not expired".
-        let _ = unsafe { libc::read(self.timer.as_raw_fd(), expirations.as_mut_ptr().cast(), 8) };
-        let d = at.map(|t| {
-            t.saturating_duration_since(now)
-                .max(Duration::from_micros(1))
-        });
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: match d {
-                Some(d) => libc::timespec {
-                    tv_sec: d.as_secs() as libc::time_t,
-                    tv_nsec: d.subsec_nanos() as libc::c_long,
-                },
-                None => libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                },
-            },
-        };
-        // SAFETY: `spec` is a valid itimerspec; old value not requested.
-        unsafe { libc::timerfd_settime(self.timer.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
-    }
-}
-
 /// Wraps a link and inflicts [`FaultConfig`]'s faults on its packets. With a
 /// no-op config it passes everything straight through.
 #[derive(Debug)]
@@ -335,7 +259,6 @@ pub struct FaultInjector<L> {
     rx: Lane,
     tx: Lane,
     stats: FaultStats,
-    waker: Option<Waker>,
     /// `fault injector on <inner name>`, for errors.
     label: String,
 }
@@ -344,16 +267,6 @@ impl<L: Link> FaultInjector<L> {
     pub fn new(inner: L, cfg: FaultConfig) -> Result<FaultInjector<L>, LinkError> {
         cfg.validate()?;
         let label = format!("fault injector on {}", inner.name());
-        let waker = match inner.poll_fd() {
-            Some(fd) if cfg.needs_timer() => {
-                Some(Waker::new(fd).map_err(|source| LinkError::Io {
-                    device: label.clone(),
-                    op: "create epoll/timerfd",
-                    source,
-                })?)
-            }
-            _ => None,
-        };
         let now = Instant::now();
         let bucket = |rate: u64| Bucket {
             rate,
@@ -378,7 +291,6 @@ impl<L: Link> FaultInjector<L> {
             rx,
             tx,
             stats: FaultStats::default(),
-            waker,
             label,
         })
     }
@@ -413,17 +325,15 @@ impl<L: Link> FaultInjector<L> {
         Ok(())
     }
 
-    fn rearm(&self, now: Instant) {
-        if let Some(w) = &self.waker {
-            let at = [
-                self.rx.next_deadline(&self.cfg),
-                self.tx.next_deadline(&self.cfg),
-            ]
-            .into_iter()
-            .flatten()
-            .min();
-            w.arm(at, now);
-        }
+    /// The next time a held or delayed packet is due.
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.rx.next_deadline(&self.cfg),
+            self.tx.next_deadline(&self.cfg),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -463,7 +373,6 @@ impl<L: Link> Link for FaultInjector<L> {
                 Fate::Absorbed => continue,
             }
         };
-        self.rearm(now);
         Ok(result)
     }
 
@@ -479,7 +388,6 @@ impl<L: Link> Link for FaultInjector<L> {
             self.inner.send(packet)?;
         }
         self.flush_tx(now)?;
-        self.rearm(now);
         Ok(())
     }
 
@@ -488,10 +396,14 @@ impl<L: Link> Link for FaultInjector<L> {
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
-        match &self.waker {
-            Some(w) => Some(w.epoll.as_raw_fd()),
-            None => self.inner.poll_fd(),
-        }
+        self.inner.poll_fd()
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        [self.next_deadline(), self.inner.poll_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn stats(&self) -> LinkStats {

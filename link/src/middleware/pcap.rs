@@ -172,6 +172,10 @@ impl<L: Link> Link for PcapWriter<L> {
     fn rx_checksum_offloaded(&self) -> bool {
         self.inner.rx_checksum_offloaded()
     }
+
+    fn poll_at(&self) -> Option<std::time::Instant> {
+        self.inner.poll_at()
+    }
 }
 
 #[cfg(test)]

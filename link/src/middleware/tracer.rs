@@ -129,6 +129,10 @@ impl<L: Link> Link for Tracer<L> {
     fn rx_checksum_offloaded(&self) -> bool {
         self.inner.rx_checksum_offloaded()
     }
+
+    fn poll_at(&self) -> Option<std::time::Instant> {
+        self.inner.poll_at()
+    }
 }
 
 #[cfg(test)]
