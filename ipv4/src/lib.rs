@@ -73,6 +73,41 @@ const FLAG_MF: u16 = 0x2000;
 const OFFSET_MASK: u16 = 0x1fff;
 const MAX_PAYLOAD_LEN: usize = u16::MAX as usize - Ipv4Repr::HEADER_LEN;
 
+/// The checks of [`Ipv4Packet::check_len`], in the same order with the same
+/// errors, on the fixed header read once as an array. Returns that array and
+/// the header length in bytes (IHL × 4), both valid within `data`.
+#[inline(always)]
+fn check_header(data: &[u8]) -> Result<(&[u8; Ipv4Repr::HEADER_LEN], usize), Error> {
+    let len = data.len();
+    let Some(h) = data.first_chunk::<{ Ipv4Repr::HEADER_LEN }>() else {
+        return Err(Error::Truncated {
+            len,
+            need: Ipv4Repr::HEADER_LEN,
+        });
+    };
+    let version = h[field::VER_IHL] >> 4;
+    if version != 4 {
+        return Err(Error::BadVersion(version));
+    }
+    let ihl = h[field::VER_IHL] & 0x0f;
+    if ihl < 5 {
+        return Err(Error::BadHeaderLen(ihl));
+    }
+    let header = usize::from(ihl) * 4;
+    if header > len {
+        return Err(Error::Truncated { len, need: header });
+    }
+    let total = u16::from_be_bytes([h[2], h[3]]);
+    if usize::from(total) < header || usize::from(total) > len {
+        return Err(Error::BadTotalLen {
+            total,
+            header,
+            buffer: len,
+        });
+    }
+    Ok((h, header))
+}
+
 /// A zero-copy view of an IPv4 packet.
 ///
 /// Build it with [`Ipv4Packet::new_checked`] for anything that came from the
@@ -102,33 +137,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// buffer length`. A buffer longer than `total_len` is accepted (link-layer
     /// padding, e.g. Ethernet's 46-byte minimum); the excess is not payload.
     pub fn check_len(&self) -> Result<(), Error> {
-        let len = self.buffer.as_ref().len();
-        if len < Ipv4Repr::HEADER_LEN {
-            return Err(Error::Truncated {
-                len,
-                need: Ipv4Repr::HEADER_LEN,
-            });
-        }
-        if self.version() != 4 {
-            return Err(Error::BadVersion(self.version()));
-        }
-        let ihl = self.ihl();
-        if ihl < 5 {
-            return Err(Error::BadHeaderLen(ihl));
-        }
-        let header = self.header_len();
-        if header > len {
-            return Err(Error::Truncated { len, need: header });
-        }
-        let total = self.total_len();
-        if usize::from(total) < header || usize::from(total) > len {
-            return Err(Error::BadTotalLen {
-                total,
-                header,
-                buffer: len,
-            });
-        }
-        Ok(())
+        check_header(self.bytes()).map(|_| ())
     }
 
     pub fn into_inner(self) -> T {
@@ -342,23 +351,34 @@ impl Ipv4Repr {
     /// Validates and reads a received header: lengths, then the header checksum,
     /// then rejects fragments (any packet with MF set or a non-zero offset), since
     /// reassembly is not implemented yet. Options are skipped via IHL.
+    #[inline(always)]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Ipv4Packet<&T>) -> Result<Ipv4Repr, Error> {
-        packet.check_len()?;
-        if !packet.verify_checksum() {
+        // One pass over the fixed header, read once as an array: the same
+        // checks as `check_len`, then the checksum, then the fragment test.
+        let data = packet.bytes();
+        let (h, header_len) = check_header(data)?;
+        let checksum_ok = if header_len == Self::HEADER_LEN {
+            checksum::sum_header(h) == 0xffff
+        } else {
+            data.get(..header_len)
+                .is_some_and(|header| checksum::fold(checksum::sum(header, 0)) == 0xffff)
+        };
+        if !checksum_ok {
             return Err(Error::BadChecksum);
         }
-        if packet.more_frags() || packet.frag_offset() != 0 {
+        let flg_off = u16::from_be_bytes([h[6], h[7]]);
+        if flg_off & (FLAG_MF | OFFSET_MASK) != 0 {
             return Err(Error::Fragment);
         }
         Ok(Ipv4Repr {
-            src_addr: packet.src_addr(),
-            dst_addr: packet.dst_addr(),
-            protocol: packet.protocol(),
-            payload_len: usize::from(packet.total_len()) - packet.header_len(),
-            ttl: packet.ttl(),
-            ident: packet.ident(),
-            dont_frag: packet.dont_frag(),
-            dscp_ecn: packet.dscp_ecn(),
+            src_addr: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
+            dst_addr: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
+            protocol: h[field::PROTOCOL],
+            payload_len: usize::from(u16::from_be_bytes([h[2], h[3]])) - header_len,
+            ttl: h[field::TTL],
+            ident: u16::from_be_bytes([h[4], h[5]]),
+            dont_frag: flg_off & FLAG_DF != 0,
+            dscp_ecn: h[field::DSCP_ECN],
         })
     }
 
@@ -386,17 +406,39 @@ impl Ipv4Repr {
             dont_frag,
             dscp_ecn,
         } = *self;
-        packet.set_version(4);
-        packet.set_header_len(Self::HEADER_LEN as u8);
-        packet.set_dscp_ecn(dscp_ecn);
-        packet.set_total_len(total);
-        packet.set_ident(ident);
-        packet.write_u16(field::FLG_OFF, if dont_frag { FLAG_DF } else { 0 });
-        packet.set_ttl(ttl);
-        packet.set_protocol(protocol);
-        packet.set_src_addr(src_addr);
-        packet.set_dst_addr(dst_addr);
-        packet.fill_checksum();
+        // The whole header is determined by `self`: build it in a register-sized
+        // array, checksum exactly those 20 bytes, and store it with one copy.
+        let [t0, t1] = total.to_be_bytes();
+        let [i0, i1] = ident.to_be_bytes();
+        let [f0, f1] = (if dont_frag { FLAG_DF } else { 0 }).to_be_bytes();
+        let [s0, s1, s2, s3] = src_addr.octets();
+        let [d0, d1, d2, d3] = dst_addr.octets();
+        let mut h: [u8; Self::HEADER_LEN] = [
+            0x40 | (Self::HEADER_LEN / 4) as u8,
+            dscp_ecn,
+            t0,
+            t1,
+            i0,
+            i1,
+            f0,
+            f1,
+            ttl,
+            protocol,
+            0,
+            0,
+            s0,
+            s1,
+            s2,
+            s3,
+            d0,
+            d1,
+            d2,
+            d3,
+        ];
+        let [c0, c1] = (!checksum::sum_header(&h)).to_be_bytes();
+        h[10] = c0;
+        h[11] = c1;
+        packet.bytes_mut()[..Self::HEADER_LEN].copy_from_slice(&h);
     }
 }
 
