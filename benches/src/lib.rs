@@ -195,15 +195,7 @@ impl PipePair {
             now,
         );
         if !moved {
-            let next = [self.server.poll_at(), self.client.poll_at()]
-                .into_iter()
-                .flatten()
-                .min();
-            if let Some(at) = next {
-                if at > self.now {
-                    self.now = at;
-                }
-            }
+            jump_to_next_timer(&mut self.now, [&self.server, &self.client]);
         }
         moved
     }
@@ -309,6 +301,16 @@ fn pump(stack: &mut Stack, end: &mut PipeEnd, packet: &mut [u8], now: Instant) -
 fn send(end: &mut PipeEnd, packet: &[u8]) {
     if let Err(e) = end.send(packet) {
         panic!("pipe refused a {}-byte packet: {e}", packet.len());
+    }
+}
+
+/// When nothing moved, a virtual clock jumps to the stacks' earliest timer,
+/// as a real runtime would sleep until it.
+pub fn jump_to_next_timer(now: &mut Instant, stacks: [&Stack; 2]) {
+    if let Some(at) = stacks.iter().filter_map(|s| s.poll_at()).min() {
+        if at > *now {
+            *now = at;
+        }
     }
 }
 
