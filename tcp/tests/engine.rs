@@ -8,6 +8,17 @@ use std::time::Duration;
 use common::{Dir, Net};
 use ustack_tcp::{ConnId, State, TcpError};
 
+/// Sequence number of A's last segment on the wire: B's RCV.NXT once idle.
+fn next_seq_from_a(net: &Net) -> ustack_tcp::SeqNumber {
+    net.log
+        .iter()
+        .rev()
+        .find(|x| x.dir == Dir::AtoB)
+        .and_then(|x| x.tcp)
+        .expect("A has sent a segment")
+        .seq
+}
+
 /// Connects A (client) to B:80 (server) and returns (client, server) handles.
 fn connected(net: &mut Net) -> (ConnId, ConnId) {
     let l = net.b.listen(80, 16).expect("listen");
@@ -289,14 +300,7 @@ fn in_window_rst_with_wrong_sequence_gets_challenge_ack_rfc5961() {
     let mut net = Net::new();
     let (c, s) = connected(&mut net);
     // Forge a RST from A's port towards B, inside B's window but not at RCV.NXT.
-    let rcv_nxt_at_b = net
-        .log
-        .iter()
-        .rev()
-        .find(|x| x.dir == Dir::AtoB)
-        .and_then(|x| x.tcp)
-        .unwrap()
-        .seq;
+    let rcv_nxt_at_b = next_seq_from_a(&net);
     let forged = forge(
         common::A,
         common::B,
@@ -506,14 +510,7 @@ fn forge(
 fn challenge_acks_are_rate_limited_rfc5961_7() {
     let mut net = Net::new();
     let (_c, s) = connected(&mut net);
-    let rcv_nxt_at_b = net
-        .log
-        .iter()
-        .rev()
-        .find(|x| x.dir == Dir::AtoB)
-        .and_then(|x| x.tcp)
-        .unwrap()
-        .seq;
+    let rcv_nxt_at_b = next_seq_from_a(&net);
     let mut acks = 0;
     for i in 0..100u32 {
         let forged = forge(
