@@ -901,7 +901,9 @@ impl Tcb {
             // Delayed ACK (RFC 5681 §4.2, RFC 9293 §3.8.6.3): at least every
             // second segment, at once when a gap fills or data still waits
             // behind one, otherwise within `ack_delay`.
-            self.segs_unacked += 1;
+            // A coalesced (GRO) super-frame counts as the full-sized segments
+            // it carries, so it is acknowledged at once, as Linux does.
+            self.segs_unacked += (data.len() / self.eff_mss().max(1)).max(1) as u32;
             if filled_gap || fin || self.segs_unacked >= 2 || !self.assembler.is_empty() {
                 self.ack_pending = true;
             } else if self.delack_deadline.is_none() {
@@ -1221,10 +1223,31 @@ impl Tcb {
     /// Writes the next segment to send (TCP header and payload, checksum
     /// filled) into `out`, which has room for one IP payload. Returns its length.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
-        let len = self.next_segment(now, out);
+        self.poll_transmit_segmented(now, out, 1)
+            .map(|(len, _)| len)
+    }
+
+    /// Like [`Tcb::poll_transmit`], but new data may leave as one super-frame
+    /// of up to `max_segs` segments for a device with TCP segmentation
+    /// offload. Returns `(length, segment_payload)`: `segment_payload` is 0
+    /// for an ordinary segment; otherwise the payload is several times that,
+    /// the device is to cut it there, and the checksum field holds only the
+    /// pseudo-header sum (Linux CHECKSUM_PARTIAL), which the device finishes.
+    ///
+    /// Each wire segment of a super-frame gets its own RACK record, so loss
+    /// detection and retransmission work on segments exactly as without
+    /// offload; retransmissions, probes and everything sent in recovery stay
+    /// single segments.
+    pub fn poll_transmit_segmented(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        max_segs: usize,
+    ) -> Option<(usize, usize)> {
+        let res = self.next_segment(now, out, max_segs.max(1));
         self.update_persist(now);
         self.update_tlp(now);
-        len
+        res
     }
 
     /// Arms the tail loss probe (RFC 8985 §7.2) while data is outstanding;
@@ -1254,7 +1277,12 @@ impl Tcb {
         }
     }
 
-    fn next_segment(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
+    fn next_segment(
+        &mut self,
+        now: Instant,
+        out: &mut [u8],
+        max_segs: usize,
+    ) -> Option<(usize, usize)> {
         let mut repr = TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
@@ -1295,7 +1323,7 @@ impl Tcb {
             }
             let len = self.emit(repr, 0, out)?;
             self.advance_snd_nxt(now, 1);
-            return Some(len);
+            return Some((len, 0));
         }
         if !self.state.is_synchronized() {
             return None;
@@ -1313,14 +1341,13 @@ impl Tcb {
             0
         };
         let header_len = repr.header_len() + sack_room;
-        let max_payload = self
-            .payload_room(header_len)
-            .min(out.len().saturating_sub(header_len));
+        let seg_room = self.payload_room(header_len);
+        let max_payload = seg_room.min(out.len().saturating_sub(header_len));
 
         // Loss recovery chooses retransmissions first (RFC 6675 §5, RFC 6582).
         if may_send_data {
             if let Some((seq, len)) = self.pick_retransmission(max_payload) {
-                return self.emit_data(now, repr, seq, len, true, out);
+                return self.emit_data(now, repr, seq, len, true, 0, out);
             }
             if self.tlp_due {
                 // Tail loss probe (RFC 8985 §7): the peer's answer (SACK)
@@ -1332,7 +1359,7 @@ impl Tcb {
                     // duplicate draws an ACK that tells the whole state.
                     if let Some((start, end)) = self.rack.first_unsacked() {
                         let len = ((end - start) as usize).min(max_payload);
-                        return self.emit_data(now, repr, start, len, true, out);
+                        return self.emit_data(now, repr, start, len, true, 0, out);
                     }
                 }
                 // RFC 8985 §7.3 prefers new data; we repeat the last segment
@@ -1341,20 +1368,35 @@ impl Tcb {
                 // duplicate at once.
                 if let Some((start, end)) = self.rack.last() {
                     let len = ((end - start) as usize).min(max_payload);
-                    return self.emit_data(now, repr, start, len, true, out);
+                    return self.emit_data(now, repr, start, len, true, 0, out);
                 }
             }
         }
 
-        // New data, within the peer's window and the congestion window.
+        // New data, within the peer's window and the congestion window. With
+        // segmentation offload, several full segments may go as one frame
+        // (never in recovery, where PRR meters single segments).
+        let frame_room = if max_segs > 1 && self.recovery.is_none() && !self.probe_due {
+            (seg_room * max_segs).min(out.len().saturating_sub(header_len))
+        } else {
+            max_payload
+        };
         let mut n = if may_send_data {
-            unsent
-                .min(usable_wnd)
-                .min(self.cwnd_room())
-                .min(max_payload)
+            unsent.min(usable_wnd).min(self.cwnd_room()).min(frame_room)
         } else {
             0
         };
+        if n > max_payload {
+            // A short last segment is held back under the same rules as a
+            // short segment on its own (below), judged as if the full ones
+            // before it were already in flight: with Nagle, only when it
+            // empties the queue and Nagle is off.
+            let tail = n % seg_room;
+            if tail != 0 && !(n == unsent && self.nodelay) {
+                n -= tail;
+            }
+        }
+        let segment_payload = if n > seg_room { seg_room } else { 0 };
         // Sender SWS avoidance (RFC 9293 §3.8.6.2.1) with Nagle (§3.7.4):
         // a short segment goes out only if it empties the queue while nothing
         // is unacknowledged (or Nagle is off), if it is half the largest
@@ -1374,14 +1416,22 @@ impl Tcb {
         if n > 0 || fin {
             self.probe_due = false;
             let seq = self.snd_nxt;
-            return self.emit_data(now, repr, seq, n + usize::from(fin), false, out);
+            return self.emit_data(
+                now,
+                repr,
+                seq,
+                n + usize::from(fin),
+                false,
+                segment_payload,
+                out,
+            );
         }
         if self.probe_due {
             // Zero-window or keep-alive probe: an old sequence number makes
             // the peer answer with its current window and ACK.
             self.probe_due = false;
             repr.seq = self.snd_una + u32::MAX;
-            return self.emit(repr, 0, out);
+            return self.emit(repr, 0, out).map(|len| (len, 0));
         }
         if self.ack_pending {
             // After a timeout SND.NXT is rewound for go-back-N; a pure ACK
@@ -1389,7 +1439,7 @@ impl Tcb {
             // it below RCV.NXT, rejects it and ignores its ACK (as BSD does,
             // tcp_output uses snd_max for data-less segments).
             repr.seq = self.snd_max;
-            return self.emit(repr, 0, out);
+            return self.emit(repr, 0, out).map(|len| (len, 0));
         }
         None
     }
@@ -1502,8 +1552,9 @@ impl Tcb {
         seq: SeqNumber,
         seq_len: usize,
         retransmission: bool,
+        segment_payload: usize,
         out: &mut [u8],
-    ) -> Option<usize> {
+    ) -> Option<(usize, usize)> {
         let off = seq.distance(self.snd_data_start).max(0) as usize;
         let data_len = seq_len.min(self.send_buf.len().saturating_sub(off));
         let fin = self.fin_queued && seq_len > data_len && seq + data_len == self.fin_seq();
@@ -1515,10 +1566,19 @@ impl Tcb {
             repr.flags |= Flags::PSH;
         }
         let len = self.emit(repr, data_len, out)?;
+        let segment_payload = if data_len > segment_payload {
+            segment_payload
+        } else {
+            0
+        };
         if data_len > 0 {
             self.send_buf.peek(off, &mut out[len - data_len..len]);
             let mut pkt = TcpPacket::new_unchecked(&mut out[..len]);
-            pkt.fill_checksum(*self.local.ip(), *self.remote.ip());
+            if segment_payload > 0 {
+                pkt.fill_partial_checksum(*self.local.ip(), *self.remote.ip());
+            } else {
+                pkt.fill_checksum(*self.local.ip(), *self.remote.ip());
+            }
         }
         let used = data_len + usize::from(fin);
         if let Some(r) = self.recovery.as_mut() {
@@ -1530,7 +1590,19 @@ impl Tcb {
                 self.rack.on_retransmit(seq, seq + used, now);
             } else {
                 let fresh = seq.distance(self.snd_max) >= 0;
-                self.rack.on_send(seq, seq + used, now, !fresh);
+                if segment_payload > 0 {
+                    // One record per wire segment the device will cut.
+                    let mut at = 0;
+                    while at < used {
+                        let end = (at + segment_payload).min(used);
+                        // A FIN alone after the last full segment rides on it.
+                        let end = if used - end == 1 && fin { used } else { end };
+                        self.rack.on_send(seq + at, seq + end, now, !fresh);
+                        at = end;
+                    }
+                } else {
+                    self.rack.on_send(seq, seq + used, now, !fresh);
+                }
                 self.tlp_deadline = None;
             }
         }
@@ -1543,7 +1615,7 @@ impl Tcb {
         } else {
             self.advance_snd_nxt(now, used);
         }
-        Some(len)
+        Some((len, segment_payload))
     }
 
     /// Emits the header of `repr` followed by room for `payload_len` bytes and

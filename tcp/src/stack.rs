@@ -32,6 +32,10 @@ pub struct StackConfig {
     /// packets may carry unfinished checksums and cannot be corrupted
     /// (Linux loopback seen through a raw socket).
     pub verify_tcp_checksum: bool,
+    /// Largest IPv4 packet [`Stack::poll_segmented`] may hand out: a TCP
+    /// super-frame for a link with segmentation offload (TSO) to cut into
+    /// segments. At most 65535; 0 (or anything up to `mtu`): no super-frames.
+    pub tso_max: usize,
     /// Per-connection tunables. `tcp.mss` is lowered to fit `mtu`.
     pub tcp: TcpConfig,
 }
@@ -44,6 +48,7 @@ impl StackConfig {
             max_connections: 4096,
             ephemeral_ports: (49152, 65535),
             verify_tcp_checksum: true,
+            tso_max: 0,
             tcp: TcpConfig::default(),
         }
     }
@@ -156,7 +161,8 @@ impl Stack {
         let mtu_mss = cfg.mtu.saturating_sub(40).clamp(64, u16::MAX as usize) as u16;
         cfg.tcp.mss = cfg.tcp.mss.min(mtu_mss);
         let isn = IsnGenerator::new(rng.as_mut());
-        let scratch = vec![0; cfg.mtu.max(IP_HDR + 60)];
+        cfg.tso_max = cfg.tso_max.min(usize::from(u16::MAX));
+        let scratch = vec![0; cfg.mtu.max(cfg.tso_max).max(IP_HDR + 60)];
         Stack {
             cfg,
             slots: Vec::new(),
@@ -196,6 +202,28 @@ impl Stack {
     /// Processes one received IPv4 packet. Replies that cannot wait (RSTs, ICMP
     /// echo replies) go to `tx` at once; connection output waits for [`Stack::poll`].
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8], tx: &mut impl FnMut(&[u8])) {
+        self.handle_packet_inner(now, packet, self.cfg.verify_tcp_checksum, tx);
+    }
+
+    /// [`Stack::handle_packet`] for a packet whose TCP checksum the link
+    /// vouches for (already verified by the kernel, or left unfinished by a
+    /// local sender, as in a coalesced GRO super-frame): it is not verified.
+    pub fn handle_packet_trusted(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        tx: &mut impl FnMut(&[u8]),
+    ) {
+        self.handle_packet_inner(now, packet, false, tx);
+    }
+
+    fn handle_packet_inner(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        verify_checksum: bool,
+        tx: &mut impl FnMut(&[u8]),
+    ) {
         self.stats.ip.rx_packets += 1;
         let ip = match Ipv4Packet::new_checked(packet) {
             Ok(p) => p,
@@ -218,7 +246,7 @@ impl Stack {
             return;
         }
         match repr.protocol {
-            protocol::TCP => self.handle_tcp(now, &repr, ip.payload(), tx),
+            protocol::TCP => self.handle_tcp(now, &repr, ip.payload(), verify_checksum, tx),
             protocol::ICMP => match icmp::answer_echo(&repr, ip.payload(), &mut self.scratch) {
                 Ok(Some(n)) => {
                     self.stats.ip.icmp_echo_answered += 1;
@@ -239,6 +267,7 @@ impl Stack {
         now: Instant,
         ip: &Ipv4Repr,
         segment: &[u8],
+        verify_checksum: bool,
         tx: &mut impl FnMut(&[u8]),
     ) {
         self.stats.tcp_rx_segments += 1;
@@ -250,7 +279,7 @@ impl Stack {
                 return;
             }
         };
-        if self.cfg.verify_tcp_checksum && !pkt.verify_checksum(ip.src_addr, ip.dst_addr) {
+        if verify_checksum && !pkt.verify_checksum(ip.src_addr, ip.dst_addr) {
             self.stats.tcp_bad_checksum += 1;
             trace!(src = %ip.src_addr, "tcp checksum mismatch");
             return;
@@ -355,6 +384,21 @@ impl Stack {
 
     /// Fires due timers and sends everything connections have to send.
     pub fn poll(&mut self, now: Instant, tx: &mut impl FnMut(&[u8])) {
+        self.poll_inner(now, false, &mut |p, _| tx(p));
+    }
+
+    /// [`Stack::poll`] for a link with TCP segmentation offload: new data may
+    /// leave as super-frames of up to [`StackConfig::tso_max`] bytes. `tx`
+    /// gets each packet with its segment payload size: 0 for an ordinary
+    /// packet; otherwise the packet is a super-frame for the device to cut
+    /// into segments of that much payload, and its TCP checksum field holds
+    /// only the pseudo-header sum (Linux CHECKSUM_PARTIAL) for the device to
+    /// finish.
+    pub fn poll_segmented(&mut self, now: Instant, tx: &mut impl FnMut(&[u8], u16)) {
+        self.poll_inner(now, true, tx);
+    }
+
+    fn poll_inner(&mut self, now: Instant, segmented: bool, tx: &mut impl FnMut(&[u8], u16)) {
         // Each entry due now is handled once: a timer re-armed for `now`
         // waits for the next poll instead of spinning this loop.
         let mut budget = self.timers.len();
@@ -384,11 +428,21 @@ impl Stack {
         }
 
         while let Some((local, remote, rst)) = self.rst_queue.pop_front() {
-            self.send_rst(local, remote, &rst, tx);
+            self.send_rst(local, remote, &rst, &mut |p| tx(p, 0));
         }
 
+        let (limit, max_segs) = if segmented && self.cfg.tso_max > self.cfg.mtu {
+            // Worst case per segment: one MSS of payload plus 40 bytes of
+            // TCP options and the fixed headers.
+            let per_seg = usize::from(self.cfg.tcp.mss) + 40 + 20;
+            (
+                self.cfg.tso_max,
+                ((self.cfg.tso_max - IP_HDR) / per_seg).max(1),
+            )
+        } else {
+            (self.cfg.mtu, 1)
+        };
         while let Some(idx) = self.tx_queue.pop_front() {
-            let mtu = self.cfg.mtu;
             let Some(e) = self
                 .slots
                 .get_mut(idx as usize)
@@ -400,11 +454,23 @@ impl Stack {
             let _span = e.span.clone().entered();
             let src = *e.tcb.local().ip();
             let dst = *e.tcb.remote().ip();
-            while let Some(n) = e.tcb.poll_transmit(now, &mut self.scratch[IP_HDR..mtu]) {
+            while let Some((n, seg)) =
+                e.tcb
+                    .poll_transmit_segmented(now, &mut self.scratch[IP_HDR..limit], max_segs)
+            {
+                // A super-frame's segments get consecutive IDs from the
+                // device (Linux GSO increments the ID per segment).
+                let segs = if seg > 0 {
+                    let thl = usize::from(self.scratch[IP_HDR + 12] >> 4) * 4;
+                    n.saturating_sub(thl).div_ceil(seg).max(1)
+                } else {
+                    1
+                };
                 self.ip_ident = self.ip_ident.wrapping_add(1);
                 emit_ipv4(&mut self.scratch, src, dst, self.ip_ident, n);
-                self.stats.tcp_tx_segments += 1;
-                tx(&self.scratch[..IP_HDR + n]);
+                self.ip_ident = self.ip_ident.wrapping_add(segs as u16 - 1);
+                self.stats.tcp_tx_segments += segs as u64;
+                tx(&self.scratch[..IP_HDR + n], seg as u16);
             }
             self.after_event(idx, now, false);
         }

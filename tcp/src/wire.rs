@@ -423,6 +423,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let value = !checksum::fold(checksum::sum(data, pseudo));
         self.set_checksum(value);
     }
+
+    /// Leaves the checksum for a device to finish (Linux CHECKSUM_PARTIAL,
+    /// virtio-net NEEDS_CSUM): the field holds the folded pseudo-header sum
+    /// over this whole segment's length, not complemented.
+    pub fn fill_partial_checksum(&mut self, src: Ipv4Addr, dst: Ipv4Addr) {
+        let len = self.bytes().len();
+        debug_assert!(len <= usize::from(u16::MAX));
+        let pseudo = checksum::pseudo_header_sum(src, dst, ustack_ipv4::protocol::TCP, len as u16);
+        self.set_checksum(checksum::fold(pseudo));
+    }
 }
 
 /// Parses the option bytes of a header (RFC 9293 §3.2, RFC 7323, RFC 2018).

@@ -39,12 +39,78 @@ pub fn inspect(dir: Dir, pkt: &[u8]) -> Seen {
 
 type Hook = Box<dyn FnMut(&Seen, u64) -> bool>;
 
+/// What A's link does with TCP segmentation offload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offload {
+    /// A polls without offload: every packet is one wire segment.
+    Off,
+    /// A sends super-frames; the wire cuts them into segments (TSO/GSO),
+    /// each of which the drop hook sees on its own.
+    Segment,
+    /// A sends super-frames and B receives them whole with their partial
+    /// checksums trusted (GRO on B's side).
+    Coalesce,
+}
+
+/// Cuts a super-frame into wire segments of `seg` payload bytes as Linux
+/// GSO does: headers copied, IDs and sequence numbers advanced, FIN and PSH
+/// on the last segment only, checksums finished. Panics unless the frame's
+/// partial checksum, finished over the whole frame, is its true checksum.
+pub fn gso_segment(frame: &[u8], seg: usize) -> Vec<Vec<u8>> {
+    use ustack_ipv4::{checksum, Ipv4Packet, Ipv4Repr};
+    let ip = Ipv4Packet::new_checked(frame).expect("super-frame IPv4 header");
+    let ip_repr = Ipv4Repr::parse(&ip).expect("super-frame IPv4 header");
+    let ihl = usize::from(frame[0] & 0x0f) * 4;
+    let tcp = &frame[ihl..];
+    let finished = !checksum::fold(checksum::sum(tcp, 0));
+    let mut copy = tcp.to_vec();
+    let mut t = TcpPacket::new_unchecked(&mut copy[..]);
+    t.fill_checksum(ip_repr.src_addr, ip_repr.dst_addr);
+    assert_eq!(
+        finished.to_be_bytes(),
+        [copy[16], copy[17]],
+        "partial checksum does not finish to the true one"
+    );
+    let thl = usize::from(tcp[12] >> 4) * 4;
+    let payload = &tcp[thl..];
+    let seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+    let chunks: Vec<&[u8]> = payload.chunks(seg).collect();
+    let last = chunks.len() - 1;
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut out = vec![0u8; 20 + thl + chunk.len()];
+            out[20..20 + thl].copy_from_slice(&tcp[..thl]);
+            out[20 + thl..].copy_from_slice(chunk);
+            let s = seq.wrapping_add((i * seg) as u32);
+            out[24..28].copy_from_slice(&s.to_be_bytes());
+            if i != last {
+                out[20 + 13] &= !0x09; // FIN and PSH
+            }
+            let mut t = TcpPacket::new_unchecked(&mut out[20..]);
+            t.fill_checksum(ip_repr.src_addr, ip_repr.dst_addr);
+            let repr = Ipv4Repr {
+                payload_len: thl + chunk.len(),
+                ident: ip_repr.ident.wrapping_add(i as u16),
+                ..ip_repr
+            };
+            repr.emit(&mut Ipv4Packet::new_unchecked(&mut out[..]));
+            out
+        })
+        .collect()
+}
+
 pub struct Net {
     pub a: Stack,
     pub b: Stack,
     pub now: Instant,
-    a_to_b: VecDeque<Vec<u8>>,
-    b_to_a: VecDeque<Vec<u8>>,
+    /// Packets in flight, each with whether its checksum is to be trusted.
+    a_to_b: VecDeque<(Vec<u8>, bool)>,
+    b_to_a: VecDeque<(Vec<u8>, bool)>,
+    pub a_offload: Offload,
+    /// Super-frames A handed its link (counted before any cutting).
+    pub a_super_frames: u64,
     /// Returns true to drop the packet; gets the packet and a running count.
     pub drop: Hook,
     pub log: Vec<Seen>,
@@ -70,6 +136,8 @@ impl Net {
             a_to_b: VecDeque::new(),
             b_to_a: VecDeque::new(),
             drop: Box::new(|_, _| false),
+            a_offload: Offload::Off,
+            a_super_frames: 0,
             log: Vec::new(),
             count: 0,
             step_time: Duration::from_micros(100),
@@ -93,15 +161,19 @@ impl Net {
             self.now += self.step_time;
             let ab: Vec<_> = self.a_to_b.drain(..).collect();
             let ba: Vec<_> = self.b_to_a.drain(..).collect();
-            for p in ab {
+            for (p, trusted) in ab {
                 let (q, now) = (&mut self.b_to_a, self.now);
-                self.b
-                    .handle_packet(now, &p, &mut |r| q.push_back(r.to_vec()));
+                let tx = &mut |r: &[u8]| q.push_back((r.to_vec(), false));
+                if trusted {
+                    self.b.handle_packet_trusted(now, &p, tx);
+                } else {
+                    self.b.handle_packet(now, &p, tx);
+                }
             }
-            for p in ba {
+            for (p, _) in ba {
                 let (q, now) = (&mut self.a_to_b, self.now);
                 self.a
-                    .handle_packet(now, &p, &mut |r| q.push_back(r.to_vec()));
+                    .handle_packet(now, &p, &mut |r| q.push_back((r.to_vec(), false)));
             }
             self.flush();
             return true;
@@ -122,9 +194,32 @@ impl Net {
     fn flush(&mut self) {
         let now = self.now;
         let mut out = Vec::new();
-        self.a.poll(now, &mut |p| out.push((Dir::AtoB, p.to_vec())));
-        self.b.poll(now, &mut |p| out.push((Dir::BtoA, p.to_vec())));
-        for (dir, p) in out {
+        let offload = self.a_offload;
+        let mut supers = 0;
+        if offload == Offload::Off {
+            self.a
+                .poll(now, &mut |p| out.push((Dir::AtoB, p.to_vec(), false)));
+        } else {
+            self.a.poll_segmented(now, &mut |p, seg| {
+                if seg == 0 {
+                    out.push((Dir::AtoB, p.to_vec(), false));
+                    return;
+                }
+                supers += 1;
+                match offload {
+                    Offload::Coalesce => out.push((Dir::AtoB, p.to_vec(), true)),
+                    _ => out.extend(
+                        gso_segment(p, usize::from(seg))
+                            .into_iter()
+                            .map(|s| (Dir::AtoB, s, false)),
+                    ),
+                }
+            });
+        }
+        self.a_super_frames += supers;
+        self.b
+            .poll(now, &mut |p| out.push((Dir::BtoA, p.to_vec(), false)));
+        for (dir, p, trusted) in out {
             self.count += 1;
             let seen = inspect(dir, &p);
             let dropped = (self.drop)(&seen, self.count);
@@ -133,8 +228,8 @@ impl Net {
                 continue;
             }
             match dir {
-                Dir::AtoB => self.a_to_b.push_back(p),
-                Dir::BtoA => self.b_to_a.push_back(p),
+                Dir::AtoB => self.a_to_b.push_back((p, trusted)),
+                Dir::BtoA => self.b_to_a.push_back((p, trusted)),
             }
         }
     }
