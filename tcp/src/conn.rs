@@ -1347,7 +1347,7 @@ impl Tcb {
         // Loss recovery chooses retransmissions first (RFC 6675 §5, RFC 6582).
         if may_send_data {
             if let Some((seq, len)) = self.pick_retransmission(max_payload) {
-                return self.emit_data(now, repr, seq, len, true, 0, out);
+                return self.emit_data(now, repr, seq, len, Tx::Retransmit, out);
             }
             if self.tlp_due {
                 // Tail loss probe (RFC 8985 §7): the peer's answer (SACK)
@@ -1359,7 +1359,7 @@ impl Tcb {
                     // duplicate draws an ACK that tells the whole state.
                     if let Some((start, end)) = self.rack.first_unsacked() {
                         let len = ((end - start) as usize).min(max_payload);
-                        return self.emit_data(now, repr, start, len, true, 0, out);
+                        return self.emit_data(now, repr, start, len, Tx::Retransmit, out);
                     }
                 }
                 // RFC 8985 §7.3 prefers new data; we repeat the last segment
@@ -1368,7 +1368,7 @@ impl Tcb {
                 // duplicate at once.
                 if let Some((start, end)) = self.rack.last() {
                     let len = ((end - start) as usize).min(max_payload);
-                    return self.emit_data(now, repr, start, len, true, 0, out);
+                    return self.emit_data(now, repr, start, len, Tx::Retransmit, out);
                 }
             }
         }
@@ -1421,8 +1421,7 @@ impl Tcb {
                 repr,
                 seq,
                 n + usize::from(fin),
-                false,
-                segment_payload,
+                Tx::New { segment_payload },
                 out,
             );
         }
@@ -1551,10 +1550,13 @@ impl Tcb {
         mut repr: TcpRepr,
         seq: SeqNumber,
         seq_len: usize,
-        retransmission: bool,
-        segment_payload: usize,
+        kind: Tx,
         out: &mut [u8],
     ) -> Option<(usize, usize)> {
+        let (retransmission, segment_payload) = match kind {
+            Tx::Retransmit => (true, 0),
+            Tx::New { segment_payload } => (false, segment_payload),
+        };
         let off = seq.distance(self.snd_data_start).max(0) as usize;
         let data_len = seq_len.min(self.send_buf.len().saturating_sub(off));
         let fin = self.fin_queued && seq_len > data_len && seq + data_len == self.fin_seq();
@@ -1791,6 +1793,16 @@ impl Tcb {
         self.clear_timers();
         rst
     }
+}
+
+/// What [`Tcb::emit_data`] sends.
+#[derive(Debug, Clone, Copy)]
+enum Tx {
+    /// Sequence space sent before; SND.NXT stays.
+    Retransmit,
+    /// New data; `segment_payload` > 0 makes it a super-frame to be cut
+    /// into segments of that much payload.
+    New { segment_payload: usize },
 }
 
 #[cfg(test)]
