@@ -20,9 +20,25 @@
 //! Middleware ([`middleware`]): links that wrap any link — a pcap writer, a
 //! seeded fault injector and a per-packet tracer — and stack freely.
 //!
+//! Segmentation offload (TSO/GSO/GRO): a link whose [`Link::tso_max_size`]
+//! is above 0 takes TCP "super-frames" of up to 64 KiB through
+//! [`Link::send_segmented`] and cuts them into MSS-sized segments itself,
+//! so the stack builds one packet where it would build ~45. A [`TunLink`]
+//! opened with [`TunConfig::offload`] does it with a virtio-net header
+//! (`IFF_VNET_HDR`) and `TUNSETOFFLOAD` (`TUN_F_CSUM | TUN_F_TSO4`), as
+//! wireguard-go and gVisor do; the kernel then also hands the stack its own
+//! 64 KiB TCP super-frames, and leaves TCP/UDP checksums of local senders
+//! unfinished: [`Link::rx_checksum_trusted`] says, per packet, when the
+//! stack must not verify one. [`pipe_tso`] makes an in-memory pair that
+//! passes super-frames whole, for tests and benchmarks. The pcap writer and
+//! the tracer pass all of this through; the fault injector offers no
+//! offload and finishes trusted checksums itself before it may corrupt a
+//! packet, so the stack verifies them.
+//!
 //! What it does not do: it parses nothing of IP beyond what a backend needs
 //! (the IP version nibble on TUN, the destination address for `sendto` on a
-//! raw socket), validates no checksums, and knows nothing of TCP.
+//! raw socket, the IPv4 and TCP headers of a super-frame), validates no
+//! checksums, and knows nothing of TCP beyond where its headers end.
 //!
 //! Above: `ustack-ipv4` and `ustack-tcp`, driven by the runtime in the
 //! `ustack` crate, which waits on [`Link::poll_fd`] and calls `recv`/`send`.
@@ -47,14 +63,15 @@ mod pipe;
 mod raw;
 #[cfg(feature = "tun")]
 mod tun;
+mod vnet;
 
 #[cfg(feature = "afpacket")]
 pub use self::afpacket::{AfPacketConfig, AfPacketLink, AfPacketStats};
-pub use self::pipe::{pipe, PipeEnd};
+pub use self::pipe::{pipe, pipe_tso, PipeEnd};
 #[cfg(feature = "raw")]
 pub use self::raw::{RawConfig, RawLink, PACKET_MARK};
 #[cfg(feature = "tun")]
-pub use self::tun::{TunConfig, TunLink};
+pub use self::tun::{TunConfig, TunLink, TunStats};
 
 /// Smallest MTU an IPv4 link may have (RFC 791, section 3.2: every module
 /// must forward a 68-octet datagram without fragmenting it).
@@ -102,6 +119,56 @@ pub trait Link {
     /// loop sleeps no longer than this.
     fn poll_at(&self) -> Option<std::time::Instant> {
         None
+    }
+
+    /// Largest IPv4 packet [`Link::send_segmented`] accepts, or 0 when the
+    /// link has no TCP segmentation offload. When it is above 0, `recv` may
+    /// also return packets larger than [`Link::mtu`] (GRO/GSO super-frames,
+    /// up to 65535 bytes): pass a 65535-byte buffer.
+    fn tso_max_size(&self) -> usize {
+        0
+    }
+
+    /// Sends one TCP/IPv4 super-frame: the device cuts its TCP payload into
+    /// segments of `segment_payload` bytes (the last may be shorter),
+    /// copying the IPv4 and TCP headers (options included) onto each, as
+    /// Linux GSO does: IPv4 total length, ID (incremented per segment) and
+    /// header checksum, TCP sequence number and checksum are fixed up per
+    /// segment; FIN and PSH stay on the last segment, CWR on the first. (A
+    /// kernel that delivers the frame to a local socket may never cut it,
+    /// exactly as if GRO had merged the segments.)
+    ///
+    /// The TCP checksum field holds only the pseudo-header sum (Linux
+    /// CHECKSUM_PARTIAL: folded, NOT complemented, over source, destination,
+    /// zero, protocol 6 and the whole TCP length of the super-frame); the
+    /// device finishes it. The IPv4 header checksum must be complete.
+    ///
+    /// Each segment must fit the MTU (IP + TCP headers + `segment_payload`
+    /// ≤ [`Link::mtu`]), and a frame that will be cut must not carry SYN, RST
+    /// or URG; otherwise, and for anything but an unfragmented TCP/IPv4
+    /// packet whose total length matches the slice, `MalformedPacket`.
+    /// Longer than [`Link::tso_max_size`]: `PacketTooLarge`. A full device
+    /// queue drops the whole super-frame and counts one packet in
+    /// [`LinkStats::tx_dropped`], as `send` does; the `tx_*` counters also
+    /// count a super-frame as one packet of its full length.
+    ///
+    /// Default: `InvalidConfig` — call it only when `tso_max_size() > 0`.
+    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
+        let _ = (packet, segment_payload);
+        Err(LinkError::InvalidConfig(format!(
+            "{}: no TCP segmentation offload",
+            self.name()
+        )))
+    }
+
+    /// True when the packet last returned by `recv` has a transport checksum
+    /// the device vouches for: verified already (virtio-net DATA_VALID) or
+    /// left unfinished by a local sender (NEEDS_CSUM: the field holds only
+    /// the pseudo-header sum, so it cannot be verified). The stack then must
+    /// not verify it. Unlike [`Link::rx_checksum_offloaded`], which holds
+    /// for every packet of a link, this is per packet. Default false.
+    fn rx_checksum_trusted(&self) -> bool {
+        false
     }
 }
 

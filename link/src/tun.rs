@@ -1,5 +1,31 @@
 //! A Linux TUN device (`IFF_TUN | IFF_NO_PI`): each `read(2)` yields one IP
 //! packet the host routed to the device, each `write(2)` injects one.
+//!
+//! With [`TunConfig::offload`] the device is opened with `IFF_VNET_HDR` and
+//! every packet in either direction is preceded by a 10-byte virtio-net
+//! header (`readv`/`writev`, no copy), and `TUNSETOFFLOAD` announces
+//! `TUN_F_CSUM | TUN_F_TSO4`. What that buys:
+//! - send: [`Link::send_segmented`] writes one TCP super-frame of up to
+//!   65535 bytes with `gso_type = TCPV4`; the kernel segments it (or, for a
+//!   local socket, takes it whole as if GRO had merged it).
+//! - receive: the kernel no longer segments or checksums the TCP it sends
+//!   into the device: it hands over GSO super-frames of up to 64 KiB
+//!   (larger than the MTU) and leaves checksums partial (`NEEDS_CSUM`), or
+//!   marks them verified (`DATA_VALID`); [`Link::rx_checksum_trusted`]
+//!   reports it per packet.
+//!
+//! Kernel behaviour this relies on (Linux `drivers/net/tun.c`):
+//! - `TUNSETOFFLOAD` only governs what the kernel sends us; it needs
+//!   `TUN_F_CSUM` for `TUN_F_TSO4`. Without `TUN_F_TSO_ECN` (not asked for)
+//!   the kernel segments ECN-marked (CWR) super-frames itself before they
+//!   reach us; the ECN bit is accepted anyway.
+//! - A read into too short a buffer is truncated silently: `read`/`readv`
+//!   return the bytes copied (the driver clamps its result to the buffer;
+//!   seen on 6.18), so only the IPv4 total length gives a cut packet away.
+//!   Such a packet is dropped and counted in [`TunStats::rx_dropped`] (as
+//!   is a return larger than the buffer, should a kernel ever report one).
+//! - The legacy header's 16-bit fields are in native byte order unless
+//!   `TUNSETVNETLE`/`BE` is issued (never, here).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -7,7 +33,17 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use ::tun::AbstractDevice;
 
+use crate::vnet::{self, VnetHdr};
 use crate::{is_queue_full, Link, LinkError, LinkStats, MIN_IPV4_MTU};
+
+/// `TUNSETOFFLOAD`: `_IOW('T', 208, unsigned int)` (linux/if_tun.h).
+const TUNSETOFFLOAD: u32 = 0x4004_54d0;
+/// `TUN_F_CSUM`: we accept packets with partial checksums.
+const TUN_F_CSUM: libc::c_ulong = 0x01;
+/// `TUN_F_TSO4`: we accept TCP/IPv4 GSO super-frames.
+const TUN_F_TSO4: libc::c_ulong = 0x02;
+/// Largest IPv4 packet, and so largest super-frame, in either direction.
+const MAX_SUPERFRAME: usize = 65535;
 
 /// How to create a TUN device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +56,32 @@ pub struct TunConfig {
     pub host_addr: Ipv4Addr,
     /// Prefix length of the host-side subnet; the kernel adds a route for it.
     pub prefix_len: u8,
-    /// Interface MTU: the largest IPv4 packet in either direction.
+    /// Interface MTU: the largest IPv4 packet in either direction (except
+    /// super-frames when `offload` is on).
     pub mtu: u16,
+    /// Open with `IFF_VNET_HDR` and ask for `TUN_F_CSUM | TUN_F_TSO4`: TCP
+    /// segmentation offload both ways (see the module doc). `recv` then
+    /// needs a 65535-byte buffer. If the kernel refuses `TUNSETOFFLOAD` a
+    /// warning is logged and the device runs without offloads
+    /// ([`Link::tso_max_size`] is 0).
+    pub offload: bool,
+}
+
+/// Counters of the TUN device beyond [`LinkStats`]. A super-frame counts as
+/// ONE packet of its full length in [`LinkStats`] (`rx_*` and `tx_*`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TunStats {
+    /// Packets the kernel handed over that were dropped: truncated by too
+    /// short a receive buffer, shorter than the virtio-net header, or of a
+    /// GSO type other than TCPv4.
+    pub rx_dropped: u64,
+    /// TCP/IPv4 GSO super-frames received.
+    pub rx_gso: u64,
+    /// Packets received whose transport checksum the kernel vouched for.
+    pub rx_csum_trusted: u64,
+    /// Super-frames sent for the kernel to segment (`gso_type` TCPV4); a
+    /// `send_segmented` whose payload fits one segment is not one.
+    pub tx_gso: u64,
 }
 
 /// A non-persistent TUN device owned by this process. Dropping it closes the
@@ -34,6 +94,13 @@ pub struct TunLink {
     label: String,
     mtu: usize,
     stats: LinkStats,
+    /// Opened with `IFF_VNET_HDR`: every packet has a virtio-net header.
+    vnet_hdr: bool,
+    /// `TUNSETOFFLOAD` succeeded: `send_segmented` works, GSO comes in.
+    tso: bool,
+    /// The checksum of the packet `recv` last returned is vouched for.
+    rx_trusted: bool,
+    tun_stats: TunStats,
 }
 
 impl std::fmt::Debug for TunLink {
@@ -42,7 +109,10 @@ impl std::fmt::Debug for TunLink {
             .field("name", &self.name)
             .field("fd", &self.dev.as_raw_fd())
             .field("mtu", &self.mtu)
+            .field("vnet_hdr", &self.vnet_hdr)
+            .field("tso", &self.tso)
             .field("stats", &self.stats)
+            .field("tun_stats", &self.tun_stats)
             .finish()
     }
 }
@@ -134,6 +204,11 @@ impl TunLink {
         if !cfg.name.is_empty() {
             conf.tun_name(&cfg.name);
         }
+        if cfg.offload {
+            conf.platform_config(|p| {
+                p.vnet_hdr(true);
+            });
+        }
         let mut dev = ::tun::create(&conf).map_err(|e| tun_error(&label, "create", e))?;
         // From here on, an early return drops `dev`, which removes the device.
 
@@ -154,11 +229,24 @@ impl TunLink {
             .map_err(|e| tun_error(&label, "bring up", e))?;
         dev.set_nonblock()
             .map_err(|e| os_error(&label, "set non-blocking", e))?;
+        let tso = cfg.offload
+            && match set_offload(dev.as_raw_fd()) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(
+                        device = %name,
+                        error = %e,
+                        "TUNSETOFFLOAD refused; running without TSO/GRO (virtio-net header kept)"
+                    );
+                    false
+                }
+            };
 
         tracing::info!(
             device = %name,
             host = %format_args!("{}/{}", cfg.host_addr, cfg.prefix_len),
             mtu = cfg.mtu,
+            offload = tso,
             "TUN device up"
         );
         Ok(TunLink {
@@ -167,8 +255,93 @@ impl TunLink {
             label,
             mtu: usize::from(cfg.mtu),
             stats: LinkStats::default(),
+            vnet_hdr: cfg.offload,
+            tso,
+            rx_trusted: false,
+            tun_stats: TunStats::default(),
         })
     }
+
+    /// Offload counters; see [`TunStats`].
+    pub fn tun_stats(&self) -> TunStats {
+        self.tun_stats
+    }
+
+    /// Writes one packet, behind `hdr` when the device has virtio-net
+    /// headers (`None` there means an all-zero header: no offload). True if
+    /// it went out, false if the device queue was full (counted as dropped).
+    fn transmit(&mut self, hdr: Option<VnetHdr>, packet: &[u8]) -> Result<bool, LinkError> {
+        let fd = self.dev.as_raw_fd();
+        let hdr = hdr.unwrap_or_default().encode();
+        let iov = [
+            libc::iovec {
+                iov_base: hdr.as_ptr() as *mut _,
+                iov_len: hdr.len(),
+            },
+            libc::iovec {
+                iov_base: packet.as_ptr() as *mut _,
+                iov_len: packet.len(),
+            },
+        ];
+        let iov = if self.vnet_hdr { &iov[..] } else { &iov[1..] };
+        loop {
+            // SAFETY: `fd` is the open TUN descriptor owned by `self.dev`;
+            // each iovec points at a live buffer (`hdr` on the stack, the
+            // caller's `packet`) of its stated length, which the kernel only
+            // reads (the `*mut` is what `iovec` requires, nothing writes).
+            let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int) };
+            if n >= 0 {
+                self.stats.count_tx(packet.len());
+                return Ok(true);
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            if is_queue_full(&err) {
+                self.stats.tx_dropped += 1;
+                tracing::trace!(device = %self.name, len = packet.len(), "device queue full, packet dropped");
+                return Ok(false);
+            }
+            return Err(LinkError::Io {
+                device: self.label.clone(),
+                op: "write",
+                source: err,
+            });
+        }
+    }
+
+    fn drop_rx(&mut self, len: usize, why: &'static str) {
+        self.tun_stats.rx_dropped += 1;
+        tracing::debug!(device = %self.name, len, "received packet dropped: {why}");
+    }
+}
+
+/// `TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4`.
+fn set_offload(fd: RawFd) -> io::Result<()> {
+    // SAFETY: `fd` is an open TUN descriptor; TUNSETOFFLOAD takes its
+    // argument by value (an unsigned long of flags) and touches no memory.
+    let rc = unsafe { libc::ioctl(fd, TUNSETOFFLOAD as _, TUN_F_CSUM | TUN_F_TSO4) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Why `packet`, which the kernel reported as `returned` bytes (after any
+/// virtio-net header) in a `cap`-byte buffer, cannot be used, if it cannot:
+/// the kernel copied at most `cap` bytes of a longer packet.
+fn truncation(packet: &[u8], returned: usize, cap: usize) -> Option<&'static str> {
+    if returned > cap {
+        return Some("longer than the receive buffer");
+    }
+    if packet.len() >= 4 && packet[0] >> 4 == 4 {
+        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+        if total > packet.len() {
+            return Some("shorter than its IPv4 total length (truncated)");
+        }
+    }
+    None
 }
 
 impl Drop for TunLink {
@@ -178,17 +351,40 @@ impl Drop for TunLink {
 }
 
 impl Link for TunLink {
-    /// Reads with `read(2)`. Non-IPv4 packets the host sends to the device
+    /// Reads with `read(2)`, or with offload `readv(2)` of the virtio-net
+    /// header and the packet. Non-IPv4 packets the host sends to the device
     /// (IPv6 neighbour discovery, for instance) are skipped. A packet longer
-    /// than `buf` is truncated by the kernel: pass a buffer of at least
-    /// [`Link::mtu`] bytes.
+    /// than `buf` is truncated by the kernel, then dropped here and counted
+    /// in [`TunStats::rx_dropped`]: pass a buffer of at least
+    /// [`Link::mtu`] bytes, and of 65535 bytes when [`Link::tso_max_size`]
+    /// is above 0 (super-frames). With offload, packets of a GSO type other
+    /// than TCPv4 are dropped and counted likewise.
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
         let fd = self.dev.as_raw_fd();
         loop {
-            // SAFETY: `fd` is the open TUN descriptor owned by `self.dev`,
-            // and the kernel writes at most `buf.len()` bytes into `buf`,
-            // which is a valid, exclusively borrowed region of that length.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            let mut hdr = [0u8; vnet::LEN];
+            let n = if self.vnet_hdr {
+                let iov = [
+                    libc::iovec {
+                        iov_base: hdr.as_mut_ptr().cast(),
+                        iov_len: hdr.len(),
+                    },
+                    libc::iovec {
+                        iov_base: buf.as_mut_ptr().cast(),
+                        iov_len: buf.len(),
+                    },
+                ];
+                // SAFETY: `fd` is the open TUN descriptor owned by
+                // `self.dev`; each iovec points at a valid, exclusively
+                // borrowed region of its stated length (`hdr` on the stack,
+                // the caller's `buf`), and the kernel writes only within them.
+                unsafe { libc::readv(fd, iov.as_ptr(), iov.len() as libc::c_int) }
+            } else {
+                // SAFETY: `fd` is the open TUN descriptor owned by `self.dev`,
+                // and the kernel writes at most `buf.len()` bytes into `buf`,
+                // which is a valid, exclusively borrowed region of that length.
+                unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) }
+            };
             if n < 0 {
                 let err = io::Error::last_os_error();
                 match err.kind() {
@@ -207,15 +403,51 @@ impl Link for TunLink {
             if n == 0 {
                 return Ok(None);
             }
-            if buf[0] >> 4 != 4 {
-                tracing::trace!(device = %self.name, len = n, version = buf[0] >> 4, "skipping non-IPv4 packet");
+            let returned = if self.vnet_hdr {
+                n.saturating_sub(vnet::LEN)
+            } else {
+                n
+            };
+            let len = returned.min(buf.len());
+            if len == 0 {
+                self.drop_rx(n, "no packet after the virtio-net header");
                 continue;
             }
-            self.stats.count_rx(n);
-            return Ok(Some(n));
+            if buf[0] >> 4 != 4 {
+                tracing::trace!(device = %self.name, len, version = buf[0] >> 4, "skipping non-IPv4 packet");
+                continue;
+            }
+            if let Some(why) = truncation(&buf[..len], returned, buf.len()) {
+                self.drop_rx(returned, why);
+                continue;
+            }
+            let trusted = if self.vnet_hdr {
+                match VnetHdr::decode(&hdr).rx_info() {
+                    Ok(info) => {
+                        if info.gso {
+                            self.tun_stats.rx_gso += 1;
+                        }
+                        info.checksum_trusted
+                    }
+                    Err(why) => {
+                        self.drop_rx(len, why);
+                        continue;
+                    }
+                }
+            } else {
+                false
+            };
+            if trusted {
+                self.tun_stats.rx_csum_trusted += 1;
+            }
+            self.rx_trusted = trusted;
+            self.stats.count_rx(len);
+            return Ok(Some(len));
         }
     }
 
+    /// With offload, the packet goes behind an all-zero virtio-net header
+    /// (no GSO, checksums complete).
     fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
         if packet.len() > self.mtu {
             return Err(LinkError::PacketTooLarge {
@@ -224,31 +456,49 @@ impl Link for TunLink {
                 mtu: self.mtu,
             });
         }
-        let fd = self.dev.as_raw_fd();
-        loop {
-            // SAFETY: `fd` is the open TUN descriptor owned by `self.dev`;
-            // the kernel reads `packet.len()` bytes from `packet`, which is
-            // valid for that length.
-            let n = unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) };
-            if n >= 0 {
-                self.stats.count_tx(packet.len());
-                return Ok(());
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            if is_queue_full(&err) {
-                self.stats.tx_dropped += 1;
-                tracing::trace!(device = %self.name, len = packet.len(), "device queue full, packet dropped");
-                return Ok(());
-            }
-            return Err(LinkError::Io {
+        self.transmit(None, packet).map(drop)
+    }
+
+    fn tso_max_size(&self) -> usize {
+        if self.tso {
+            MAX_SUPERFRAME
+        } else {
+            0
+        }
+    }
+
+    /// One `writev` of a `NEEDS_CSUM` + `GSO_TCPV4` virtio-net header and
+    /// the super-frame; a payload that fits one segment goes with
+    /// `NEEDS_CSUM` only (no GSO). Counted as one packet; see
+    /// [`TunStats::tx_gso`].
+    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
+        if !self.tso {
+            return Err(LinkError::InvalidConfig(format!(
+                "{}: no TCP segmentation offload (open with offload: true; TUNSETOFFLOAD must succeed)",
+                self.label
+            )));
+        }
+        if packet.len() > MAX_SUPERFRAME {
+            return Err(LinkError::PacketTooLarge {
                 device: self.label.clone(),
-                op: "write",
-                source: err,
+                len: packet.len(),
+                mtu: MAX_SUPERFRAME,
             });
         }
+        let hdr = vnet::tcp4_tx_header(packet, segment_payload, self.mtu).map_err(|reason| {
+            LinkError::MalformedPacket {
+                device: self.label.clone(),
+                reason,
+            }
+        })?;
+        if self.transmit(Some(hdr), packet)? && hdr.gso_type != vnet::GSO_NONE {
+            self.tun_stats.tx_gso += 1;
+        }
+        Ok(())
+    }
+
+    fn rx_checksum_trusted(&self) -> bool {
+        self.rx_trusted
     }
 
     fn mtu(&self) -> usize {
@@ -278,7 +528,25 @@ mod tests {
             host_addr: Ipv4Addr::new(10, 9, 0, 1),
             prefix_len: 24,
             mtu: 1500,
+            offload: false,
         }
+    }
+
+    #[test]
+    fn truncated_reads_are_recognised() {
+        let mut p = vec![0u8; 100];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&100u16.to_be_bytes());
+        assert_eq!(truncation(&p, 100, 100), None);
+        assert_eq!(truncation(&p, 100, 65535), None);
+        // A return beyond the buffer (not seen on Linux, but cheap to catch).
+        assert!(truncation(&p, 101, 100).is_some());
+        // Linux returns what it copied; the IPv4 length gives it away.
+        assert!(truncation(&p[..60], 60, 60).is_some());
+        // Not IPv4, or too short to tell: left to the caller.
+        p[0] = 0x60;
+        assert_eq!(truncation(&p[..60], 60, 60), None);
+        assert_eq!(truncation(&p[..3], 3, 3), None);
     }
 
     #[test]

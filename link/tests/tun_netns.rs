@@ -106,6 +106,7 @@ fn tun_carries_packets_both_ways_and_vanishes_on_drop() {
             host_addr: host,
             prefix_len: 24,
             mtu: 1400,
+            offload: false,
         };
         let mut link = TunLink::create(&cfg).expect("create TUN device");
         assert_eq!(link.name(), DEV);

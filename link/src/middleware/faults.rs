@@ -251,6 +251,14 @@ impl Lane {
 
 /// Wraps a link and inflicts [`FaultConfig`]'s faults on its packets. With a
 /// no-op config it passes everything straight through.
+///
+/// It offers no segmentation offload ([`Link::tso_max_size`] is 0, so the
+/// stack sends plain packets through it; super-frames the inner link
+/// receives still come up whole) and never reports a checksum as trusted,
+/// since it may corrupt packets. A packet whose checksum the inner link
+/// vouches for ([`Link::rx_checksum_trusted`], e.g. partial on a TUN device
+/// with offload) gets its TCP/UDP checksum computed here, before any fault,
+/// so the stack can verify it and catch an injected corruption.
 #[derive(Debug)]
 pub struct FaultInjector<L> {
     inner: L,
@@ -325,6 +333,17 @@ impl<L: Link> FaultInjector<L> {
         Ok(())
     }
 
+    /// `inner.recv`, with a checksum the inner link vouches for made whole.
+    fn recv_inner(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+        let got = self.inner.recv(buf)?;
+        if let Some(n) = got {
+            if self.inner.rx_checksum_trusted() {
+                crate::vnet::finish_transport_checksum(&mut buf[..n]);
+            }
+        }
+        Ok(got)
+    }
+
     /// The next time a held or delayed packet is due.
     fn next_deadline(&self) -> Option<Instant> {
         [
@@ -340,18 +359,19 @@ impl<L: Link> FaultInjector<L> {
 impl<L: Link> Link for FaultInjector<L> {
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
         if !self.active(true) && !self.active(false) {
-            return self.inner.recv(buf);
+            return self.recv_inner(buf);
         }
         let now = Instant::now();
         self.flush_tx(now)?;
         let result = loop {
             if let Some(p) = self.rx.due(&self.cfg, now) {
                 if p.len() > buf.len() {
+                    let needed = p.len();
                     self.rx.free.push(p);
                     return Err(LinkError::BufferTooSmall {
                         device: self.label.clone(),
                         len: buf.len(),
-                        needed: self.inner.mtu(),
+                        needed,
                     });
                 }
                 buf[..p.len()].copy_from_slice(&p);
@@ -359,7 +379,7 @@ impl<L: Link> Link for FaultInjector<L> {
                 self.rx.free.push(p);
                 break Some(n);
             }
-            let Some(n) = self.inner.recv(buf)? else {
+            let Some(n) = self.recv_inner(buf)? else {
                 break None;
             };
             if !self.active(true) {
@@ -544,5 +564,40 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("drop"), "{err}");
+    }
+
+    #[test]
+    fn no_offload_through_it_and_trusted_checksums_are_finished() {
+        use crate::vnet::tests::{superframe, transport_checksum_ok};
+        for cfg in [
+            FaultConfig::default(),
+            FaultConfig {
+                delay: Duration::from_millis(1),
+                ..FaultConfig::default()
+            },
+        ] {
+            let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
+            let mut f = FaultInjector::new(a, cfg).unwrap();
+            assert_eq!(f.tso_max_size(), 0);
+            assert!(f.send_segmented(&superframe(0, 5000), 1460).is_err());
+            let sf = superframe(12, 40_001);
+            assert!(!transport_checksum_ok(&sf));
+            b.send_segmented(&sf, 1448).unwrap();
+            let mut buf = vec![0u8; 65535];
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let n = loop {
+                if let Some(n) = f.recv(&mut buf).unwrap() {
+                    break n;
+                }
+                assert!(Instant::now() < deadline, "super-frame never came up");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            assert_eq!(n, sf.len());
+            assert!(!f.rx_checksum_trusted());
+            assert!(transport_checksum_ok(&buf[..n]));
+            // Only the checksum changed.
+            assert_eq!(&buf[..36], &sf[..36]);
+            assert_eq!(&buf[38..n], &sf[38..]);
+        }
     }
 }

@@ -100,7 +100,7 @@ impl<L: Link> Link for Tracer<L> {
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
         let got = self.inner.recv(buf)?;
         if let Some(n) = got {
-            tracing::trace!(target: "ustack_link::trace", dir = "rx", len = n, "{}", PacketSummary(&buf[..n]));
+            tracing::trace!(target: "ustack_link::trace", dir = "rx", len = n, trusted = self.inner.rx_checksum_trusted(), "{}", PacketSummary(&buf[..n]));
         }
         Ok(got)
     }
@@ -132,6 +132,19 @@ impl<L: Link> Link for Tracer<L> {
 
     fn poll_at(&self) -> Option<std::time::Instant> {
         self.inner.poll_at()
+    }
+
+    fn tso_max_size(&self) -> usize {
+        self.inner.tso_max_size()
+    }
+
+    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
+        tracing::trace!(target: "ustack_link::trace", dir = "tx", len = packet.len(), tso = segment_payload, "{}", PacketSummary(packet));
+        self.inner.send_segmented(packet, segment_payload)
+    }
+
+    fn rx_checksum_trusted(&self) -> bool {
+        self.inner.rx_checksum_trusted()
     }
 }
 
@@ -180,5 +193,24 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
         }
+    }
+
+    #[test]
+    fn offloads_pass_through() {
+        let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
+        let mut t = Tracer::new(a);
+        assert_eq!(t.tso_max_size(), 65535);
+        let sf = crate::vnet::tests::superframe(0, 20_000);
+        t.send_segmented(&sf, 1460).unwrap();
+        b.send_segmented(&sf, 1460).unwrap();
+        let mut buf = vec![0u8; 65535];
+        assert_eq!(b.recv(&mut buf).unwrap(), Some(sf.len()));
+        assert!(b.rx_checksum_trusted());
+        assert_eq!(t.recv(&mut buf).unwrap(), Some(sf.len()));
+        assert!(t.rx_checksum_trusted());
+        assert_eq!(
+            PacketSummary(&sf).to_string(),
+            "TCP 10.0.0.2:80 > 10.0.0.1:4000 [.] seq 0 ack 0 len 20000"
+        );
     }
 }
