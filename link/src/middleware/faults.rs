@@ -252,7 +252,9 @@ impl Lane {
 /// Wraps a link and inflicts [`FaultConfig`]'s faults on its packets. With a
 /// no-op config it passes everything straight through.
 ///
-/// It offers no segmentation offload ([`Link::tso_max_size`] is 0, so the
+/// A no-op injector is transparent, segmentation offload and trusted
+/// checksums included (the runtime always wraps its link in one). An active
+/// one offers no segmentation offload ([`Link::tso_max_size`] is 0, so the
 /// stack sends plain packets through it; super-frames the inner link
 /// receives still come up whole) and never reports a checksum as trusted,
 /// since it may corrupt packets. A packet whose checksum the inner link
@@ -337,7 +339,7 @@ impl<L: Link> FaultInjector<L> {
     fn recv_inner(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
         let got = self.inner.recv(buf)?;
         if let Some(n) = got {
-            if self.inner.rx_checksum_trusted() {
+            if !self.cfg.is_noop() && self.inner.rx_checksum_trusted() {
                 crate::vnet::finish_transport_checksum(&mut buf[..n]);
             }
         }
@@ -436,6 +438,28 @@ impl<L: Link> Link for FaultInjector<L> {
 
     fn rx_checksum_offloaded(&self) -> bool {
         self.inner.rx_checksum_offloaded()
+    }
+
+    fn tso_max_size(&self) -> usize {
+        if self.cfg.is_noop() {
+            self.inner.tso_max_size()
+        } else {
+            0
+        }
+    }
+
+    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
+        if !self.cfg.is_noop() {
+            return Err(LinkError::InvalidConfig(format!(
+                "{}: no segmentation offload while injecting faults",
+                self.label
+            )));
+        }
+        self.inner.send_segmented(packet, segment_payload)
+    }
+
+    fn rx_checksum_trusted(&self) -> bool {
+        self.cfg.is_noop() && self.inner.rx_checksum_trusted()
     }
 }
 
@@ -567,10 +591,31 @@ mod tests {
     }
 
     #[test]
+    fn noop_is_transparent_to_offloads() {
+        use crate::vnet::tests::{superframe, transport_checksum_ok};
+        let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
+        let mut f = FaultInjector::new(a, FaultConfig::default()).unwrap();
+        assert_eq!(f.tso_max_size(), 65535);
+        let sf = superframe(12, 40_001);
+        b.send_segmented(&sf, 1448).unwrap();
+        let mut buf = vec![0u8; 65535];
+        let n = f.recv(&mut buf).unwrap().expect("super-frame");
+        // Passed as is, partial checksum and all, and vouched for.
+        assert!(f.rx_checksum_trusted());
+        assert!(!transport_checksum_ok(&buf[..n]));
+        assert_eq!(&buf[..n], &sf[..]);
+        f.send_segmented(&sf, 1448).unwrap();
+        assert_eq!(b.recv(&mut buf).unwrap(), Some(sf.len()));
+    }
+
+    #[test]
     fn no_offload_through_it_and_trusted_checksums_are_finished() {
         use crate::vnet::tests::{superframe, transport_checksum_ok};
         for cfg in [
-            FaultConfig::default(),
+            FaultConfig {
+                drop: 0.001,
+                ..FaultConfig::default()
+            },
             FaultConfig {
                 delay: Duration::from_millis(1),
                 ..FaultConfig::default()
