@@ -98,13 +98,23 @@ pub fn run<L: Link, A: App + ?Sized>(
         while received < RX_BATCH {
             let Some(n) = link.recv(&mut buf)? else { break };
             received += 1;
-            stack.handle_packet(now, &buf[..n], &mut |p| transmit(link, p, &mut send_errors));
+            let trusted = link.rx_checksum_trusted();
+            let tx = &mut |p: &[u8]| transmit(link, p, 0, &mut send_errors);
+            if trusted {
+                stack.handle_packet_trusted(now, &buf[..n], tx);
+            } else {
+                stack.handle_packet(now, &buf[..n], tx);
+            }
         }
-        if app.on_turn(stack, now)? == Control::Exit {
-            stack.poll(now, &mut |p| transmit(link, p, &mut send_errors));
+        let exit = app.on_turn(stack, now)? == Control::Exit;
+        if link.tso_max_size() > 0 {
+            stack.poll_segmented(now, &mut |p, seg| transmit(link, p, seg, &mut send_errors));
+        } else {
+            stack.poll(now, &mut |p| transmit(link, p, 0, &mut send_errors));
+        }
+        if exit {
             return Ok(());
         }
-        stack.poll(now, &mut |p| transmit(link, p, &mut send_errors));
         // The app may have work again (data acked, space freed by the poll).
         if received == RX_BATCH {
             continue;
@@ -157,8 +167,15 @@ pub fn run<L: Link, A: App + ?Sized>(
     }
 }
 
-fn transmit<L: Link>(link: &mut L, packet: &[u8], errors: &mut u64) {
-    if let Err(e) = link.send(packet) {
+/// Sends one packet; `segment_payload` > 0 makes it a super-frame for the
+/// link's segmentation offload.
+fn transmit<L: Link>(link: &mut L, packet: &[u8], segment_payload: u16, errors: &mut u64) {
+    let sent = if segment_payload > 0 {
+        link.send_segmented(packet, segment_payload)
+    } else {
+        link.send(packet)
+    };
+    if let Err(e) = sent {
         *errors += 1;
         // One line per power of two: loud enough to notice, never a flood.
         if errors.is_power_of_two() {

@@ -60,7 +60,10 @@ fn assert_both_directions_lost_packets(ns: &NetNs) {
 fn hundred_megabyte_download_is_exact_with_five_percent_loss_each_way() {
     const N: u64 = 100_000_000;
     let Some(ns) = netns("lossdl") else { return };
-    let _server = start_tun_server(&ns, &[]);
+    // Per-segment loss: the kernel sends single segments (below) and ustack
+    // writes them without segmentation offload, so a drop is one segment,
+    // never a 64 KB super-frame.
+    let _server = start_tun_server(&ns, &["--no-offload"]);
     one_segment_per_packet(&ns, "tun0");
     nft_apply(&ns, &loss_rules("tun0", LOSS_PERCENT));
 
@@ -84,7 +87,10 @@ fn hundred_megabyte_download_is_exact_with_five_percent_loss_each_way() {
 fn twenty_megabyte_upload_is_counted_exactly_with_five_percent_loss_each_way() {
     const N: usize = 20 * 1024 * 1024;
     let Some(ns) = netns("lossup") else { return };
-    let _server = start_tun_server(&ns, &[]);
+    // Per-segment loss: the kernel sends single segments (below) and ustack
+    // writes them without segmentation offload, so a drop is one segment,
+    // never a 64 KB super-frame.
+    let _server = start_tun_server(&ns, &["--no-offload"]);
     one_segment_per_packet(&ns, "tun0");
     nft_apply(&ns, &loss_rules("tun0", LOSS_PERCENT));
 

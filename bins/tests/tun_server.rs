@@ -151,3 +151,83 @@ fn sigterm_removes_the_device_and_a_busy_name_is_a_clear_error() {
         "device removed on exit"
     );
 }
+
+/// A counter of `dev` as the kernel in `ns` sees it (sysfs statistics).
+fn dev_counter(ns: &common::NetNs, dev: &str, name: &str) -> u64 {
+    let mut cat = ns.command("cat");
+    cat.arg(format!("/sys/class/net/{dev}/statistics/{name}"));
+    let out = output_within(cat, Duration::from_secs(10));
+    assert!(out.status.success(), "cannot read {dev} {name}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{dev} {name}: {text:?}"))
+}
+
+/// Average packet size in each direction of tun0, from the kernel's side:
+/// (what ustack wrote, what the kernel handed ustack).
+fn tun0_average_packets(ns: &common::NetNs) -> (u64, u64) {
+    let avg = |bytes: &str, packets: &str| {
+        dev_counter(ns, "tun0", bytes) / dev_counter(ns, "tun0", packets).max(1)
+    };
+    (avg("rx_bytes", "rx_packets"), avg("tx_bytes", "tx_packets"))
+}
+
+/// POSTs `n` pseudo-random bytes to /sink and checks the count the server
+/// read.
+fn upload_is_counted(ns: &common::NetNs, n: usize) {
+    let path = std::env::temp_dir().join(format!(
+        "ustack-upload-{}-{}.bin",
+        ns.name(),
+        std::process::id()
+    ));
+    let data: Vec<u8> = (0..n as u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&path, &data).expect("write upload file");
+    let arg = format!("@{}", path.display());
+    let out = curl(ns, &["--data-binary", &arg, "http://10.0.0.2/sink"]);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{n}\n"));
+}
+
+#[test]
+fn offloads_move_super_frames_both_ways_and_bytes_stay_exact() {
+    const N: u64 = 50_000_000;
+    let Some(ns) = netns("tso") else { return };
+    let _server = start_tun_server(&ns, &[]);
+    let (total, got, elapsed, _) =
+        common::curl_sha256_within(&ns, &format!("http://10.0.0.2/bytes/{N}"), 60);
+    common::report_goodput("50 MB over TUN with offloads", total, elapsed);
+    assert_eq!(total, N);
+    assert_eq!(got, common::body_sha256(N), "download corrupted");
+    upload_is_counted(&ns, 20 << 20);
+    // tun0 counts a super-frame as one packet: far above the 1500-byte MTU
+    // on average means segmentation happened after ustack (TSO) and before
+    // it (the kernel's GSO/GRO hands ustack whole super-frames).
+    let (written, read) = tun0_average_packets(&ns);
+    assert!(
+        written > 8_000,
+        "ustack wrote {written}-byte packets on average"
+    );
+    assert!(read > 4_000, "ustack read {read}-byte packets on average");
+}
+
+#[test]
+fn without_offloads_no_packet_exceeds_the_mtu() {
+    const N: u64 = 20_000_000;
+    let Some(ns) = netns("notso") else { return };
+    let _server = start_tun_server(&ns, &["--no-offload"]);
+    let (total, got, _, _) =
+        common::curl_sha256_within(&ns, &format!("http://10.0.0.2/bytes/{N}"), 60);
+    assert_eq!(total, N);
+    assert_eq!(got, common::body_sha256(N), "download corrupted");
+    upload_is_counted(&ns, 5 << 20);
+    let (written, read) = tun0_average_packets(&ns);
+    assert!(written <= 1500 && read <= 1500, "{written} / {read}");
+}

@@ -11,8 +11,8 @@
 //! On both, nftables in curl's namespace drops a random P % of the packets
 //! in each direction on the interface (`numgen random mod 100 < P drop`, in
 //! prerouting and postrouting), and the kernel hands the interface one TCP
-//! segment per packet (`gso_max_segs 1`) so a drop is one wire packet, not a
-//! 64 KB GSO batch. Namespaces, the device and the server die on every exit
+//! segment per packet (`gso_max_segs 1`), and tun-server runs with
+//! `--no-offload`, so a drop is one wire packet, not a 64 KB GSO batch. Namespaces, the device and the server die on every exit
 //! path (Drop guards; Ctrl-C and SIGTERM stop between and during transfers).
 
 use std::fmt::Write as _;
@@ -60,8 +60,9 @@ struct Args {
     /// The tun-server binary [default: next to this executable].
     #[arg(long)]
     tun_server: Option<PathBuf>,
-    /// Leave the kernel's TSO/GSO on (the loss rule then drops whole GSO
-    /// batches of up to 64 KB, far fewer wire packets than P %).
+    /// Leave segmentation offloads on, on both sides: the kernel's TSO/GSO
+    /// and ustack's TUN offload (the loss rule then drops whole super-frames
+    /// of up to 64 KB, far fewer wire packets than P %).
     #[arg(long)]
     keep_offloads: bool,
 }
@@ -248,8 +249,12 @@ struct UstackSide {
 impl UstackSide {
     fn start(tun_server: &Path, keep_offloads: bool, stop: &AtomicBool) -> Result<Self, BoxError> {
         let ns = NetNs::create("bench-tun")?;
-        let mut child = ns
-            .command(&tun_server.to_string_lossy())
+        let mut cmd = ns.command(&tun_server.to_string_lossy());
+        if !keep_offloads {
+            // One wire segment per write, as the kernel side gets below.
+            cmd.arg("--no-offload");
+        }
+        let mut child = cmd
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

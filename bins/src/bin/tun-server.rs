@@ -47,6 +47,10 @@ struct Args {
     /// interface's [default: the interface's].
     #[arg(long, value_parser = clap::value_parser!(u16).range(576..=65535))]
     mtu: Option<u16>,
+    /// Turn off the TUN device's offloads (virtio-net header with TCP
+    /// segmentation and checksum offload): one packet per read and write.
+    #[arg(long)]
+    no_offload: bool,
     /// Most connections in any state (TIME-WAIT included).
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
@@ -96,6 +100,7 @@ fn open_tun(args: &Args) -> Result<AnyLink, Box<dyn std::error::Error>> {
         host_addr: args.host_addr,
         prefix_len: args.prefix,
         mtu: args.mtu.unwrap_or(1500),
+        offload: !args.no_offload,
     })?;
     Ok(link.into())
 }
@@ -114,6 +119,8 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut link = args.link.wrap(kind, open_link(args, kind)?)?;
     let mut cfg = StackConfig::new(args.addr, link.mtu());
     cfg.max_connections = args.max_connections;
+    // Zero unless the link (all its middleware included) offloads segmentation.
+    cfg.tso_max = link.tso_max_size();
     let mut stack = Stack::new(cfg, Box::new(XorShiftRng::new(ustack::os_seed())));
     let mut server = HttpServer::new(&mut stack, args.port, 1024)?;
     let url = if args.port == 80 {
