@@ -47,6 +47,12 @@ pub struct Rack {
     recs: VecDeque<Record>,
     /// Some segment was not recorded (bound reached); counts are approximate.
     overflow: bool,
+    /// Bytes of records neither SACKed nor lost, kept as records change:
+    /// the sender asks for it before every segment.
+    flight: usize,
+    /// Records marked lost (never also SACKed): most of the time zero, which
+    /// spares the sender a scan of the flight before every segment.
+    lost: usize,
     /// RACK.xmit_ts / RACK.end_seq: the most recently sent delivered segment.
     xmit_ts: Option<Instant>,
     end_seq: SeqNumber,
@@ -68,6 +74,8 @@ impl Rack {
         Rack {
             recs: VecDeque::new(),
             overflow: false,
+            flight: 0,
+            lost: 0,
             xmit_ts: None,
             end_seq: SeqNumber(0),
             rtt: Duration::ZERO,
@@ -86,13 +94,24 @@ impl Rack {
         if self.overflow {
             return None;
         }
-        Some(
+        self.check_flight();
+        Some(self.flight)
+    }
+
+    /// Debug builds recount what `flight` tracks.
+    fn check_flight(&self) {
+        debug_assert_eq!(
+            self.lost,
+            self.recs.iter().filter(|r| r.lost && !r.sacked).count()
+        );
+        debug_assert_eq!(
+            self.flight,
             self.recs
                 .iter()
                 .filter(|r| !r.sacked && !r.lost)
                 .map(Record::len)
-                .sum(),
-        )
+                .sum::<usize>()
+        );
     }
 
     pub fn srtt(&self) -> Option<Duration> {
@@ -135,6 +154,7 @@ impl Rack {
             sacked: false,
             lost: false,
         });
+        self.flight += (end - start) as usize;
     }
 
     /// `start..end` was retransmitted at `now`.
@@ -143,6 +163,10 @@ impl Rack {
         self.split_at(end);
         for r in self.recs.iter_mut() {
             if r.start.distance(start) >= 0 && end.distance(r.end) >= 0 {
+                if r.lost && !r.sacked {
+                    self.flight += r.len();
+                    self.lost -= 1;
+                }
                 r.xmit = now;
                 r.retransmitted = true;
                 r.lost = false;
@@ -164,6 +188,9 @@ impl Rack {
             return;
         }
         let mut tail = self.recs[i];
+        if tail.lost && !tail.sacked {
+            self.lost += 1;
+        }
         tail.start = seq;
         self.recs[i].end = seq;
         self.recs.insert(i + 1, tail);
@@ -171,6 +198,10 @@ impl Rack {
 
     /// The first segment deemed lost and not yet retransmitted since.
     pub fn first_lost(&self) -> Option<(SeqNumber, SeqNumber)> {
+        self.check_flight();
+        if self.lost == 0 {
+            return None;
+        }
         self.recs
             .iter()
             .find(|r| r.lost && !r.sacked)
@@ -203,6 +234,12 @@ impl Rack {
         while let Some(front) = self.recs.front().copied() {
             if front.end.distance(ack) <= 0 {
                 self.recs.pop_front();
+                if !front.sacked && !front.lost {
+                    self.flight -= front.len();
+                }
+                if front.lost && !front.sacked {
+                    self.lost -= 1;
+                }
                 if !front.sacked {
                     self.deliver(front, now);
                     delivered += front.len();
@@ -211,6 +248,9 @@ impl Rack {
                 if front.start.distance(ack) < 0 {
                     // Partly acknowledged: the rest stays in flight.
                     delivered += (ack - front.start) as usize;
+                    if !front.sacked && !front.lost {
+                        self.flight -= (ack - front.start) as usize;
+                    }
                     if let Some(f) = self.recs.front_mut() {
                         f.start = ack;
                     }
@@ -231,6 +271,11 @@ impl Rack {
             let mut n = 0;
             for r in self.recs.iter_mut() {
                 if !r.sacked && r.start.distance(b.left) >= 0 && b.right.distance(r.end) >= 0 {
+                    if r.lost {
+                        self.lost -= 1;
+                    } else {
+                        self.flight -= r.len();
+                    }
                     r.sacked = true;
                     r.lost = false;
                     delivered += r.len();
@@ -297,6 +342,8 @@ impl Rack {
             if now >= deadline {
                 r.lost = true;
                 lost += r.len();
+                self.flight -= r.len();
+                self.lost += 1;
             } else {
                 timeout = Some(timeout.map_or(deadline, |t| t.min(deadline)));
             }
@@ -308,6 +355,8 @@ impl Rack {
     /// sent again is recorded afresh.
     pub fn clear(&mut self) {
         self.recs.clear();
+        self.flight = 0;
+        self.lost = 0;
         self.overflow = false;
     }
 }
