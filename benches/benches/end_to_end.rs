@@ -1,16 +1,18 @@
 //! Bulk TCP throughput through two whole stacks: 16 MiB per iteration from
 //! the server (10.0.0.1:80) to the client (10.0.0.2) on one thread with a
-//! virtual clock, MTU 1500, 256 KiB socket buffers on both sides, checksums
-//! computed and verified. Every byte crosses both applications' buffers, both
+//! virtual clock, 256 KiB socket buffers on both sides, checksums computed
+//! and verified, at two MTUs: 1500 (`bulk_16MiB`, Ethernet-sized segments)
+//! and 65535 (`bulk_16MiB_mtu65535`, few big segments, as over loopback);
+//! both stacks take their MSS from the MTU. Every byte crosses both applications' buffers, both
 //! TCP engines, IPv4 emit/parse and both checksums, so this is each stack's
 //! single-core ceiling.
 //!
 //! `ustack`: two [`ustack_tcp::Stack`]s over the in-memory pipe
 //! ([`PipePair`]). `smoltcp`: two smoltcp `Interface`s, one socket each,
 //! joined by a pair of smoltcp `Loopback` devices (one per direction). The
-//! loopback is told to announce MTU 1500 and full checksumming, like the pipe;
-//! on its own it would offer 64 KiB frames with no checksums, which would
-//! compare different work.
+//! loopback is told to announce the pipe's MTU and full checksumming, like
+//! the pipe; on its own it would skip checksums, which would compare
+//! different work.
 
 use std::hint::black_box;
 
@@ -23,6 +25,8 @@ use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
 use ustack_benches::{pattern, PipePair, CLIENT_ADDR, SERVER_ADDR, SERVER_PORT};
 
 const MTU: usize = 1500;
+/// The largest IPv4 packet: few, big segments, as on a loopback device.
+const BIG_MTU: usize = 65535;
 /// Packets each direction of the pipe holds: more than a full receive window
 /// of segments, so the pipe itself never drops.
 const PIPE_CAPACITY: usize = 256;
@@ -34,19 +38,31 @@ const SOCKET_BUFFER: usize = 256 * 1024;
 
 fn bench_end_to_end(c: &mut Criterion) {
     let source = pattern(SOURCE_LEN);
-    let mut pair = PipePair::new(MTU, PIPE_CAPACITY).unwrap_or_else(|e| panic!("setup: {e}"));
-    let mut smol = SmolPair::new();
-
     let mut group = c.benchmark_group("end_to_end");
     group.throughput(Throughput::Bytes(TRANSFER_LEN));
     // One iteration is tens of milliseconds; criterion's minimum of ten
     // samples keeps a short run short.
     group.sample_size(10);
-    group.bench_function(BenchmarkId::new("bulk_16MiB", "ustack"), |b| {
+    for (name, mtu) in [("bulk_16MiB", MTU), ("bulk_16MiB_mtu65535", BIG_MTU)] {
+        bench_mtu(&mut group, name, mtu, &source);
+    }
+    group.finish();
+}
+
+/// Both stacks at one MTU (the MSS follows it on both).
+fn bench_mtu(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    mtu: usize,
+    source: &[u8],
+) {
+    let mut pair = PipePair::new(mtu, PIPE_CAPACITY).unwrap_or_else(|e| panic!("setup: {e}"));
+    let mut smol = SmolPair::new(mtu);
+    group.bench_function(BenchmarkId::new(name, "ustack"), |b| {
         b.iter(|| {
             let mut delivered = 0u64;
             let received = pair
-                .transfer(TRANSFER_LEN, &source, |chunk| {
+                .transfer(TRANSFER_LEN, source, |chunk| {
                     delivered += black_box(chunk).len() as u64;
                 })
                 .unwrap_or_else(|e| panic!("transfer: {e}"));
@@ -54,14 +70,13 @@ fn bench_end_to_end(c: &mut Criterion) {
             assert_eq!((received, delivered), (TRANSFER_LEN, TRANSFER_LEN));
         })
     });
-    group.bench_function(BenchmarkId::new("bulk_16MiB", "smoltcp"), |b| {
-        b.iter(|| assert_eq!(smol.transfer(TRANSFER_LEN, &source), TRANSFER_LEN))
+    group.bench_function(BenchmarkId::new(name, "smoltcp"), |b| {
+        b.iter(|| assert_eq!(smol.transfer(TRANSFER_LEN, source), TRANSFER_LEN))
     });
-    group.finish();
 
     let (server, client) = pair.link_stats();
     eprintln!(
-        "end_to_end: server sent {} packets ({} dropped), client sent {} packets ({} dropped)",
+        "end_to_end, MTU {mtu}: server sent {} packets ({} dropped), client sent {} packets ({} dropped)",
         server.tx_packets, server.tx_dropped, client.tx_packets, client.tx_dropped
     );
 }
@@ -71,6 +86,7 @@ fn bench_end_to_end(c: &mut Criterion) {
 struct Crossed<'a> {
     rx: &'a mut Loopback,
     tx: &'a mut Loopback,
+    mtu: usize,
 }
 
 impl Device for Crossed<'_> {
@@ -95,7 +111,7 @@ impl Device for Crossed<'_> {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ip;
-        caps.max_transmission_unit = MTU;
+        caps.max_transmission_unit = self.mtu;
         caps
     }
 }
@@ -114,14 +130,15 @@ struct SmolPair {
     now: Instant,
     app_buf: Vec<u8>,
     stream_pos: u64,
+    mtu: usize,
 }
 
 impl SmolPair {
-    fn new() -> SmolPair {
+    fn new(mtu: usize) -> SmolPair {
         let (mut to_client, mut to_server) = (Loopback::new(Medium::Ip), Loopback::new(Medium::Ip));
         let now = Instant::from_secs(1);
         let iface = |addr, rx: &mut Loopback, tx: &mut Loopback| {
-            let mut dev = Crossed { rx, tx };
+            let mut dev = Crossed { rx, tx, mtu };
             let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, now);
             iface.update_ip_addrs(|a| {
                 a.push(IpCidr::new(IpAddress::Ipv4(addr), 24))
@@ -163,6 +180,7 @@ impl SmolPair {
             now,
             app_buf: vec![0; 64 * 1024],
             stream_pos: 0,
+            mtu,
         };
         for _ in 0..10_000 {
             let established =
@@ -184,12 +202,14 @@ impl SmolPair {
         let mut dev = Crossed {
             rx: &mut self.to_server,
             tx: &mut self.to_client,
+            mtu: self.mtu,
         };
         self.server
             .poll(self.now, &mut dev, &mut self.server_sockets);
         let mut dev = Crossed {
             rx: &mut self.to_client,
             tx: &mut self.to_server,
+            mtu: self.mtu,
         };
         self.client
             .poll(self.now, &mut dev, &mut self.client_sockets);

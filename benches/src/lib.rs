@@ -98,14 +98,15 @@ impl PipePair {
     /// [`SERVER_PORT`].
     pub fn new(mtu: usize, capacity: usize) -> Result<PipePair, HarnessError> {
         let (server_end, client_end) = pipe(mtu, capacity);
-        let mut server = Stack::new(
-            StackConfig::new(SERVER_ADDR, mtu),
-            Box::new(XorShiftRng::new(0x5eed_0001)),
-        );
-        let mut client = Stack::new(
-            StackConfig::new(CLIENT_ADDR, mtu),
-            Box::new(XorShiftRng::new(0x5eed_0002)),
-        );
+        // The MSS follows the MTU both ways (the default caps it at 1460),
+        // as smoltcp derives its own from the device's MTU.
+        let config = |addr| {
+            let mut cfg = StackConfig::new(addr, mtu);
+            cfg.tcp.mss = mtu.saturating_sub(40).min(usize::from(u16::MAX)) as u16;
+            cfg
+        };
+        let mut server = Stack::new(config(SERVER_ADDR), Box::new(XorShiftRng::new(0x5eed_0001)));
+        let mut client = Stack::new(config(CLIENT_ADDR), Box::new(XorShiftRng::new(0x5eed_0002)));
         let listener = server
             .listen(SERVER_PORT, 4)
             .map_err(|e| HarnessError::Tcp("listen", e))?;
