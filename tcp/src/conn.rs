@@ -1138,9 +1138,7 @@ impl Tcb {
         if self.tlp_deadline.is_some_and(|t| now >= t) {
             self.tlp_deadline = None;
             self.tlp_due = true;
-            if self.recovery.is_some() {
-                self.tlp_backoff = self.tlp_backoff.saturating_add(1);
-            }
+            self.tlp_backoff = self.tlp_backoff.saturating_add(1);
         }
         if self.keepalive_at().is_some_and(|t| now >= t) {
             if self.keepalive_sent >= self.keepalive_probes {
@@ -1253,18 +1251,17 @@ impl Tcb {
     /// Arms the tail loss probe (RFC 8985 §7.2) while data is outstanding;
     /// never later than the retransmission timer.
     ///
-    /// Unlike RFC 8985 §7.2 (and Linux), the probe is armed in recovery too.
-    /// With a small window, a recovery can go silent: the retransmission
-    /// arrives, its ACK is lost, and nothing else is in flight to give RACK
-    /// a later delivery. Without a probe that costs a full RTO (200 ms at
-    /// least) where the path's RTT may be 50 µs; one probe after 2·SRTT of
-    /// silence restores the ACK clock.
+    /// Unlike RFC 8985 §7.2 (and Linux), the probe is armed in recovery too,
+    /// and an unanswered probe is followed by more, each after twice the
+    /// wait of the one before, until the RTO. With a small window, a flight
+    /// can go silent: the data (or a retransmission) arrives, its ACK is
+    /// lost, and so is the answer to the one probe. Without another probe
+    /// that costs a full RTO (200 ms at least) where the path's RTT may be
+    /// 50 µs: over TUN with segmentation offload and 5 % loss each way, 22
+    /// such RTOs took 4.4 s of a 5.9 s download of 100 MB.
     fn update_tlp(&mut self, now: Instant) {
-        let eligible = self.sack_ok
-            && self.may_send_data()
-            && self.snd_una != self.snd_max
-            && (self.recovery.is_some() || !self.tlp_outstanding)
-            && !self.tlp_due;
+        let eligible =
+            self.sack_ok && self.may_send_data() && self.snd_una != self.snd_max && !self.tlp_due;
         if !eligible {
             self.tlp_deadline = None;
             return;

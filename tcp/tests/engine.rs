@@ -295,6 +295,57 @@ fn data_survives_periodic_loss_both_directions() {
     );
 }
 
+/// RFC 8985 §7 sends one tail loss probe and then waits for the RTO; ustack
+/// keeps probing with doubling waits (see `Tcb::update_tlp`), so a flight
+/// whose ACKs are all lost is recovered in milliseconds, not 200 ms, and the
+/// probes stay few.
+#[test]
+fn unanswered_tail_probes_repeat_with_backoff_until_the_rto() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let mut net = Net::new();
+    let (c, s) = connected(&mut net);
+    // An RTT sample first: the probe timeout is 2·SRTT, at least 2 ms.
+    let warm = pattern(20_000, 3);
+    exchange(&mut net, c, s, &warm, &[]);
+
+    let probes = Rc::new(RefCell::new(Vec::new()));
+    let ack_loss = Rc::new(RefCell::new(true));
+    let (log, lossy) = (probes.clone(), ack_loss.clone());
+    let mut highest = None::<ustack_tcp::SeqNumber>;
+    net.drop = Box::new(move |seen, n| {
+        let Some(t) = seen.tcp else { return false };
+        if seen.dir == Dir::BtoA {
+            return *lossy.borrow();
+        }
+        if seen.payload_len > 0 {
+            let end = t.seq + seen.payload_len;
+            match highest {
+                Some(h) if end.distance(h) >= 0 => log.borrow_mut().push(n),
+                _ => highest = Some(end),
+            }
+        }
+        false
+    });
+    net.a.send(c, &pattern(4_000, 4)).expect("send");
+    // Less than the 200 ms minimum RTO: only probes can resend in here.
+    net.run_for(Duration::from_millis(150));
+    let sent = probes.borrow().len();
+    assert!(
+        (3..=8).contains(&sent),
+        "{sent} probes in 150 ms of lost ACKs (expected a few, doubling apart)"
+    );
+    *ack_loss.borrow_mut() = false;
+    let mut buf = vec![0u8; 65536];
+    let mut got = 0;
+    net.run_until(10_000, |n| {
+        while let Ok(k @ 1..) = n.b.recv(s, &mut buf) {
+            got += k;
+        }
+        got == 4_000 && n.a.send_queue_len(c) == Ok(0)
+    });
+}
+
 #[test]
 fn in_window_rst_with_wrong_sequence_gets_challenge_ack_rfc5961() {
     let mut net = Net::new();
