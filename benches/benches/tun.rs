@@ -117,6 +117,17 @@ struct Figures {
     upload: Bulk,
     keep_alive: Load,
     new_conns: Load,
+    /// Server process CPU time (ns) spent during each request loop.
+    keep_alive_cpu_ns: u64,
+    new_conns_cpu_ns: u64,
+}
+
+impl Figures {
+    /// Requests served per second of server CPU: what a server achieves
+    /// when the client, not the server, limits requests/s.
+    fn per_cpu_sec(load: &Load, cpu_ns: u64) -> f64 {
+        load.requests as f64 / (cpu_ns.max(1) as f64 / 1e9)
+    }
 }
 
 struct Target {
@@ -298,11 +309,15 @@ fn orchestrate() -> Result<(), String> {
         }
     }
     let dur = Duration::from_secs(secs);
-    for (t, f) in targets.iter().zip(&mut figures) {
+    for ((t, f), srv) in targets.iter().zip(&mut figures).zip(servers) {
         check(t, "keep-alive requests")?;
+        let cpu = srv.cpu_ns()?;
         f.keep_alive = client::load(t.addr, CONNS, dur, true, &stop);
+        f.keep_alive_cpu_ns = srv.cpu_ns()? - cpu;
         check(t, "new connections")?;
+        let cpu = srv.cpu_ns()?;
         f.new_conns = client::load(t.addr, CONNS, dur, false, &stop);
+        f.new_conns_cpu_ns = srv.cpu_ns()? - cpu;
     }
     for s in servers {
         s.check_alive()?;
@@ -400,6 +415,29 @@ impl Server {
             name,
             child: child.into(),
         })
+    }
+
+    /// CPU time the server process has used, all threads, user and
+    /// system (kernel work done inside its syscalls included).
+    fn cpu_ns(&self) -> Result<u64, String> {
+        let pid = self.child.borrow().id();
+        let path = format!("/proc/{pid}/stat");
+        let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        // Fields after the command name (which may hold spaces) in
+        // parentheses; utime and stime are fields 14 and 15, in clock ticks.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| -> Result<u64, String> {
+            fields
+                .get(i)
+                .and_then(|f| f.parse().ok())
+                .ok_or_else(|| format!("{path}: cannot read field {}", i + 3))
+        };
+        // Field 14 is index 11 after the state field (field 3).
+        let total = ticks(11)? + ticks(12)?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Ok(total * 1_000_000_000 / hz)
     }
 
     fn check_alive(&self) -> Result<(), String> {
@@ -527,15 +565,33 @@ fn print_table(f: &[Figures], secs: u64, elapsed: Duration) {
         |x: &Figures| x.keep_alive.clone(),
         |x: &Figures| x.new_conns.clone(),
     );
-    for (label, get, target) in [
+    let (ka_cpu, nc_cpu) = (
+        |x: &Figures| Figures::per_cpu_sec(&x.keep_alive, x.keep_alive_cpu_ns),
+        |x: &Figures| Figures::per_cpu_sec(&x.new_conns, x.new_conns_cpu_ns),
+    );
+    for (label, get, per_cpu, target) in [
         (
-            "keep-alive requests/s (-c32)",
+            "keep-alive requests",
             &ka as &dyn Fn(&Figures) -> Load,
+            &ka_cpu as &dyn Fn(&Figures) -> f64,
             "≥ 1.3x",
         ),
-        ("new connections/s (-c32)", &nc, "≥ 20,000/s and ≥ 3x"),
+        ("new connections", &nc, &nc_cpu, "≥ 20,000/s and ≥ 3x"),
     ] {
-        row(label, all(&|x| get(x).per_sec()), "/s", 0, target);
+        row(
+            &format!("{label}/s (-c32)"),
+            all(&|x| get(x).per_sec()),
+            "/s",
+            0,
+            target,
+        );
+        row(
+            &format!("{label} per server CPU-second"),
+            all(per_cpu),
+            "",
+            0,
+            target,
+        );
         let short = label.split(' ').next().unwrap_or(label);
         for p in [50, 99] {
             row(
