@@ -20,6 +20,13 @@
 //! RFC 6928 initial window, delayed ACK, Nagle and SWS avoidance on both
 //! sides, persist probes, optional keep-alive and user timeout, RFC 6528 ISNs.
 //!
+//! For a link with TCP segmentation offload, [`Stack::poll_segmented`] emits
+//! new data as super-frames of up to 64 KB (`StackConfig::tso_max`) for the
+//! device to cut into segments; each segment keeps its own RACK record, so
+//! loss recovery works per segment as without offload. Received GRO
+//! super-frames are ordinary segments to the engine
+//! ([`Stack::handle_packet_trusted`] skips checksums the link vouches for).
+//!
 //! ## Memory per connection
 //! About 1.4 KiB of TCB (`size_of::<Tcb>()`, checked by a test), the send
 //! and receive rings (`TcpConfig::send_buffer`/`recv_buffer`, 256 KiB each
