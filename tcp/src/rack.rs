@@ -330,12 +330,17 @@ impl Rack {
         let mut lost = 0;
         let mut timeout: Option<Instant> = None;
         for r in self.recs.iter_mut() {
-            if r.sacked || r.lost {
-                continue;
-            }
             let sent_before =
                 r.xmit < xmit_ts || (r.xmit == xmit_ts && self.end_seq.distance(r.end) > 0);
-            if !sent_before {
+            if !sent_before && !r.retransmitted {
+                // First transmissions go out in sequence order, and a
+                // retransmission is later than the first transmission of
+                // everything below it: every record after this one was sent
+                // after it, so after RACK.xmit_ts too. This keeps the common
+                // case (nothing lost) at one record per ACK.
+                break;
+            }
+            if r.sacked || r.lost || !sent_before {
                 continue;
             }
             let deadline = r.xmit + self.rtt + reo_wnd;
