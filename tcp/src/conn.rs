@@ -1083,19 +1083,18 @@ impl Tcb {
         if self.state == State::Closed {
             return None;
         }
-        [
-            self.rtx_deadline,
-            self.persist_deadline,
-            self.time_wait_deadline,
-            self.delack_deadline,
-            self.rack_deadline,
-            self.tlp_deadline,
-            self.keepalive_at(),
-            self.user_timeout_at(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // A chain of branch-free minimums over "never" = u64::MAX: this runs
+        // after every segment in and out.
+        let at = |t: Option<Instant>| t.map_or(u64::MAX, Instant::total_micros);
+        let min = at(self.rtx_deadline)
+            .min(at(self.persist_deadline))
+            .min(at(self.time_wait_deadline))
+            .min(at(self.delack_deadline))
+            .min(at(self.rack_deadline))
+            .min(at(self.tlp_deadline))
+            .min(at(self.keepalive_at()))
+            .min(at(self.user_timeout_at()));
+        (min != u64::MAX).then_some(Instant::from_micros(min))
     }
 
     /// Next keep-alive probe (RFC 1122 §4.2.3.6): only on an idle connection.

@@ -44,10 +44,13 @@ impl fmt::Debug for Instant {
 impl Add<Duration> for Instant {
     type Output = Instant;
     fn add(self, d: Duration) -> Instant {
-        Instant(
-            self.0
-                .saturating_add(d.as_micros().min(u64::MAX as u128) as u64),
-        )
+        // Whole seconds and sub-second micros, not `as_micros()`: its u128
+        // arithmetic sat on every ACK's timer updates.
+        let us = d
+            .as_secs()
+            .saturating_mul(1_000_000)
+            .saturating_add(u64::from(d.subsec_micros()));
+        Instant(self.0.saturating_add(us))
     }
 }
 
