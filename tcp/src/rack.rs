@@ -56,11 +56,13 @@ pub struct Rack {
     /// RACK.xmit_ts / RACK.end_seq: the most recently sent delivered segment.
     xmit_ts: Option<Instant>,
     end_seq: SeqNumber,
-    /// RACK.rtt: RTT of that segment.
-    rtt: Duration,
-    min_rtt: Option<Duration>,
+    /// RACK.rtt: RTT of that segment. RTTs are kept in microseconds, the
+    /// engine's clock unit: `Duration` arithmetic (u128 conversions, a
+    /// division per smoothing) was a good part of each delivered segment.
+    rtt_us: u64,
+    min_rtt_us: Option<u64>,
     /// Smoothed RTT in microseconds from delivered segments (for the PTO).
-    srtt: Option<Duration>,
+    srtt_us: Option<u64>,
 }
 
 impl Default for Rack {
@@ -78,9 +80,9 @@ impl Rack {
             lost: 0,
             xmit_ts: None,
             end_seq: SeqNumber(0),
-            rtt: Duration::ZERO,
-            min_rtt: None,
-            srtt: None,
+            rtt_us: 0,
+            min_rtt_us: None,
+            srtt_us: None,
         }
     }
 
@@ -115,14 +117,13 @@ impl Rack {
     }
 
     pub fn srtt(&self) -> Option<Duration> {
-        self.srtt
+        self.srtt_us.map(Duration::from_micros)
     }
 
     /// Probe timeout (RFC 8985 §7.2): 2·SRTT, plus the peer's worst-case
     /// delayed-ACK time when only one segment is in flight.
     pub fn pto(&self, delack: Duration) -> Option<Duration> {
-        let srtt = self.srtt?;
-        let mut pto = srtt * 2;
+        let mut pto = Duration::from_micros(self.srtt_us?.saturating_mul(2));
         if self.recs.len() == 1 {
             pto += delack;
         }
@@ -295,16 +296,16 @@ impl Rack {
     }
 
     fn deliver(&mut self, r: Record, now: Instant) {
-        let rtt = now.saturating_duration_since(r.xmit);
+        let rtt = now.total_micros().saturating_sub(r.xmit.total_micros());
         // RFC 8985 §6.2 step 2: a retransmitted segment delivered sooner than
         // min RTT was acknowledged for its original transmission.
-        if r.retransmitted && self.min_rtt.is_some_and(|m| rtt < m) {
+        if r.retransmitted && self.min_rtt_us.is_some_and(|m| rtt < m) {
             return;
         }
-        self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
-        self.srtt = Some(match self.srtt {
+        self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
+        self.srtt_us = Some(match self.srtt_us {
             None => rtt,
-            Some(s) => (s * 7 + rtt) / 8,
+            Some(s) => (s.saturating_mul(7).saturating_add(rtt)) / 8,
         });
         let newer = match self.xmit_ts {
             None => true,
@@ -313,7 +314,7 @@ impl Rack {
         if newer {
             self.xmit_ts = Some(r.xmit);
             self.end_seq = r.end;
-            self.rtt = rtt;
+            self.rtt_us = rtt;
         }
     }
 
@@ -325,8 +326,9 @@ impl Rack {
         };
         // §6.2 step 4: a quarter of the minimum RTT, at most SRTT.
         let reo_wnd = self
-            .min_rtt
-            .map_or(Duration::ZERO, |m| (m / 4).min(self.srtt.unwrap_or(m)));
+            .min_rtt_us
+            .map_or(0, |m| (m / 4).min(self.srtt_us.unwrap_or(m)));
+        let wait = self.rtt_us.saturating_add(reo_wnd);
         let mut lost = 0;
         let mut timeout: Option<Instant> = None;
         for r in self.recs.iter_mut() {
@@ -343,7 +345,7 @@ impl Rack {
             if r.sacked || r.lost || !sent_before {
                 continue;
             }
-            let deadline = r.xmit + self.rtt + reo_wnd;
+            let deadline = Instant::from_micros(r.xmit.total_micros().saturating_add(wait));
             if now >= deadline {
                 r.lost = true;
                 lost += r.len();
