@@ -23,7 +23,8 @@
 //! baseline's bar: ustack's throughput divided by the baseline's, so above 1
 //! means ustack is faster. A missing result is an error naming the file and
 //! the bench that writes it; nothing is drawn from partial data. The SVG is
-//! written by hand: no plotting dependency.
+//! written by hand: no plotting dependency; criterion's JSON is read with
+//! serde_json.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -190,11 +191,12 @@ fn read_estimate(root: &Path, dir: &str, statistic: &str) -> Result<Estimate, St
     let est_path = new.join("estimates.json");
     let text =
         std::fs::read_to_string(&est_path).map_err(|e| format!("{}: {e}", est_path.display()))?;
-    let est = json::parse(&text).map_err(|e| format!("{}: {e}", est_path.display()))?;
+    let est = serde_json::from_str::<serde_json::Value>(&text)
+        .map_err(|e| format!("{}: {e}", est_path.display()))?;
     let ns = est
         .get(statistic)
         .and_then(|m| m.get("point_estimate"))
-        .and_then(json::Value::as_f64)
+        .and_then(serde_json::Value::as_f64)
         .ok_or_else(|| format!("{}: no {statistic}.point_estimate", est_path.display()))?;
     let written = std::fs::metadata(&est_path)
         .and_then(|m| m.modified())
@@ -202,13 +204,17 @@ fn read_estimate(root: &Path, dir: &str, statistic: &str) -> Result<Estimate, St
     let bench_path = new.join("benchmark.json");
     let throughput = match std::fs::read_to_string(&bench_path) {
         Ok(text) => {
-            let b = json::parse(&text).map_err(|e| format!("{}: {e}", bench_path.display()))?;
+            let b = serde_json::from_str::<serde_json::Value>(&text)
+                .map_err(|e| format!("{}: {e}", bench_path.display()))?;
             let t = b.get("throughput");
-            if let Some(n) = t.and_then(|t| t.get("Bytes")).and_then(json::Value::as_f64) {
+            if let Some(n) = t
+                .and_then(|t| t.get("Bytes"))
+                .and_then(serde_json::Value::as_f64)
+            {
                 Throughput::Bytes(n)
             } else if let Some(n) = t
                 .and_then(|t| t.get("Elements"))
-                .and_then(json::Value::as_f64)
+                .and_then(serde_json::Value::as_f64)
             {
                 Throughput::Elements(n)
             } else {
@@ -572,227 +578,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Just enough JSON for criterion's files: objects, arrays, strings,
-/// numbers, literals.
-mod json {
-    #[derive(Debug, PartialEq)]
-    pub enum Value {
-        Null,
-        Bool(bool),
-        Number(f64),
-        String(String),
-        Array(Vec<Value>),
-        Object(Vec<(String, Value)>),
-    }
-
-    impl Value {
-        pub fn get(&self, key: &str) -> Option<&Value> {
-            match self {
-                Value::Object(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-
-        pub fn as_f64(&self) -> Option<f64> {
-            match self {
-                Value::Number(n) => Some(*n),
-                _ => None,
-            }
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Value, String> {
-        let mut p = Parser {
-            s: text.as_bytes(),
-            i: 0,
-        };
-        let v = p.value()?;
-        p.ws();
-        if p.i != p.s.len() {
-            return Err(format!("trailing characters at byte {}", p.i));
-        }
-        Ok(v)
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        i: usize,
-    }
-
-    impl Parser<'_> {
-        fn ws(&mut self) {
-            while self.s.get(self.i).is_some_and(|c| c.is_ascii_whitespace()) {
-                self.i += 1;
-            }
-        }
-
-        fn err<T>(&self, what: &str) -> Result<T, String> {
-            Err(format!("invalid JSON at byte {}: {what}", self.i))
-        }
-
-        fn eat(&mut self, c: u8) -> Result<(), String> {
-            self.ws();
-            if self.s.get(self.i) == Some(&c) {
-                self.i += 1;
-                Ok(())
-            } else {
-                self.err(&format!("expected '{}'", c as char))
-            }
-        }
-
-        fn value(&mut self) -> Result<Value, String> {
-            self.ws();
-            match self.s.get(self.i) {
-                Some(b'{') => {
-                    self.i += 1;
-                    let mut fields = Vec::new();
-                    self.ws();
-                    if self.s.get(self.i) == Some(&b'}') {
-                        self.i += 1;
-                        return Ok(Value::Object(fields));
-                    }
-                    loop {
-                        self.ws();
-                        let k = self.string()?;
-                        self.eat(b':')?;
-                        fields.push((k, self.value()?));
-                        self.ws();
-                        match self.s.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b'}') => {
-                                self.i += 1;
-                                return Ok(Value::Object(fields));
-                            }
-                            _ => return self.err("expected ',' or '}'"),
-                        }
-                    }
-                }
-                Some(b'[') => {
-                    self.i += 1;
-                    let mut items = Vec::new();
-                    self.ws();
-                    if self.s.get(self.i) == Some(&b']') {
-                        self.i += 1;
-                        return Ok(Value::Array(items));
-                    }
-                    loop {
-                        items.push(self.value()?);
-                        self.ws();
-                        match self.s.get(self.i) {
-                            Some(b',') => self.i += 1,
-                            Some(b']') => {
-                                self.i += 1;
-                                return Ok(Value::Array(items));
-                            }
-                            _ => return self.err("expected ',' or ']'"),
-                        }
-                    }
-                }
-                Some(b'"') => Ok(Value::String(self.string()?)),
-                Some(b't') => self.literal("true", Value::Bool(true)),
-                Some(b'f') => self.literal("false", Value::Bool(false)),
-                Some(b'n') => self.literal("null", Value::Null),
-                Some(c) if *c == b'-' || c.is_ascii_digit() => self.number(),
-                _ => self.err("expected a value"),
-            }
-        }
-
-        fn literal(&mut self, word: &str, v: Value) -> Result<Value, String> {
-            if self.s[self.i..].starts_with(word.as_bytes()) {
-                self.i += word.len();
-                Ok(v)
-            } else {
-                self.err("unknown literal")
-            }
-        }
-
-        fn number(&mut self) -> Result<Value, String> {
-            let start = self.i;
-            while self
-                .s
-                .get(self.i)
-                .is_some_and(|c| c.is_ascii_digit() || b"+-.eE".contains(c))
-            {
-                self.i += 1;
-            }
-            let text = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("");
-            match text.parse::<f64>() {
-                Ok(n) => Ok(Value::Number(n)),
-                Err(_) => self.err("bad number"),
-            }
-        }
-
-        fn string(&mut self) -> Result<String, String> {
-            if self.s.get(self.i) != Some(&b'"') {
-                return self.err("expected a string");
-            }
-            self.i += 1;
-            let mut out = Vec::new();
-            loop {
-                match self.s.get(self.i) {
-                    None => return self.err("unterminated string"),
-                    Some(b'"') => {
-                        self.i += 1;
-                        return String::from_utf8(out).or_else(|_| self.err("bad UTF-8"));
-                    }
-                    Some(b'\\') => {
-                        let esc = self.s.get(self.i + 1).copied();
-                        self.i += 2;
-                        let c = match esc {
-                            Some(b'n') => '\n',
-                            Some(b't') => '\t',
-                            Some(b'r') => '\r',
-                            Some(b'b') => '\u{8}',
-                            Some(b'f') => '\u{c}',
-                            Some(b'u') => {
-                                let hex = self
-                                    .s
-                                    .get(self.i..self.i + 4)
-                                    .and_then(|h| std::str::from_utf8(h).ok())
-                                    .and_then(|h| u32::from_str_radix(h, 16).ok());
-                                self.i += 4;
-                                // Surrogate pairs never occur in criterion's
-                                // files; they become U+FFFD.
-                                hex.and_then(char::from_u32).unwrap_or('\u{fffd}')
-                            }
-                            Some(c @ (b'"' | b'\\' | b'/')) => c as char,
-                            _ => return self.err("bad escape"),
-                        };
-                        let mut buf = [0; 4];
-                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                    }
-                    Some(&c) => {
-                        out.push(c);
-                        self.i += 1;
-                    }
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_criterion_files() {
-        let est = json::parse(
-            r#"{"mean":{"confidence_interval":{"confidence_level":0.95,"lower_bound":4.49,"upper_bound":4.69},"point_estimate":4.594,"standard_error":0.05},"slope":null}"#,
-        )
-        .unwrap();
-        let mean = est.get("mean").and_then(|m| m.get("point_estimate"));
-        assert_eq!(mean.and_then(json::Value::as_f64), Some(4.594));
-        let b = json::parse(
-            r#"{"group_id":"http","function_id":"a/b","value_str":null,"throughput":{"Bytes":16777216},"t":"\u00b5s \"q\""}"#,
-        )
-        .unwrap();
-        let bytes = b.get("throughput").and_then(|t| t.get("Bytes"));
-        assert_eq!(bytes.and_then(json::Value::as_f64), Some(16777216.0));
-        assert_eq!(b.get("t"), Some(&json::Value::String("µs \"q\"".into())));
-        assert!(json::parse("{\"a\":1} x").is_err());
-        assert!(json::parse("{\"a\":}").is_err());
-    }
 
     #[test]
     fn missing_results_name_file_and_bench() {
