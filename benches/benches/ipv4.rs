@@ -21,6 +21,8 @@ fn repr() -> Ipv4Repr {
         ttl: 64,
         ident: 0x1234,
         dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
         dscp_ecn: 0,
     }
 }

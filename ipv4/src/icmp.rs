@@ -179,6 +179,8 @@ pub fn answer_echo(
         ttl: REPLY_TTL,
         ident: 0,
         dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
         dscp_ecn: request.dscp_ecn & !0x03,
     };
     let total = reply.buffer_len();

@@ -17,6 +17,9 @@ use core::net::Ipv4Addr;
 
 pub mod checksum;
 pub mod icmp;
+pub mod time;
+
+pub use time::Instant;
 
 /// IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
 pub mod protocol {
@@ -341,6 +344,11 @@ pub struct Ipv4Repr {
     pub ttl: u8,
     pub ident: u16,
     pub dont_frag: bool,
+    /// MF: more fragments of this datagram follow (RFC 791 §3.2).
+    pub more_frags: bool,
+    /// Where this fragment's payload sits in the datagram, in bytes (a
+    /// multiple of 8); 0 for an unfragmented packet.
+    pub frag_offset: u16,
     pub dscp_ecn: u8,
 }
 
@@ -348,9 +356,9 @@ impl Ipv4Repr {
     /// Length of the header [`emit`](Self::emit) writes: options are never emitted.
     pub const HEADER_LEN: usize = 20;
 
-    /// Validates and reads a received header: lengths, then the header checksum,
-    /// then rejects fragments (any packet with MF set or a non-zero offset), since
-    /// reassembly is not implemented yet. Options are skipped via IHL.
+    /// Validates and reads a received header: lengths, then the header checksum.
+    /// A fragment parses like any packet ([`is_fragment`](Self::is_fragment)
+    /// tells it apart). Options are skipped via IHL.
     #[inline(always)]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &Ipv4Packet<&T>) -> Result<Ipv4Repr, Error> {
         // One pass over the fixed header, read once as an array: the same
@@ -367,9 +375,6 @@ impl Ipv4Repr {
             return Err(Error::BadChecksum);
         }
         let flg_off = u16::from_be_bytes([h[6], h[7]]);
-        if flg_off & (FLAG_MF | OFFSET_MASK) != 0 {
-            return Err(Error::Fragment);
-        }
         Ok(Ipv4Repr {
             src_addr: Ipv4Addr::new(h[12], h[13], h[14], h[15]),
             dst_addr: Ipv4Addr::new(h[16], h[17], h[18], h[19]),
@@ -378,6 +383,8 @@ impl Ipv4Repr {
             ttl: h[field::TTL],
             ident: u16::from_be_bytes([h[4], h[5]]),
             dont_frag: flg_off & FLAG_DF != 0,
+            more_frags: flg_off & FLAG_MF != 0,
+            frag_offset: (flg_off & OFFSET_MASK) * 8,
             dscp_ecn: h[field::DSCP_ECN],
         })
     }
@@ -387,7 +394,12 @@ impl Ipv4Repr {
         Self::HEADER_LEN + self.payload_len
     }
 
-    /// Writes a 20-byte header (no options, not a fragment) with its checksum.
+    /// True for a fragment of a larger datagram: MF set or a non-zero offset.
+    pub const fn is_fragment(&self) -> bool {
+        self.more_frags || self.frag_offset != 0
+    }
+
+    /// Writes a 20-byte header (no options) with its checksum.
     /// The payload is left for the caller to write after the header.
     ///
     /// # Panics
@@ -404,13 +416,17 @@ impl Ipv4Repr {
             ttl,
             ident,
             dont_frag,
+            more_frags,
+            frag_offset,
             dscp_ecn,
         } = *self;
+        debug_assert!(frag_offset & 7 == 0);
         // The whole header is determined by `self`: build it in a register-sized
         // array, checksum exactly those 20 bytes, and store it with one copy.
         let [t0, t1] = total.to_be_bytes();
         let [i0, i1] = ident.to_be_bytes();
-        let [f0, f1] = (if dont_frag { FLAG_DF } else { 0 }).to_be_bytes();
+        let flags = if dont_frag { FLAG_DF } else { 0 } | if more_frags { FLAG_MF } else { 0 };
+        let [f0, f1] = (flags | (frag_offset / 8) & OFFSET_MASK).to_be_bytes();
         let [s0, s1, s2, s3] = src_addr.octets();
         let [d0, d1, d2, d3] = dst_addr.octets();
         let mut h: [u8; Self::HEADER_LEN] = [

@@ -24,6 +24,8 @@ fn repr() -> Ipv4Repr {
         ttl: 64,
         ident: 0,
         dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
         dscp_ecn: 0,
     }
 }
@@ -87,10 +89,9 @@ fn setters_read_back() {
     assert_eq!((p.frag_offset(), p.ttl(), p.protocol()), (1480, 3, 6));
     assert_eq!(p.payload(), &[9; 8]);
     assert!(p.verify_checksum());
-    assert_eq!(
-        Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&buf[..])),
-        Err(Error::Fragment)
-    );
+    let repr = Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&buf[..])).expect("valid fragment");
+    assert!(repr.is_fragment());
+    assert_eq!((repr.more_frags, repr.frag_offset), (true, 1480));
 }
 
 /// Applies `edit` to the sample, then re-fills the header checksum.
@@ -139,8 +140,11 @@ fn malformed_headers_are_rejected() {
             buffer: 100
         })
     );
-    assert_eq!(check(&edited(|b| b[6] = 0x20)), Err(Error::Fragment));
-    assert_eq!(check(&edited(|b| b[7] = 0x01)), Err(Error::Fragment));
+    // Fragments are not malformed: they parse, and say what they are.
+    let mf = check(&edited(|b| b[6] = 0x20)).expect("MF fragment parses");
+    assert!(mf.more_frags && mf.is_fragment());
+    let off = check(&edited(|b| b[7] = 0x01)).expect("offset fragment parses");
+    assert_eq!((off.frag_offset, off.is_fragment()), (8, true));
 }
 
 #[test]
@@ -209,6 +213,8 @@ fn icmp_repr(len: usize) -> Ipv4Repr {
         ttl: 57,
         ident: 0x4242,
         dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
         dscp_ecn: 0x02,
     }
 }
@@ -350,7 +356,7 @@ proptest! {
     ) {
         let r = Ipv4Repr {
             src_addr: Ipv4Addr::from(src), dst_addr: Ipv4Addr::from(dst), protocol,
-            payload_len: len, ttl, ident, dont_frag, dscp_ecn,
+            payload_len: len, ttl, ident, dont_frag, more_frags: false, frag_offset: 0, dscp_ecn,
         };
         let mut buf = vec![0u8; r.buffer_len()];
         r.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]));

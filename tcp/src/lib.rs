@@ -39,7 +39,7 @@
 //! moves packets between a `ustack-link` device and this crate.
 
 pub mod seq;
-pub mod time;
+pub use ustack_ipv4::time;
 pub mod wire;
 
 pub use seq::SeqNumber;

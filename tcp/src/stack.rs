@@ -241,6 +241,10 @@ impl Stack {
                 return;
             }
         };
+        if repr.is_fragment() {
+            self.stats.ip.rx_fragments += 1;
+            return;
+        }
         if repr.dst_addr != self.cfg.addr {
             self.stats.ip.rx_not_for_us += 1;
             return;
@@ -953,6 +957,8 @@ fn emit_ipv4(buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, ident: u16, payload_l
         ttl: 64,
         ident,
         dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
         dscp_ecn: 0,
     };
     let mut ip = Ipv4Packet::new_unchecked(&mut buf[..IP_HDR + payload_len]);

@@ -302,6 +302,8 @@ pub fn forge(
         ttl: 64,
         ident: 1,
         dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
         dscp_ecn: 0,
     };
     ip.emit(&mut ustack_ipv4::Ipv4Packet::new_unchecked(&mut buf[..]));
