@@ -16,9 +16,13 @@
 use core::net::Ipv4Addr;
 
 pub mod checksum;
+pub mod device;
 pub mod icmp;
+mod subnet;
 pub mod time;
 
+pub use device::{DeviceCaps, Medium, RxChecksum, RxInfo, RxPacket, TxPacket, MAX_PACKET_LEN};
+pub use subnet::Ipv4Subnet;
 pub use time::Instant;
 
 /// IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
