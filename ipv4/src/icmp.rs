@@ -10,6 +10,7 @@ pub mod msg_type {
     pub const DEST_UNREACHABLE: u8 = 3;
     pub const ECHO_REQUEST: u8 = 8;
     pub const TIME_EXCEEDED: u8 = 11;
+    pub const PARAMETER_PROBLEM: u8 = 12;
 }
 
 /// Length of the fixed ICMP header: type, code, checksum and the 4-byte
@@ -197,4 +198,64 @@ pub fn answer_echo(
     echo.set_msg_type(msg_type::ECHO_REPLY);
     echo.fill_checksum();
     Ok(Some(total))
+}
+
+/// What an ICMP error message (RFC 792, RFC 1122 §3.2.2.1) says about a
+/// datagram this host sent. The IP layer hands it, with the quoted header,
+/// to the transport that sent the datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpError {
+    /// Destination Unreachable, code 0 (and 6, 9, 11: unknown or
+    /// prohibited network): a soft error for TCP (RFC 1122 §4.2.3.9).
+    NetUnreachable,
+    /// Destination Unreachable, code 1 (and 7, 10, 12, 13, 14, 15): soft.
+    HostUnreachable,
+    /// Destination Unreachable, code 2: the peer has no such protocol.
+    ProtocolUnreachable,
+    /// Destination Unreachable, code 3: nothing listens on the port.
+    PortUnreachable,
+    /// Destination Unreachable, code 4: the datagram had DF set and did not
+    /// fit the next hop (RFC 1191). `next_hop_mtu` is 0 when the router is
+    /// older than RFC 1191 and did not say.
+    FragNeeded {
+        /// The MTU of the hop that could not forward it.
+        next_hop_mtu: u16,
+    },
+    /// Destination Unreachable, code 5: a source route failed (soft).
+    SourceRouteFailed,
+    /// Time Exceeded (type 11): TTL ran out in transit or reassembly timed
+    /// out (soft).
+    TimeExceeded,
+    /// Parameter Problem (type 12): the header was rejected (soft).
+    ParameterProblem,
+}
+
+impl IcmpError {
+    /// The meaning of an ICMP message's type, code and second word (the
+    /// next-hop MTU of Fragmentation Needed sits in its low 16 bits), or
+    /// `None` when the message is not an error about a sent datagram.
+    pub const fn from_message(msg_type: u8, code: u8, rest: u32) -> Option<IcmpError> {
+        Some(match (msg_type, code) {
+            (msg_type::DEST_UNREACHABLE, 0 | 6 | 9 | 11) => IcmpError::NetUnreachable,
+            (msg_type::DEST_UNREACHABLE, 1 | 7 | 8 | 10 | 12..=15) => IcmpError::HostUnreachable,
+            (msg_type::DEST_UNREACHABLE, 2) => IcmpError::ProtocolUnreachable,
+            (msg_type::DEST_UNREACHABLE, 3) => IcmpError::PortUnreachable,
+            (msg_type::DEST_UNREACHABLE, 4) => IcmpError::FragNeeded {
+                next_hop_mtu: rest as u16,
+            },
+            (msg_type::DEST_UNREACHABLE, 5) => IcmpError::SourceRouteFailed,
+            (msg_type::TIME_EXCEEDED, 0 | 1) => IcmpError::TimeExceeded,
+            (msg_type::PARAMETER_PROBLEM, _) => IcmpError::ParameterProblem,
+            _ => return None,
+        })
+    }
+
+    /// True for the errors RFC 1122 §4.2.3.9 lets a TCP abort a connection
+    /// for: protocol and port unreachable. Every other one is soft.
+    pub const fn is_hard(self) -> bool {
+        matches!(
+            self,
+            IcmpError::ProtocolUnreachable | IcmpError::PortUnreachable
+        )
+    }
 }
