@@ -1,8 +1,9 @@
-//! ICMP for IPv4 (RFC 792): a zero-copy view of a message and an echo responder.
-//!
-//! Only Echo Request is acted on; every other message type is left to the caller.
+//! ICMP for IPv4 (RFC 792): a zero-copy view of a message, the echo reply,
+//! and the meaning of error messages and of the datagram they quote. The IP
+//! layer ([`crate::IpStack`]) answers echo requests and hands errors to the
+//! transport that sent the quoted datagram.
 
-use crate::{checksum, protocol, Error, Ipv4Packet, Ipv4Repr};
+use crate::{checksum, Error, Ipv4Packet, Ipv4Repr};
 
 /// ICMP message types this crate names (RFC 792).
 pub mod msg_type {
@@ -16,9 +17,6 @@ pub mod msg_type {
 /// Length of the fixed ICMP header: type, code, checksum and the 4-byte
 /// type-specific word (identifier and sequence number for echo).
 pub const HEADER_LEN: usize = 8;
-
-/// TTL of the echo replies this crate emits, as Linux and BSD use.
-pub const REPLY_TTL: u8 = 64;
 
 mod field {
     use core::ops::Range;
@@ -91,8 +89,21 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         self.buffer.as_ref().get(HEADER_LEN..).unwrap_or(&[])
     }
 
+    /// True iff the checksum over the whole message is correct.
     pub fn verify_checksum(&self) -> bool {
         checksum::fold(checksum::sum(self.buffer.as_ref(), 0)) == 0xffff
+    }
+
+    /// The second 32-bit word: echo identifier and sequence number, the
+    /// next-hop MTU of Fragmentation Needed, unused in most errors.
+    pub fn rest_of_header(&self) -> u32 {
+        let b = self.buffer.as_ref();
+        u32::from_be_bytes([b[4], b[5], b[6], b[7]])
+    }
+
+    /// What this message says, if it is an error about a sent datagram.
+    pub fn error(&self) -> Option<IcmpError> {
+        IcmpError::from_message(self.msg_type(), self.msg_code(), self.rest_of_header())
     }
 }
 
@@ -136,68 +147,54 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
     }
 }
 
-/// Answers an ICMP Echo Request (RFC 792; RFC 1122 §3.2.2.6).
-///
-/// `request` is the parsed IPv4 header that carried `icmp`, the IPv4 payload. If
-/// `icmp` is an Echo Request (type 8, code 0) with a valid checksum, writes into
-/// `out` a complete IPv4 packet from `request.dst_addr` to `request.src_addr`
-/// (TTL 64, DF set, same DSCP, ECN cleared) carrying an Echo Reply with the same
-/// identifier, sequence number and data, and returns its length.
-///
-/// Returns `Ok(None)` for any other ICMP message, and for requests that RFC 1122
-/// §3.2.2.6 lets a host ignore or forbids it to answer: those sent to the limited
-/// broadcast or a multicast address, or from an address that is not unicast.
-///
-/// Errors: [`Error::IcmpTruncated`] and [`Error::IcmpBadChecksum`] for a bad
-/// request; [`Error::Truncated`] when `out` is too small for the reply, with
-/// `len` the size of `out` and `need` the size of the reply.
-pub fn answer_echo(
-    request: &Ipv4Repr,
-    icmp: &[u8],
-    out: &mut [u8],
-) -> Result<Option<usize>, Error> {
-    let msg = IcmpPacket::new_checked(icmp)?;
-    if msg.msg_type() != msg_type::ECHO_REQUEST || msg.msg_code() != 0 {
-        return Ok(None);
+/// The header of the Echo Reply (RFC 792) to `request`, if it is an Echo
+/// Request (type 8, code 0): the same identifier and sequence number, type
+/// 0, and the checksum of the reply over this header and the request's
+/// unchanged [`data`](IcmpPacket::data), updated from the request's own
+/// (RFC 1624), so the data is never summed again. The caller has verified
+/// the request's checksum and that it was sent to a unicast address of ours
+/// from a unicast address (RFC 1122 §3.2.2.6).
+pub fn echo_reply_header<T: AsRef<[u8]>>(request: &IcmpPacket<T>) -> Option<[u8; HEADER_LEN]> {
+    if request.msg_type() != msg_type::ECHO_REQUEST || request.msg_code() != 0 {
+        return None;
     }
-    if !msg.verify_checksum() {
-        return Err(Error::IcmpBadChecksum);
-    }
-    let not_unicast =
-        |a: core::net::Ipv4Addr| a.is_broadcast() || a.is_multicast() || a.is_unspecified();
-    if not_unicast(request.dst_addr) || not_unicast(request.src_addr) {
-        return Ok(None);
-    }
-    if icmp.len() > crate::MAX_PAYLOAD_LEN {
-        return Err(Error::PayloadTooLong { len: icmp.len() });
-    }
+    let mut header: [u8; HEADER_LEN] = *request.buffer.as_ref().first_chunk()?;
+    header[field::TYPE] = msg_type::ECHO_REPLY;
+    // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), m the old 16-bit word holding
+    // the type, m' the new one.
+    let old_word = u16::from_be_bytes([msg_type::ECHO_REQUEST, 0]);
+    let new_word = u16::from_be_bytes([msg_type::ECHO_REPLY, 0]);
+    let sum = u32::from(!request.checksum()) + u32::from(!old_word) + u32::from(new_word);
+    header[field::CHECKSUM].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+    Some(header)
+}
 
-    let reply = Ipv4Repr {
-        src_addr: request.dst_addr,
-        dst_addr: request.src_addr,
-        protocol: protocol::ICMP,
-        payload_len: icmp.len(),
-        ttl: REPLY_TTL,
-        ident: 0,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        dscp_ecn: request.dscp_ecn & !0x03,
+/// The datagram quoted by an ICMP error (RFC 792: its IP header and at
+/// least the first 8 bytes of its payload), read leniently: the quote is
+/// truncated, so only the header itself must be whole. Returns the quoted
+/// header (its `payload_len` as the original datagram claimed) and the
+/// quoted payload bytes, or `None` when the quote is too short or not IPv4.
+pub fn quoted_datagram(data: &[u8]) -> Option<(Ipv4Repr, &[u8])> {
+    let head = data.get(..Ipv4Repr::HEADER_LEN)?;
+    let ip = Ipv4Packet::new_unchecked(head);
+    let header_len = usize::from(data[0] & 0x0f) * 4;
+    if ip.version() != 4 || header_len < Ipv4Repr::HEADER_LEN {
+        return None;
+    }
+    let payload = data.get(header_len..).filter(|p| p.len() >= 8)?;
+    let repr = Ipv4Repr {
+        src_addr: ip.src_addr(),
+        dst_addr: ip.dst_addr(),
+        protocol: ip.protocol(),
+        payload_len: usize::from(ip.total_len()).saturating_sub(header_len),
+        ttl: ip.ttl(),
+        ident: ip.ident(),
+        dont_frag: ip.dont_frag(),
+        more_frags: ip.more_frags(),
+        frag_offset: ip.frag_offset(),
+        dscp_ecn: ip.dscp_ecn(),
     };
-    let total = reply.buffer_len();
-    let Some(out) = out.get_mut(..total) else {
-        return Err(Error::Truncated {
-            len: out.len(),
-            need: total,
-        });
-    };
-    let (header, payload) = out.split_at_mut(Ipv4Repr::HEADER_LEN);
-    reply.emit(&mut Ipv4Packet::new_unchecked(header));
-    payload.copy_from_slice(icmp);
-    let mut echo = IcmpPacket::new_unchecked(payload);
-    echo.set_msg_type(msg_type::ECHO_REPLY);
-    echo.fill_checksum();
-    Ok(Some(total))
+    Some((repr, payload))
 }
 
 /// What an ICMP error message (RFC 792, RFC 1122 §3.2.2.1) says about a

@@ -1,27 +1,43 @@
 //! # ustack-ipv4
 //!
-//! The IPv4 layer of ustack: zero-copy views of IPv4 headers ([`Ipv4Packet`]) and
-//! their high-level meaning ([`Ipv4Repr`]), with header validation, the RFC 1071
-//! Internet checksum ([`checksum`]), and an ICMP echo responder ([`icmp`]).
+//! The IP layer of ustack. [`IpStack`] is an IPv4 host on one interface: it
+//! validates received packets and filters them by destination, reassembles
+//! fragments within a memory budget ([`frag`]), answers ICMP echo, hands ICMP
+//! errors to the transport that sent the datagram they quote, dispatches by
+//! protocol number to a [`Transport`] carried as a type parameter (TCP in
+//! `ustack-tcp`), gives every datagram its IP ID and header, fragments what
+//! does not fit the MTU when DF is clear, and counts all of it
+//! ([`Ipv4Stats`]). Beneath that: zero-copy header views ([`Ipv4Packet`])
+//! and their meaning ([`Ipv4Repr`]), the RFC 1071 Internet checksum
+//! ([`checksum`], the one in the workspace), ICMP messages ([`icmp`]), an
+//! interface address with its prefix ([`Ipv4Subnet`]), and the vocabulary a
+//! device speaks to the stack ([`device`]: capabilities, per-packet receive
+//! info, gather-list transmit).
 //!
-//! What it does not do: routing, ARP, or emitting IP options (received options
-//! are skipped by IHL). Fragments are rejected with [`Error::Fragment`]: reassembly
-//! (RFC 791 §3.2, RFC 815) is not implemented yet. Like the rest of ustack it is
-//! sans-I/O: no syscalls, no clock, no heap allocation while parsing or emitting.
+//! What it does not do: routing beyond one interface, ARP (the AF_PACKET
+//! link does it), IP options (received ones are skipped by IHL, none are
+//! sent), IPv6, or any I/O. Like the rest of ustack's protocol crates it is
+//! sans-I/O: no syscalls, no clock (time is an [`Instant`] argument), no
+//! heap allocation per packet in steady state.
 //!
-//! Above: `ustack-tcp`, which parses the payload of packets with protocol
-//! [`protocol::TCP`]. Below: the `ustack-link` devices that carry the packets,
-//! moved between the two by the `ustack` runtime, which also keeps [`Ipv4Stats`].
+//! Above: a transport such as `ustack-tcp`, and the runtime in the `ustack`
+//! crate that drives [`IpStack`]. Below: the `ustack-link` devices, which
+//! use this crate's header views, checksum and [`device`] types.
+
+#![forbid(unsafe_code)]
 
 use core::net::Ipv4Addr;
 
-pub mod checksum;
+pub use ustack_checksum as checksum;
 pub mod device;
+pub mod frag;
+mod host;
 pub mod icmp;
 mod subnet;
 pub mod time;
 
 pub use device::{DeviceCaps, Medium, RxChecksum, RxInfo, RxPacket, TxPacket, MAX_PACKET_LEN};
+pub use host::{Interface, IpConfig, IpSend, IpStack, Outgoing, Transport, Tso, MAX_PAYLOAD_PARTS};
 pub use subnet::Ipv4Subnet;
 pub use time::Instant;
 
@@ -49,8 +65,6 @@ pub enum Error {
     },
     #[error("IPv4 header checksum mismatch")]
     BadChecksum,
-    #[error("IPv4 fragment dropped: reassembly is not supported")]
-    Fragment,
     #[error("ICMP message truncated: {len} bytes, need at least {need}")]
     IcmpTruncated { len: usize, need: usize },
     #[error("ICMP checksum mismatch")]
@@ -462,20 +476,44 @@ impl Ipv4Repr {
     }
 }
 
-/// Receive-side counters for the IPv4 layer; the runtime above increments them.
+/// Counters of the IP layer ([`IpStack::ip_stats`]); reassembly keeps its
+/// own ([`frag::FragStats`]).
 #[derive(Default, Debug, Clone)]
 pub struct Ipv4Stats {
+    /// Packets handed to the IP layer.
     pub rx_packets: u64,
     /// Truncated, wrong version, bad IHL or inconsistent total length.
     pub rx_bad_header: u64,
+    /// Header checksum mismatch.
     pub rx_bad_checksum: u64,
+    /// From a broadcast, multicast or unspecified source (RFC 1122 §3.2.1.3).
+    pub rx_bad_source: u64,
+    /// Fragments received (each goes to reassembly).
     pub rx_fragments: u64,
+    /// Datagrams put back together from fragments.
+    pub rx_reassembled: u64,
+    /// Addressed to another host.
     pub rx_not_for_us: u64,
+    /// For a protocol no transport handles.
     pub rx_unknown_protocol: u64,
+    /// Datagrams handed to the transport.
+    pub rx_delivered: u64,
+    /// Echo requests answered.
     pub icmp_echo_answered: u64,
     /// ICMP messages that were truncated or failed their checksum.
     pub icmp_rx_errors: u64,
-    /// Packets that could not be sent because they would not fit (see [`Error::PayloadTooLong`]).
+    /// ICMP errors handed to the transport that sent the quoted datagram.
+    pub icmp_errors_delivered: u64,
+    /// ICMP errors about nothing we sent (or too short to tell).
+    pub icmp_errors_ignored: u64,
+    /// Other ICMP messages (echo replies, redirects, ...), ignored.
+    pub icmp_other: u64,
+    /// Datagrams sent (a fragmented one counts once).
+    pub tx_packets: u64,
+    /// Fragments sent.
+    pub tx_fragments: u64,
+    /// Datagrams dropped because they would not fit: longer than 65535
+    /// bytes, or longer than the MTU with DF set.
     pub tx_too_long: u64,
 }
 
@@ -488,7 +526,6 @@ impl Ipv4Stats {
             | Error::BadHeaderLen(_)
             | Error::BadTotalLen { .. } => &mut self.rx_bad_header,
             Error::BadChecksum => &mut self.rx_bad_checksum,
-            Error::Fragment => &mut self.rx_fragments,
             Error::IcmpTruncated { .. } | Error::IcmpBadChecksum => &mut self.icmp_rx_errors,
             Error::PayloadTooLong { .. } => &mut self.tx_too_long,
         };

@@ -1,5 +1,5 @@
 use super::*;
-use crate::icmp::{answer_echo, IcmpPacket};
+use crate::icmp::{echo_reply_header, quoted_datagram, IcmpPacket};
 use proptest::prelude::*;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
@@ -204,88 +204,68 @@ fn echo_request(data: &[u8]) -> Vec<u8> {
     icmp
 }
 
-fn icmp_repr(len: usize) -> Ipv4Repr {
-    Ipv4Repr {
-        src_addr: SRC,
-        dst_addr: DST,
-        protocol: protocol::ICMP,
-        payload_len: len,
-        ttl: 57,
-        ident: 0x4242,
-        dont_frag: false,
-        more_frags: false,
-        frag_offset: 0,
-        dscp_ecn: 0x02,
-    }
-}
-
 #[test]
-fn echo_reply_field_by_field() {
+fn echo_reply_header_keeps_ident_and_fixes_checksum() {
     let data = b"abcdefghijklmnopqrstuvwxyz!";
     let icmp = echo_request(data);
-    let mut out = [0u8; 128];
-    let n = answer_echo(&icmp_repr(icmp.len()), &icmp, &mut out)
-        .unwrap()
-        .unwrap();
-    assert_eq!(n, 20 + 8 + data.len());
-
-    let ip = Ipv4Packet::new_checked(&out[..n]).unwrap();
-    let r = Ipv4Repr::parse(&ip).unwrap();
-    assert_eq!(r.src_addr, DST);
-    assert_eq!(r.dst_addr, SRC);
-    assert_eq!(r.protocol, protocol::ICMP);
-    assert_eq!(r.ttl, icmp::REPLY_TTL);
-    assert_eq!(r.payload_len, icmp.len());
-    assert_eq!(r.dscp_ecn, 0);
-    assert!(ip.verify_checksum());
-
-    let reply = IcmpPacket::new_checked(ip.payload()).unwrap();
+    let req = IcmpPacket::new_checked(&icmp[..]).unwrap();
+    let header = echo_reply_header(&req).expect("an echo request");
+    let mut reply = header.to_vec();
+    reply.extend_from_slice(req.data());
+    let reply = IcmpPacket::new_checked(&reply[..]).unwrap();
     assert_eq!(reply.msg_type(), icmp::msg_type::ECHO_REPLY);
     assert_eq!(reply.msg_code(), 0);
     assert_eq!(reply.echo_ident(), 0x1234);
     assert_eq!(reply.echo_seq_no(), 7);
     assert_eq!(reply.data(), data);
-    assert!(reply.verify_checksum());
+    assert!(
+        reply.verify_checksum(),
+        "RFC 1624 update gives the true checksum"
+    );
+
+    let mut not_echo = icmp.clone();
+    not_echo[0] = icmp::msg_type::ECHO_REPLY;
+    assert!(echo_reply_header(&IcmpPacket::new_unchecked(&not_echo[..])).is_none());
+    let mut code = icmp.clone();
+    code[1] = 1;
+    assert!(echo_reply_header(&IcmpPacket::new_unchecked(&code[..])).is_none());
 }
 
 #[test]
-fn echo_edge_cases() {
-    let icmp = echo_request(&[1, 2, 3]);
-    let req = icmp_repr(icmp.len());
-    let mut out = [0u8; 64];
-
+fn icmp_errors_and_their_quotes() {
+    use icmp::IcmpError;
+    let frag = IcmpError::from_message(3, 4, 1400);
+    assert_eq!(frag, Some(IcmpError::FragNeeded { next_hop_mtu: 1400 }));
     assert_eq!(
-        answer_echo(&req, &icmp, &mut out[..30]),
-        Err(Error::Truncated { len: 30, need: 31 })
+        IcmpError::from_message(3, 3, 0),
+        Some(IcmpError::PortUnreachable)
     );
-    assert_eq!(answer_echo(&req, &icmp, &mut out[..31]), Ok(Some(31)));
-
-    let mut bad = icmp.clone();
-    bad[9] ^= 1;
+    assert!(IcmpError::PortUnreachable.is_hard());
+    assert!(!IcmpError::HostUnreachable.is_hard());
     assert_eq!(
-        answer_echo(&req, &bad, &mut out),
-        Err(Error::IcmpBadChecksum)
+        IcmpError::from_message(11, 0, 0),
+        Some(IcmpError::TimeExceeded)
+    );
+    assert_eq!(IcmpError::from_message(0, 0, 0), None);
+
+    // The quote: our header and the first 8 bytes of the payload.
+    let mut quote = sample();
+    quote.truncate(28);
+    let (q, payload) = quoted_datagram(&quote).expect("header and 8 bytes");
+    assert_eq!(
+        (q.src_addr, q.dst_addr, q.protocol),
+        (SRC, DST, protocol::UDP)
     );
     assert_eq!(
-        answer_echo(&req, &icmp[..7], &mut out),
-        Err(Error::IcmpTruncated { len: 7, need: 8 })
+        q.payload_len,
+        sample().len() - 20,
+        "as the original claimed"
     );
-
-    let mut reply = icmp.clone();
-    reply[0] = icmp::msg_type::ECHO_REPLY;
-    IcmpPacket::new_unchecked(&mut reply[..]).fill_checksum();
-    assert_eq!(answer_echo(&req, &reply, &mut out), Ok(None));
-
-    let to_broadcast = Ipv4Repr {
-        dst_addr: Ipv4Addr::BROADCAST,
-        ..req
-    };
-    assert_eq!(answer_echo(&to_broadcast, &icmp, &mut out), Ok(None));
-    let from_multicast = Ipv4Repr {
-        src_addr: Ipv4Addr::new(224, 0, 0, 1),
-        ..req
-    };
-    assert_eq!(answer_echo(&from_multicast, &icmp, &mut out), Ok(None));
+    assert_eq!(payload, &sample()[20..28]);
+    assert!(quoted_datagram(&quote[..27]).is_none());
+    let mut v6 = quote.clone();
+    v6[0] = 0x65;
+    assert!(quoted_datagram(&v6).is_none());
 }
 
 #[test]
@@ -294,16 +274,10 @@ fn stats_record_each_error() {
     s.record(&Error::BadVersion(6));
     s.record(&Error::Truncated { len: 1, need: 20 });
     s.record(&Error::BadChecksum);
-    s.record(&Error::Fragment);
     s.record(&Error::IcmpBadChecksum);
     assert_eq!(
-        (
-            s.rx_bad_header,
-            s.rx_bad_checksum,
-            s.rx_fragments,
-            s.icmp_rx_errors
-        ),
-        (2, 1, 1, 1)
+        (s.rx_bad_header, s.rx_bad_checksum, s.icmp_rx_errors),
+        (2, 1, 1)
     );
 }
 
@@ -327,12 +301,11 @@ proptest! {
             let _ = (p.options(), p.payload(), p.frag_offset(), p.src_addr(), p.dst_addr());
             if let Ok(r) = Ipv4Repr::parse(&p) {
                 prop_assert_eq!(r.payload_len, p.payload().len());
-                let mut out = [0u8; 160];
-                let _ = answer_echo(&r, p.payload(), &mut out);
             }
         }
-        let mut out = [0u8; 64];
-        let _ = answer_echo(&repr(), &buf, &mut out);
+        if let Ok(m) = IcmpPacket::new_checked(&buf[..]) {
+            let _ = (echo_reply_header(&m), m.error(), quoted_datagram(m.data()));
+        }
     }
 
     #[test]
