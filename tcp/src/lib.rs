@@ -58,4 +58,4 @@ pub use error::TcpError;
 pub use rng::{Rng, XorShiftRng};
 pub mod stack;
 
-pub use stack::{ConnId, ListenerId, Stack, StackConfig, StackStats};
+pub use stack::{ConnId, ListenerId, Tcp, TcpLayerConfig, TcpStats};

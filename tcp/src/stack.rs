@@ -1,13 +1,18 @@
-//! The socket layer: a table of connections keyed by 4-tuple, listeners with
-//! accept queues, demultiplexing of IPv4 packets to connections, RSTs for
-//! closed ports, ICMP echo, timers, and the handle-based socket API.
+//! The TCP layer above IP: a table of connections keyed by 4-tuple,
+//! listeners with accept queues, demultiplexing of segments to connections,
+//! RSTs for closed ports, ICMP errors routed to the connection they name,
+//! timers, and the handle-based socket API. [`Tcp`] is a
+//! [`Transport`](ustack_ipv4::Transport) of the IP layer
+//! ([`ustack_ipv4::IpStack`]), which hands it segments and sends what it
+//! hands down.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use tracing::{debug, trace};
-use ustack_ipv4::{icmp, protocol, Ipv4Packet, Ipv4Repr, Ipv4Stats};
+use ustack_ipv4::icmp::IcmpError;
+use ustack_ipv4::{protocol, Interface, IpSend, Ipv4Repr, Outgoing, RxInfo, Transport, Tso};
 
 use crate::buffer::BufferPool;
 use crate::conn::{State, Tcb, TcpConfig};
@@ -17,38 +22,24 @@ use crate::seq::SeqNumber;
 use crate::time::Instant;
 use crate::wire::{Flags, TcpPacket, TcpRepr};
 
-/// Configuration of one stack instance (one IPv4 address on one link).
+/// Configuration of the TCP layer: the connection table and the defaults
+/// of every connection. The interface (address, MTU, segmentation offload)
+/// comes from the IP layer below, when it attaches this transport.
 #[derive(Debug, Clone)]
-pub struct StackConfig {
-    /// The address the stack owns; packets to any other address are dropped.
-    pub addr: Ipv4Addr,
-    /// Largest IPv4 packet the link carries.
-    pub mtu: usize,
+pub struct TcpLayerConfig {
     /// Upper bound on connections of every state, TIME-WAIT included.
     pub max_connections: usize,
     /// Local ports `connect` picks from when none is given.
     pub ephemeral_ports: (u16, u16),
-    /// Verify TCP checksums on input. Turned off only for links whose
-    /// packets may carry unfinished checksums and cannot be corrupted
-    /// (Linux loopback seen through a raw socket).
-    pub verify_tcp_checksum: bool,
-    /// Largest IPv4 packet [`Stack::poll_segmented`] may hand out: a TCP
-    /// super-frame for a link with segmentation offload (TSO) to cut into
-    /// segments. At most 65535; 0 (or anything up to `mtu`): no super-frames.
-    pub tso_max: usize,
-    /// Per-connection tunables. `tcp.mss` is lowered to fit `mtu`.
+    /// Per-connection tunables. `tcp.mss` is lowered to fit the MTU.
     pub tcp: TcpConfig,
 }
 
-impl StackConfig {
-    pub fn new(addr: Ipv4Addr, mtu: usize) -> StackConfig {
-        StackConfig {
-            addr,
-            mtu,
+impl Default for TcpLayerConfig {
+    fn default() -> TcpLayerConfig {
+        TcpLayerConfig {
             max_connections: 4096,
             ephemeral_ports: (49152, 65535),
-            verify_tcp_checksum: true,
-            tso_max: 0,
             tcp: TcpConfig::default(),
         }
     }
@@ -66,24 +57,38 @@ pub struct ConnId {
 pub struct ListenerId(u16);
 
 impl ListenerId {
+    /// The port it listens on.
     pub fn port(self) -> u16 {
         self.0
     }
 }
 
-/// Counters for everything the stack dropped or did on its own.
+/// Counters for everything the TCP layer dropped or did on its own.
 #[derive(Debug, Default, Clone)]
-pub struct StackStats {
-    pub ip: Ipv4Stats,
+pub struct TcpStats {
+    /// Segments handed to TCP by the IP layer.
     pub tcp_rx_segments: u64,
+    /// Wire segments sent (a super-frame counts its segments).
     pub tcp_tx_segments: u64,
+    /// Segments with a malformed header or options.
     pub tcp_bad_header: u64,
+    /// Segments whose checksum did not verify.
     pub tcp_bad_checksum: u64,
+    /// RSTs sent.
     pub tcp_rst_sent: u64,
+    /// Segments for a port nobody listens on.
     pub tcp_no_listener: u64,
+    /// SYNs dropped because the backlog or the table was full.
     pub tcp_syn_dropped: u64,
+    /// Connections created.
     pub tcp_conns_opened: u64,
+    /// Connections freed.
     pub tcp_conns_closed: u64,
+    /// ICMP errors a connection acted on (RFC 5927).
+    pub tcp_icmp_applied: u64,
+    /// ICMP errors ignored: no such connection, or a quoted sequence
+    /// number outside SND.UNA..SND.NXT (RFC 5927 §4.1).
+    pub tcp_icmp_ignored: u64,
     /// Connections given up after too many retransmissions or probes,
     /// including ones whose handle the application had already closed.
     pub tcp_timeouts: u64,
@@ -128,9 +133,13 @@ struct Listener {
 
 type Tuple = (SocketAddrV4, SocketAddrV4);
 
-/// A TCP/IPv4 host: everything above the link.
-pub struct Stack {
-    cfg: StackConfig,
+/// The TCP layer: connections, listeners and the socket API.
+pub struct Tcp {
+    cfg: TcpLayerConfig,
+    /// The interface below, once the IP layer attached this transport.
+    addr: Ipv4Addr,
+    mtu: usize,
+    tso_max: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -143,28 +152,31 @@ pub struct Stack {
     rst_queue: VecDeque<(SocketAddrV4, SocketAddrV4, TcpRepr)>,
     isn: IsnGenerator,
     rng: Box<dyn Rng>,
-    ip_ident: u16,
-    stats: StackStats,
+    stats: TcpStats,
+    /// One outgoing segment (or super-frame), TCP header first.
     scratch: Vec<u8>,
     /// Storage of closed connections' buffers, reused by new ones.
     pool: BufferPool,
 }
 
 const IP_HDR: usize = Ipv4Repr::HEADER_LEN;
+/// IPv4 and TCP headers without options: what the MSS leaves of the MTU.
+const HEADERS: usize = IP_HDR + 20;
 const MAX_PENDING_RST: usize = 64;
 /// Buffers kept for reuse (two per connection): enough for 32 connections
 /// opening as fast as others close.
 const BUFFER_POOL: usize = 64;
 
-impl Stack {
-    pub fn new(mut cfg: StackConfig, mut rng: Box<dyn Rng>) -> Stack {
-        let mtu_mss = cfg.mtu.saturating_sub(40).clamp(64, u16::MAX as usize) as u16;
-        cfg.tcp.mss = cfg.tcp.mss.min(mtu_mss);
+impl Tcp {
+    /// A TCP layer with no connections; it learns its address and MTU when
+    /// an [`IpStack`](ustack_ipv4::IpStack) attaches it.
+    pub fn new(cfg: TcpLayerConfig, mut rng: Box<dyn Rng>) -> Tcp {
         let isn = IsnGenerator::new(rng.as_mut());
-        cfg.tso_max = cfg.tso_max.min(usize::from(u16::MAX));
-        let scratch = vec![0; cfg.mtu.max(cfg.tso_max).max(IP_HDR + 60)];
-        Stack {
+        Tcp {
             cfg,
+            addr: Ipv4Addr::UNSPECIFIED,
+            mtu: 0,
+            tso_max: 0,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -176,20 +188,22 @@ impl Stack {
             rst_queue: VecDeque::new(),
             isn,
             rng,
-            ip_ident: 0,
-            stats: StackStats::default(),
-            scratch,
+            stats: TcpStats::default(),
+            scratch: Vec::new(),
             pool: BufferPool::new(BUFFER_POOL),
         }
     }
 
-    pub fn config(&self) -> &StackConfig {
+    /// The configuration, with the MSS as lowered to fit the MTU.
+    pub fn config(&self) -> &TcpLayerConfig {
         &self.cfg
     }
-    pub fn addr(&self) -> Ipv4Addr {
-        self.cfg.addr
+    /// The local address connections are made from.
+    pub fn local_ip(&self) -> Ipv4Addr {
+        self.addr
     }
-    pub fn stats(&self) -> &StackStats {
+    /// The counters.
+    pub fn stats(&self) -> &TcpStats {
         &self.stats
     }
     /// Connections in the table, of every state.
@@ -199,80 +213,13 @@ impl Stack {
 
     // ----------------------------------------------------------- packet in
 
-    /// Processes one received IPv4 packet. Replies that cannot wait (RSTs, ICMP
-    /// echo replies) go to `tx` at once; connection output waits for [`Stack::poll`].
-    pub fn handle_packet(&mut self, now: Instant, packet: &[u8], tx: &mut impl FnMut(&[u8])) {
-        self.handle_packet_inner(now, packet, self.cfg.verify_tcp_checksum, tx);
-    }
-
-    /// [`Stack::handle_packet`] for a packet whose TCP checksum the link
-    /// vouches for (already verified by the kernel, or left unfinished by a
-    /// local sender, as in a coalesced GRO super-frame): it is not verified.
-    pub fn handle_packet_trusted(
-        &mut self,
-        now: Instant,
-        packet: &[u8],
-        tx: &mut impl FnMut(&[u8]),
-    ) {
-        self.handle_packet_inner(now, packet, false, tx);
-    }
-
-    fn handle_packet_inner(
-        &mut self,
-        now: Instant,
-        packet: &[u8],
-        verify_checksum: bool,
-        tx: &mut impl FnMut(&[u8]),
-    ) {
-        self.stats.ip.rx_packets += 1;
-        let ip = match Ipv4Packet::new_checked(packet) {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.ip.record(&e);
-                trace!(%e, "ipv4 dropped");
-                return;
-            }
-        };
-        let repr = match Ipv4Repr::parse(&ip) {
-            Ok(r) => r,
-            Err(e) => {
-                self.stats.ip.record(&e);
-                trace!(%e, "ipv4 dropped");
-                return;
-            }
-        };
-        if repr.is_fragment() {
-            self.stats.ip.rx_fragments += 1;
-            return;
-        }
-        if repr.dst_addr != self.cfg.addr {
-            self.stats.ip.rx_not_for_us += 1;
-            return;
-        }
-        match repr.protocol {
-            protocol::TCP => self.handle_tcp(now, &repr, ip.payload(), verify_checksum, tx),
-            protocol::ICMP => match icmp::answer_echo(&repr, ip.payload(), &mut self.scratch) {
-                Ok(Some(n)) => {
-                    self.stats.ip.icmp_echo_answered += 1;
-                    tx(&self.scratch[..n]);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.stats.ip.record(&e);
-                    trace!(%e, "icmp dropped");
-                }
-            },
-            _ => self.stats.ip.rx_unknown_protocol += 1,
-        }
-    }
-
     fn handle_tcp(
         &mut self,
         now: Instant,
         ip: &Ipv4Repr,
         segment: &[u8],
         verify_checksum: bool,
-        tx: &mut impl FnMut(&[u8]),
+        tx: &mut impl IpSend,
     ) {
         self.stats.tcp_rx_segments += 1;
         let pkt = match TcpPacket::new_checked(segment) {
@@ -345,7 +292,7 @@ impl Stack {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         seg: &TcpRepr,
-        tx: &mut impl FnMut(&[u8]),
+        tx: &mut impl IpSend,
     ) {
         if seg.flags.rst() {
             return;
@@ -386,23 +333,9 @@ impl Stack {
 
     // ------------------------------------------------------------- polling
 
-    /// Fires due timers and sends everything connections have to send.
-    pub fn poll(&mut self, now: Instant, tx: &mut impl FnMut(&[u8])) {
-        self.poll_inner(now, false, &mut |p, _| tx(p));
-    }
-
-    /// [`Stack::poll`] for a link with TCP segmentation offload: new data may
-    /// leave as super-frames of up to [`StackConfig::tso_max`] bytes. `tx`
-    /// gets each packet with its segment payload size: 0 for an ordinary
-    /// packet; otherwise the packet is a super-frame for the device to cut
-    /// into segments of that much payload, and its TCP checksum field holds
-    /// only the pseudo-header sum (Linux CHECKSUM_PARTIAL) for the device to
-    /// finish.
-    pub fn poll_segmented(&mut self, now: Instant, tx: &mut impl FnMut(&[u8], u16)) {
-        self.poll_inner(now, true, tx);
-    }
-
-    fn poll_inner(&mut self, now: Instant, segmented: bool, tx: &mut impl FnMut(&[u8], u16)) {
+    /// Fires due timers and sends everything connections have to send; new
+    /// data leaves as super-frames when the interface has TSO.
+    fn poll_inner(&mut self, now: Instant, tx: &mut impl IpSend) {
         // Each entry due now is handled once: a timer re-armed for `now`
         // waits for the next poll instead of spinning this loop.
         let mut budget = self.timers.len();
@@ -432,19 +365,19 @@ impl Stack {
         }
 
         while let Some((local, remote, rst)) = self.rst_queue.pop_front() {
-            self.send_rst(local, remote, &rst, &mut |p| tx(p, 0));
+            self.send_rst(local, remote, &rst, tx);
         }
 
-        let (limit, max_segs) = if segmented && self.cfg.tso_max > self.cfg.mtu {
+        let (limit, max_segs) = if self.tso_max > self.mtu {
             // Worst case per segment: one MSS of payload plus 40 bytes of
             // TCP options and the fixed headers.
             let per_seg = usize::from(self.cfg.tcp.mss) + 40 + 20;
             (
-                self.cfg.tso_max,
-                ((self.cfg.tso_max - IP_HDR) / per_seg).max(1),
+                self.tso_max - IP_HDR,
+                ((self.tso_max - IP_HDR) / per_seg).max(1),
             )
         } else {
-            (self.cfg.mtu, 1)
+            (self.mtu.saturating_sub(IP_HDR), 1)
         };
         while let Some(idx) = self.tx_queue.pop_front() {
             let Some(e) = self
@@ -460,29 +393,35 @@ impl Stack {
             let dst = *e.tcb.remote().ip();
             while let Some((n, seg)) =
                 e.tcb
-                    .poll_transmit_segmented(now, &mut self.scratch[IP_HDR..limit], max_segs)
+                    .poll_transmit_segmented(now, &mut self.scratch[..limit], max_segs)
             {
-                // A super-frame's segments get consecutive IDs from the
-                // device (Linux GSO increments the ID per segment).
-                let segs = if seg > 0 {
-                    let thl = usize::from(self.scratch[IP_HDR + 12] >> 4) * 4;
-                    n.saturating_sub(thl).div_ceil(seg).max(1)
-                } else {
-                    1
-                };
-                self.ip_ident = self.ip_ident.wrapping_add(1);
-                emit_ipv4(&mut self.scratch, src, dst, self.ip_ident, n);
-                self.ip_ident = self.ip_ident.wrapping_add(segs as u16 - 1);
-                self.stats.tcp_tx_segments += segs as u64;
-                tx(&self.scratch[..IP_HDR + n], seg as u16);
+                let segment = &self.scratch[..n];
+                let tso = (seg > 0).then(|| {
+                    let thl = usize::from(segment[12] >> 4) * 4;
+                    let segments = n.saturating_sub(thl).div_ceil(seg).max(1);
+                    Tso {
+                        segment: seg as u16,
+                        segments: segments as u16,
+                    }
+                });
+                self.stats.tcp_tx_segments += tso.map_or(1, |t| u64::from(t.segments));
+                tx.send(&Outgoing {
+                    src,
+                    dst,
+                    protocol: protocol::TCP,
+                    payload: &[segment],
+                    dont_frag: true,
+                    dscp_ecn: 0,
+                    tso,
+                });
             }
             self.after_event(idx, now, false);
         }
     }
 
-    /// When [`Stack::poll`] must next be called: `Some(now-or-earlier)` when
-    /// output is waiting, the earliest timer otherwise, `None` when idle.
-    pub fn poll_at(&self) -> Option<Instant> {
+    /// When the next poll is due: `Some(now-or-earlier)` when output is
+    /// waiting, the earliest timer otherwise, `None` when idle.
+    fn next_poll(&self) -> Option<Instant> {
         if !self.tx_queue.is_empty() || !self.rst_queue.is_empty() {
             return Some(Instant::ZERO);
         }
@@ -507,7 +446,7 @@ impl Stack {
     /// (counting those still in the handshake).
     pub fn listen(&mut self, port: u16, backlog: usize) -> Result<ListenerId, TcpError> {
         if self.listeners.contains_key(&port) {
-            return Err(TcpError::AddrInUse(SocketAddrV4::new(self.cfg.addr, port)));
+            return Err(TcpError::AddrInUse(SocketAddrV4::new(self.addr, port)));
         }
         self.listeners.insert(
             port,
@@ -547,7 +486,7 @@ impl Stack {
             Some(p) => p,
             None => self.pick_ephemeral(remote)?,
         };
-        let local = SocketAddrV4::new(self.cfg.addr, port);
+        let local = SocketAddrV4::new(self.addr, port);
         if self.table.contains_key(&(local, remote)) {
             return Err(TcpError::AddrInUse(local));
         }
@@ -568,7 +507,7 @@ impl Stack {
         let start = (self.rng.next_u64() % u64::from(span)) as u32;
         for i in 0..span {
             let port = lo + ((start + i) % span) as u16;
-            let local = SocketAddrV4::new(self.cfg.addr, port);
+            let local = SocketAddrV4::new(self.addr, port);
             if !self.table.contains_key(&(local, remote)) && !self.listeners.contains_key(&port) {
                 return Ok(port);
             }
@@ -589,7 +528,7 @@ impl Stack {
     }
 
     /// Zero-copy read: `f` sees the next contiguous received bytes in place and
-    /// returns how many it consumed. `Ok(0)` with [`Stack::at_eof`] is end of stream.
+    /// returns how many it consumed. `Ok(0)` with [`Tcp::at_eof`] is end of stream.
     pub fn recv_with(
         &mut self,
         id: ConnId,
@@ -867,24 +806,24 @@ impl Stack {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         rst: &TcpRepr,
-        tx: &mut impl FnMut(&[u8]),
+        tx: &mut impl IpSend,
     ) {
+        let mut header = [0u8; 60];
         let hl = rst.header_len();
-        let buf = &mut self.scratch[IP_HDR..IP_HDR + hl];
-        let mut pkt = TcpPacket::new_unchecked(&mut *buf);
+        let mut pkt = TcpPacket::new_unchecked(&mut header[..hl]);
         rst.emit(&mut pkt);
         pkt.fill_checksum(*local.ip(), *remote.ip());
-        self.ip_ident = self.ip_ident.wrapping_add(1);
-        emit_ipv4(
-            &mut self.scratch,
-            *local.ip(),
-            *remote.ip(),
-            self.ip_ident,
-            hl,
-        );
         self.stats.tcp_rst_sent += 1;
         trace!(%remote, seq = %rst.seq, "tx RST");
-        tx(&self.scratch[..IP_HDR + hl]);
+        tx.send(&Outgoing {
+            src: *local.ip(),
+            dst: *remote.ip(),
+            protocol: protocol::TCP,
+            payload: &[&header[..hl]],
+            dont_frag: true,
+            dscp_ecn: 0,
+            tso: None,
+        });
     }
 
     fn id_of(&self, idx: u32) -> ConnId {
@@ -946,21 +885,109 @@ fn reset_for_closed_port(seg: &TcpRepr, payload_len: usize) -> Option<TcpRepr> {
     })
 }
 
-/// Writes the IPv4 header in front of a `payload_len`-byte TCP segment that
-/// already sits at `buf[20..]`.
-fn emit_ipv4(buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, ident: u16, payload_len: usize) {
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: protocol::TCP,
-        payload_len,
-        ttl: 64,
-        ident,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-        dscp_ecn: 0,
-    };
-    let mut ip = Ipv4Packet::new_unchecked(&mut buf[..IP_HDR + payload_len]);
-    repr.emit(&mut ip);
+impl Transport for Tcp {
+    fn attach(&mut self, iface: &Interface) {
+        self.addr = iface.addr();
+        self.mtu = iface.caps.mtu;
+        self.tso_max = iface.caps.tso_max.min(ustack_ipv4::MAX_PACKET_LEN);
+        let mtu_mss = self
+            .mtu
+            .saturating_sub(HEADERS)
+            .clamp(64, usize::from(u16::MAX));
+        self.cfg.tcp.mss = self.cfg.tcp.mss.min(mtu_mss as u16);
+        // One segment or super-frame, TCP header first, with room for the
+        // largest header even on a tiny MTU.
+        let largest = self.mtu.max(self.tso_max).saturating_sub(IP_HDR);
+        self.scratch = vec![0; largest.max(60)];
+    }
+
+    fn handles(&self, protocol: u8) -> bool {
+        protocol == protocol::TCP
+    }
+
+    fn receive<O: IpSend>(
+        &mut self,
+        now: Instant,
+        ip: &Ipv4Repr,
+        payload: &[u8],
+        info: RxInfo,
+        out: &mut O,
+    ) {
+        self.handle_tcp(now, ip, payload, info.checksum.needs_verify(), out);
+    }
+
+    fn icmp_error(
+        &mut self,
+        now: Instant,
+        err: IcmpError,
+        quoted: &Ipv4Repr,
+        quoted_payload: &[u8],
+    ) {
+        self.handle_icmp_error(now, err, quoted, quoted_payload);
+    }
+
+    fn poll<O: IpSend>(&mut self, now: Instant, out: &mut O) {
+        self.poll_inner(now, out);
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        self.next_poll()
+    }
 }
+
+impl Tcp {
+    /// An ICMP error quoting a segment we sent (RFC 1122 §4.2.3.9, RFC
+    /// 5927): the quote's first 8 bytes are the ports and the sequence
+    /// number, enough to find the connection and check the number.
+    fn handle_icmp_error(
+        &mut self,
+        now: Instant,
+        err: IcmpError,
+        quoted: &Ipv4Repr,
+        quoted_payload: &[u8],
+    ) {
+        let Some(&[s0, s1, d0, d1, q0, q1, q2, q3]) = quoted_payload.first_chunk::<8>() else {
+            self.stats.tcp_icmp_ignored += 1;
+            return;
+        };
+        let local = SocketAddrV4::new(quoted.src_addr, u16::from_be_bytes([s0, s1]));
+        let remote = SocketAddrV4::new(quoted.dst_addr, u16::from_be_bytes([d0, d1]));
+        let seq = SeqNumber(u32::from_be_bytes([q0, q1, q2, q3]));
+        let quoted_len = u16::try_from(quoted.buffer_len()).unwrap_or(u16::MAX);
+        let Some(&idx) = self.table.get(&(local, remote)) else {
+            self.stats.tcp_icmp_ignored += 1;
+            return;
+        };
+        let cfg = &self.cfg.tcp;
+        let Some(e) = self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.entry.as_mut())
+        else {
+            return;
+        };
+        let _span = e.span.clone().entered();
+        if e.tcb.on_icmp_error(cfg, now, err, seq, quoted_len) {
+            debug!(?err, "ICMP error applied");
+            self.stats.tcp_icmp_applied += 1;
+            self.after_event(idx, now, true);
+        } else {
+            self.stats.tcp_icmp_ignored += 1;
+        }
+    }
+}
+
+// TEMPORARY: until the TCB learns ICMP errors.
+trait IcmpShim {
+    fn on_icmp_error(
+        &mut self,
+        _: &TcpConfig,
+        _: Instant,
+        _: IcmpError,
+        _: SeqNumber,
+        _: u16,
+    ) -> bool {
+        false
+    }
+}
+impl IcmpShim for Tcb {}

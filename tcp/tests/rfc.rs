@@ -13,8 +13,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use common::{inspect, Dir, Seen, A, B};
+use common::{Host, HostConfig};
 use ustack_tcp::wire::{Flags, SackBlock, TcpOptions, TcpRepr};
-use ustack_tcp::{ConnId, Instant, SeqNumber, Stack, StackConfig, State, TcpError, XorShiftRng};
+use ustack_tcp::{ConnId, Instant, SeqNumber, State, TcpError, XorShiftRng};
 
 const ONE_WAY: Duration = Duration::from_micros(100);
 const START: Instant = Instant::from_millis(1_000);
@@ -43,8 +44,8 @@ type DropHook = Box<dyn FnMut(&Seen) -> bool>;
 
 /// Two stacks on a point-to-point link with delay and serialisation time.
 struct Link {
-    a: Stack,
-    b: Stack,
+    a: Host,
+    b: Host,
     now: Instant,
     ab: VecDeque<(Instant, Vec<u8>)>,
     ba: VecDeque<(Instant, Vec<u8>)>,
@@ -60,13 +61,13 @@ impl Link {
         Link::with(|_| {}, |_| {})
     }
 
-    fn with(fa: impl FnOnce(&mut StackConfig), fb: impl FnOnce(&mut StackConfig)) -> Link {
+    fn with(fa: impl FnOnce(&mut HostConfig), fb: impl FnOnce(&mut HostConfig)) -> Link {
         let (mut ca, mut cb) = (common::config(A), common::config(B));
         fa(&mut ca);
         fb(&mut cb);
         Link {
-            a: Stack::new(ca, Box::new(XorShiftRng::new(1))),
-            b: Stack::new(cb, Box::new(XorShiftRng::new(2))),
+            a: Host::new(ca, Box::new(XorShiftRng::new(1))),
+            b: Host::new(cb, Box::new(XorShiftRng::new(2))),
             now: START,
             ab: VecDeque::new(),
             ba: VecDeque::new(),
@@ -869,7 +870,7 @@ fn newreno_fast_retransmit_after_three_dup_acks_without_sack() {
 
 // ------------------------------------------------------ RFC 1122 keep-alive
 
-fn keepalive_config(cfg: &mut StackConfig) {
+fn keepalive_config(cfg: &mut HostConfig) {
     cfg.tcp.keepalive = Some(Duration::from_secs(10));
     cfg.tcp.keepalive_interval = Duration::from_secs(1);
     cfg.tcp.keepalive_probes = 3;

@@ -1,4 +1,4 @@
-//! A deterministic two-host network for engine tests: two `Stack`s, packet
+//! A deterministic two-host network for engine tests: two `Host`s (IP layer and TCP), packet
 //! queues between them, a virtual clock and a hook that may drop packets.
 #![allow(dead_code)]
 
@@ -7,7 +7,11 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use ustack_tcp::wire::{TcpPacket, TcpRepr};
-use ustack_tcp::{Instant, Stack, StackConfig, XorShiftRng};
+use ustack_tcp::{Instant, XorShiftRng};
+
+#[path = "../support/host.rs"]
+mod host;
+pub use host::{Host, HostConfig};
 
 pub const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 pub const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -102,8 +106,8 @@ pub fn gso_segment(frame: &[u8], seg: usize) -> Vec<Vec<u8>> {
 }
 
 pub struct Net {
-    pub a: Stack,
-    pub b: Stack,
+    pub a: Host,
+    pub b: Host,
     pub now: Instant,
     /// Packets in flight, each with whether its checksum is to be trusted.
     a_to_b: VecDeque<(Vec<u8>, bool)>,
@@ -119,8 +123,8 @@ pub struct Net {
     pub step_time: Duration,
 }
 
-pub fn config(addr: Ipv4Addr) -> StackConfig {
-    StackConfig::new(addr, 1500)
+pub fn config(addr: Ipv4Addr) -> HostConfig {
+    HostConfig::new(addr, 1500)
 }
 
 impl Net {
@@ -128,10 +132,10 @@ impl Net {
         Net::with_configs(config(A), config(B))
     }
 
-    pub fn with_configs(ca: StackConfig, cb: StackConfig) -> Net {
+    pub fn with_configs(ca: HostConfig, cb: HostConfig) -> Net {
         Net {
-            a: Stack::new(ca, Box::new(XorShiftRng::new(1))),
-            b: Stack::new(cb, Box::new(XorShiftRng::new(2))),
+            a: Host::new(ca, Box::new(XorShiftRng::new(1))),
+            b: Host::new(cb, Box::new(XorShiftRng::new(2))),
             now: Instant::from_millis(1_000),
             a_to_b: VecDeque::new(),
             b_to_a: VecDeque::new(),

@@ -13,9 +13,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use ustack_tcp::{
-    ConnId, Instant, Stack, StackConfig, StackStats, State, TcpConfig, TcpError, XorShiftRng,
-};
+use super::host::{Host, HostConfig};
+use ustack_tcp::{ConnId, Instant, State, TcpConfig, TcpError, TcpStats, XorShiftRng};
 
 use super::link::{Fate, LinkConfig, LinkStats, SimLink};
 use super::rng::{mix64, Pattern, SimRng};
@@ -88,7 +87,7 @@ pub struct Outcome {
     /// When both stacks were empty again.
     pub finished: Instant,
     pub links: [LinkStats; 2],
-    pub stacks: [StackStats; 2],
+    pub stacks: [TcpStats; 2],
     pub iterations: u64,
 }
 
@@ -273,7 +272,7 @@ impl App {
 
     /// Sends what fits, half-closes when all is queued, reads and checks what
     /// arrived, closes after EOF.
-    fn step(&mut self, st: &mut Stack, now: Instant) -> Result<(), String> {
+    fn step(&mut self, st: &mut Host, now: Instant) -> Result<(), String> {
         let Some(id) = self.conn else { return Ok(()) };
         if self.closed {
             return Ok(());
@@ -371,7 +370,7 @@ impl App {
         self.rx_done + u64::from(self.eof) + u64::from(self.closed) + u64::from(self.conn.is_some())
     }
 
-    fn describe(&self, st: &Stack) -> String {
+    fn describe(&self, st: &Host) -> String {
         let state = self.conn.map(|id| {
             if self.closed {
                 "handle closed".to_string()
@@ -395,14 +394,14 @@ impl App {
 }
 
 /// Packets a stack dropped as malformed: where every corrupted packet must end.
-fn rejected(st: &Stack) -> u64 {
-    let s = st.stats();
-    s.ip.rx_bad_header
-        + s.ip.rx_bad_checksum
-        + s.ip.rx_fragments
-        + s.ip.rx_not_for_us
-        + s.ip.rx_unknown_protocol
-        + s.ip.icmp_rx_errors
+fn rejected(st: &Host) -> u64 {
+    let (s, ip) = (st.stats(), st.ip_stats());
+    ip.rx_bad_header
+        + ip.rx_bad_checksum
+        + ip.rx_fragments
+        + ip.rx_not_for_us
+        + ip.rx_unknown_protocol
+        + ip.icmp_rx_errors
         + s.tcp_bad_header
         + s.tcp_bad_checksum
 }
@@ -412,7 +411,7 @@ fn deliver(
     now: Instant,
     dir: Dir,
     link: &mut SimLink,
-    st: &mut Stack,
+    st: &mut Host,
     back: &mut SimLink,
     trace: &mut Trace,
 ) -> Result<(), String> {
@@ -447,12 +446,12 @@ fn deliver(
 
 /// Runs the scenario to its end.
 pub fn run(sc: &Scenario) -> Result<Outcome, SimFailure> {
-    let mut ca = StackConfig::new(ADDR_A, MTU);
+    let mut ca = HostConfig::new(ADDR_A, MTU);
     ca.tcp = sc.tcp.clone();
-    let mut cb = StackConfig::new(ADDR_B, MTU);
+    let mut cb = HostConfig::new(ADDR_B, MTU);
     cb.tcp = sc.tcp.clone();
-    let mut a = Stack::new(ca, Box::new(XorShiftRng::new(mix64(sc.seed ^ 0xA))));
-    let mut b = Stack::new(cb, Box::new(XorShiftRng::new(mix64(sc.seed ^ 0xB))));
+    let mut a = Host::new(ca, Box::new(XorShiftRng::new(mix64(sc.seed ^ 0xA))));
+    let mut b = Host::new(cb, Box::new(XorShiftRng::new(mix64(sc.seed ^ 0xB))));
     let mut ab = SimLink::new(sc.a_to_b.clone(), SimRng::derive(sc.seed, 0xAB));
     let mut ba = SimLink::new(sc.b_to_a.clone(), SimRng::derive(sc.seed, 0xBA));
     let mut trace = Trace {

@@ -1,4 +1,4 @@
-//! A deterministic network simulator for two ustack `Stack`s: impaired links
+//! A deterministic network simulator for two ustack hosts: impaired links
 //! ([`link::SimLink`]), a driver that runs both applications and stacks on one
 //! virtual clock ([`driver::run`]), and the seeded randomness both share.
 //!
@@ -9,3 +9,6 @@
 pub mod driver;
 pub mod link;
 pub mod rng;
+
+#[path = "../support/host.rs"]
+pub mod host;
