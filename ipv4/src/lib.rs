@@ -17,11 +17,13 @@ use core::net::Ipv4Addr;
 
 pub mod checksum;
 pub mod device;
+pub mod frag;
 pub mod icmp;
 mod subnet;
 pub mod time;
 
 pub use device::{DeviceCaps, Medium, RxChecksum, RxInfo, RxPacket, TxPacket, MAX_PACKET_LEN};
+pub use frag::{FragConfig, FragStats, Reassembler};
 pub use subnet::Ipv4Subnet;
 pub use time::Instant;
 
