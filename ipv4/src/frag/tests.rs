@@ -1,5 +1,6 @@
 use super::*;
 use crate::Ipv4Packet;
+use proptest::prelude::*;
 
 const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -616,5 +617,64 @@ fn fragment_output_fits_and_is_valid() {
             let (_, got) = push_all(&mut r, T0, &frags).expect("reassembled");
             assert_eq!(got, payload);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn any_datagram_any_mtu_any_order(
+        len in 1usize..=65515,
+        mtu in 68usize..=9000,
+        seed in any::<u64>(),
+        dups in proptest::collection::vec(any::<usize>(), 0..8),
+    ) {
+        let h = header(protocol::UDP, 9);
+        let payload = bytes(seed, len);
+        let mut frags = split(&h, &payload, mtu);
+        prop_assume!(frags.len() > 1);
+        for d in dups {
+            let copy = frags[d % frags.len()].clone();
+            frags.push(copy);
+        }
+        shuffle(&mut frags, seed);
+        // At mtu 68 a 65515-byte datagram takes 1365 fragments.
+        let mut r = Reassembler::new(FragConfig { max_fragments: 2048, ..FragConfig::default() });
+        // Duplicates arriving after completion may start and complete it again.
+        let mut completions = 0;
+        for (ip, part) in &frags {
+            if let Some(d) = r.push(T0, ip, part) {
+                prop_assert!(d.payload == &payload[..]);
+                completions += 1;
+            }
+        }
+        prop_assert!(completions >= 1);
+        prop_assert_eq!(r.memory(), r.recount());
+    }
+
+    #[test]
+    fn flood_stays_in_budget_and_legit_datagram_survives(
+        flood in proptest::collection::vec(
+            (0u16..6, 0u16..8192, 0usize..1600, any::<bool>(), 0usize..4, 0u64..40),
+            1..400,
+        ),
+    ) {
+        let budget = 64 * 1024;
+        let mut r = Reassembler::new(FragConfig { budget, ..FragConfig::default() });
+        let protos = [protocol::TCP, protocol::UDP, protocol::ICMP, 47];
+        let data = [0xa5u8; 1600];
+        let mut now = T0;
+        for (ident, units, len, more, proto, dt) in flood {
+            now += Duration::from_secs(dt / 8);
+            let ip = frag_of(&header(protos[proto], ident), units.wrapping_mul(8), more, len);
+            let _ = r.push(now, &ip, &data[..len]);
+            prop_assert!(r.memory() <= budget);
+            prop_assert_eq!(r.memory(), r.recount());
+        }
+        let legit = Ipv4Repr { src_addr: Ipv4Addr::new(10, 9, 9, 9), ..header(protocol::UDP, 1) };
+        let payload = bytes(77, 20_000);
+        let (_, got) = push_all(&mut r, now, &split(&legit, &payload, 1500)).expect("reassembled");
+        prop_assert_eq!(got, payload);
     }
 }
