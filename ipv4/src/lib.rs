@@ -37,6 +37,7 @@ mod subnet;
 pub mod time;
 
 pub use device::{DeviceCaps, Medium, RxChecksum, RxInfo, RxPacket, TxPacket, MAX_PACKET_LEN};
+pub use frag::{FragConfig, FragStats, Reassembler};
 pub use host::{Interface, IpConfig, IpSend, IpStack, Outgoing, Transport, Tso, MAX_PAYLOAD_PARTS};
 pub use subnet::Ipv4Subnet;
 pub use time::Instant;

@@ -321,3 +321,53 @@ fn large_echo_is_reassembled_and_answered_in_fragments() {
     );
     assert_eq!(h.ip_stats().tx_fragments, 3);
 }
+
+#[test]
+fn a_fragment_flood_stays_in_budget_while_pings_are_answered() {
+    let subnet = Ipv4Subnet::new(US, 24).unwrap();
+    let mut cfg = IpConfig::new(subnet);
+    cfg.frag.budget = 256 << 10;
+    let mut h = IpStack::new(cfg, DeviceCaps::ip(1500), Toy::default());
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut answered = 0;
+    for i in 0..20_000u32 {
+        let r = next();
+        let len = 8 * (1 + (r % 180) as usize);
+        let frag = Ipv4Repr {
+            src_addr: Ipv4Addr::new(10, 0, 0, 1 + (r >> 8) as u8 % 200),
+            dst_addr: US,
+            protocol: [protocol::ICMP, protocol::TCP, protocol::UDP][(r >> 16) as usize % 3],
+            payload_len: len,
+            ttl: 64,
+            ident: (r >> 24) as u16,
+            dont_frag: false,
+            more_frags: r & (1 << 40) != 0,
+            frag_offset: ((r >> 41) as u16 % 8000) * 8,
+            dscp_ecn: 0,
+        };
+        let mut pkt = vec![0u8; frag.buffer_len()];
+        frag.emit(&mut Ipv4Packet::new_unchecked(&mut pkt[..]));
+        input(&mut h, &pkt, RxInfo::default());
+        assert!(h.reassembly().memory() <= 256 << 10, "over budget at {i}");
+        if i % 100 == 0 {
+            let req = icmp_message(msg_type::ECHO_REQUEST, 0, i, b"still here?");
+            answered += input(
+                &mut h,
+                &packet(PEER, US, protocol::ICMP, &req),
+                RxInfo::default(),
+            )
+            .len();
+        }
+    }
+    assert_eq!(answered, 200, "every ping during the flood was answered");
+    assert!(
+        h.reassembly().stats().evicted > 0,
+        "the flood hit the budget"
+    );
+}
