@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use tracing::trace;
 
+use super::timers::TimerKind;
 use super::{State, Tcb, TcpConfig, CHALLENGE_ACKS_PER_SECOND, OOW_ACK_INTERVAL};
 use crate::error::TcpError;
 use crate::seq::SeqNumber;
@@ -28,6 +29,7 @@ impl Tcb {
         };
         self.update_persist(now);
         self.update_tlp(now);
+        self.update_keepalive();
         rst
     }
 
@@ -62,7 +64,7 @@ impl Tcb {
             self.snd_una = seg.ack;
             self.rtt.on_ack(seg.ack, now);
             self.rtx_count = 0;
-            self.rtx_deadline = None;
+            self.timers.clear(TimerKind::Retransmit);
             self.set_state(State::Established);
             self.ack_pending = true;
         } else {
@@ -206,7 +208,7 @@ impl Tcb {
         if self.state == State::TimeWait && f.fin() {
             // RFC 9293 §3.10.7.4: a retransmitted FIN in TIME-WAIT is
             // acknowledged and restarts the 2 MSL timeout.
-            self.time_wait_deadline = Some(now + cfg.time_wait);
+            self.timers.set(TimerKind::TimeWait, now + cfg.time_wait);
         }
         trace!(seq = %seg.seq, rcv_nxt = %self.rcv_nxt, wnd, "unacceptable segment");
         if self.sack_ok && !payload.is_empty() && seg.seq.distance(self.rcv_nxt) < 0 {
@@ -406,8 +408,8 @@ impl Tcb {
         self.segs_unacked += (data.len() / self.eff_mss().max(1)).max(1) as u32;
         if filled_gap || fin || self.segs_unacked >= 2 || !self.assembler.is_empty() {
             self.ack_pending = true;
-        } else if self.delack_deadline.is_none() {
-            self.delack_deadline = Some(now + self.ack_delay);
+        } else if !self.timers.is_set(TimerKind::DelayedAck) {
+            self.timers.set(TimerKind::DelayedAck, now + self.ack_delay);
         }
         fin
     }

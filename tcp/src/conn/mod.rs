@@ -29,6 +29,7 @@ mod user;
 
 pub use config::{State, TcpConfig};
 use recovery::Recovery;
+use timers::{TimerKind, Timers};
 
 /// Largest window field (RFC 9293 §3.1).
 const MAX_WINDOW: usize = u16::MAX as usize;
@@ -124,14 +125,11 @@ pub struct Tcb {
     challenge_count: u32,
     /// Segments received since our last ACK, and when a delayed ACK is due.
     segs_unacked: u32,
-    delack_deadline: Option<Instant>,
     ack_delay: Duration,
 
     cc: AnyCc,
     /// RACK-TLP (RFC 8985), used when the peer sends SACKs.
     rack: Rack,
-    rack_deadline: Option<Instant>,
-    tlp_deadline: Option<Instant>,
     tlp_due: bool,
     /// A probe was sent and no ACK has advanced SND.UNA since (one at a time
     /// outside recovery).
@@ -155,17 +153,14 @@ pub struct Tcb {
     keepalive_interval: Duration,
     keepalive_probes: u32,
     keepalive_sent: u32,
-    /// Since when the oldest unacknowledged data has waited (user timeout).
-    unacked_since: Option<Instant>,
     user_timeout: Option<Duration>,
 
     rtt: RttEstimator,
-    rtx_deadline: Option<Instant>,
     rtx_count: u32,
-    persist_deadline: Option<Instant>,
     persist_backoff: u32,
     probe_due: bool,
-    time_wait_deadline: Option<Instant>,
+    /// Every deadline of the connection.
+    timers: Timers,
     error: Option<TcpError>,
     /// Something the application can observe changed (data, space, state, error).
     notify: bool,
@@ -225,12 +220,9 @@ impl Tcb {
             challenge_window: Instant::ZERO,
             challenge_count: 0,
             segs_unacked: 0,
-            delack_deadline: None,
             ack_delay: cfg.ack_delay,
             cc: cc::new(cfg.congestion, 536),
             rack: Rack::new(),
-            rack_deadline: None,
-            tlp_deadline: None,
             tlp_due: false,
             tlp_outstanding: false,
             tlp_backoff: 0,
@@ -245,15 +237,12 @@ impl Tcb {
             keepalive_interval: cfg.keepalive_interval,
             keepalive_probes: cfg.keepalive_probes,
             keepalive_sent: 0,
-            unacked_since: None,
             user_timeout: cfg.user_timeout,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
-            rtx_deadline: None,
             rtx_count: 0,
-            persist_deadline: None,
             persist_backoff: 0,
             probe_due: false,
-            time_wait_deadline: None,
+            timers: Timers::new(),
             error: None,
             notify: false,
         }
@@ -365,20 +354,14 @@ impl Tcb {
     }
 
     pub(super) fn clear_timers(&mut self) {
-        self.rtx_deadline = None;
-        self.persist_deadline = None;
-        self.time_wait_deadline = None;
-        self.delack_deadline = None;
-        self.rack_deadline = None;
-        self.tlp_deadline = None;
-        self.unacked_since = None;
+        self.timers.clear_all();
     }
 
     pub(super) fn enter_time_wait(&mut self, cfg: &TcpConfig, now: Instant) {
         self.set_state(State::TimeWait);
-        self.rtx_deadline = None;
-        self.persist_deadline = None;
-        self.time_wait_deadline = Some(now + cfg.time_wait);
+        self.timers.clear(TimerKind::Retransmit);
+        self.timers.clear(TimerKind::Persist);
+        self.timers.set(TimerKind::TimeWait, now + cfg.time_wait);
     }
 
     /// The peer's SYN (or SYN-ACK) arrived: its ISN, options and window.

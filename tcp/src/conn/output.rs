@@ -5,6 +5,7 @@ use core::ops::ControlFlow;
 
 use tracing::trace;
 
+use super::timers::TimerKind;
 use super::{State, Tcb};
 use crate::seq::SeqNumber;
 use crate::time::Instant;
@@ -38,6 +39,7 @@ impl Tcb {
         let res = self.next_segment(now, out, max_segs.max(1));
         self.update_persist(now);
         self.update_tlp(now);
+        self.update_keepalive();
         res
     }
     fn next_segment(
@@ -329,14 +331,14 @@ impl Tcb {
                 } else {
                     self.rack.on_send(seq, seq + used, now, !fresh);
                 }
-                self.tlp_deadline = None;
+                self.timers.clear(TimerKind::Tlp);
             }
         }
         if retransmission {
             trace!(%seq, len = used, "retransmit");
             self.rtt.discard_sample();
-            if self.rtx_deadline.is_none() {
-                self.rtx_deadline = Some(now + self.rtt.rto());
+            if !self.timers.is_set(TimerKind::Retransmit) {
+                self.timers.set(TimerKind::Retransmit, now + self.rtt.rto());
             }
         } else {
             self.advance_snd_nxt(now, used);
@@ -372,7 +374,7 @@ impl Tcb {
         }
         if repr.flags.ack() {
             self.ack_pending = false;
-            self.delack_deadline = None;
+            self.timers.clear(TimerKind::DelayedAck);
             self.segs_unacked = 0;
             self.last_ack_sent = repr.ack;
             let shift = if repr.flags.syn() { 0 } else { self.rcv_wscale };
@@ -390,8 +392,10 @@ impl Tcb {
         }
         let fresh = self.snd_nxt.distance(self.snd_max) >= 0;
         // The user timeout is about data: a SYN waits under syn_retries.
-        if self.unacked_since.is_none() && self.state.is_synchronized() {
-            self.unacked_since = Some(now);
+        if let Some(limit) = self.user_timeout {
+            if !self.timers.is_set(TimerKind::UserTimeout) && self.state.is_synchronized() {
+                self.timers.set(TimerKind::UserTimeout, now + limit);
+            }
         }
         self.snd_nxt += seq_len;
         if self.snd_nxt.distance(self.snd_max) > 0 {
@@ -400,8 +404,8 @@ impl Tcb {
         if fresh {
             self.rtt.on_send(self.snd_nxt, now);
         }
-        if self.rtx_deadline.is_none() {
-            self.rtx_deadline = Some(now + self.rtt.rto());
+        if !self.timers.is_set(TimerKind::Retransmit) {
+            self.timers.set(TimerKind::Retransmit, now + self.rtt.rto());
         }
     }
 }

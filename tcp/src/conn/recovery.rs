@@ -6,6 +6,7 @@ use core::time::Duration;
 
 use tracing::trace;
 
+use super::timers::TimerKind;
 use super::{State, Tcb, TcpConfig};
 use crate::cc::CongestionControl;
 use crate::seq::SeqNumber;
@@ -46,7 +47,7 @@ impl Tcb {
         if self.sack_ok {
             delivered = self.rack.on_ack(seg.ack, seg.options.sack.as_slice(), now);
             let (lost, timer) = self.rack.detect_loss(now);
-            self.rack_deadline = timer;
+            self.timers.set_or_clear(TimerKind::Rack, timer);
             rack_lost = lost;
         }
         let window_changed = (u32::from(seg.window) << self.snd_wscale) != self.snd_wnd;
@@ -72,7 +73,7 @@ impl Tcb {
                 // Restart the probe timeout from this sign of life.
                 self.tlp_backoff = 0;
                 if self.recovery.is_some() {
-                    self.tlp_deadline = None;
+                    self.timers.clear(TimerKind::Tlp);
                     self.tlp_outstanding = false;
                 }
             }
@@ -123,7 +124,7 @@ impl Tcb {
             // (an ACK or the reordering timer): RFC 6675 §5 (4.2).
             sndcnt: self.send_mss,
         });
-        self.tlp_deadline = None;
+        self.timers.clear(TimerKind::Tlp);
         // Without SACK, the segment at SND.UNA is the one presumed lost.
         self.rtx_front = !self.sack_ok;
     }
@@ -168,15 +169,16 @@ impl Tcb {
         // rule alone would keep the doubled RTO for the rest of the transfer.
         self.rtt.reset_backoff();
         self.rtx_count = 0;
-        self.rtx_deadline = if self.snd_una == self.snd_max {
-            None
-        } else {
-            Some(now + self.rtt.rto())
-        };
-        self.unacked_since = (self.snd_una != self.snd_max).then_some(now);
+        let outstanding = self.snd_una != self.snd_max;
+        let rto = self.rtt.rto();
+        let user_timeout = self.user_timeout.filter(|_| outstanding);
+        self.timers
+            .set_or_clear(TimerKind::Retransmit, outstanding.then(|| now + rto));
+        self.timers
+            .set_or_clear(TimerKind::UserTimeout, user_timeout.map(|d| now + d));
         self.dup_acks = 0;
         self.tlp_outstanding = false;
-        self.tlp_deadline = None;
+        self.timers.clear(TimerKind::Tlp);
         self.tlp_backoff = 0;
         match self.recovery.as_mut() {
             Some(r) if ack.distance(r.point) >= 0 => {

@@ -79,6 +79,7 @@ impl Tcb {
         if n == 0 {
             return Err(TcpError::WouldBlock);
         }
+        self.update_keepalive();
         Ok(n)
     }
 
@@ -100,6 +101,7 @@ impl Tcb {
             }
             _ => {}
         }
+        self.update_keepalive();
     }
 
     /// ABORT (RFC 9293 §3.10.5): returns the RST to send, if the peer should hear of it.
