@@ -130,6 +130,8 @@ pub struct Tcb {
     cc: AnyCc,
     /// RACK-TLP (RFC 8985), used when the peer sends SACKs.
     rack: Rack,
+    /// When data last went out (RFC 5681 §4.1 restart after idle).
+    last_data_sent: Option<Instant>,
     tlp_due: bool,
     /// A probe was sent and no ACK has advanced SND.UNA since (one at a time
     /// outside recovery).
@@ -223,6 +225,7 @@ impl Tcb {
             ack_delay: cfg.ack_delay,
             cc: cc::new(cfg.congestion, 536),
             rack: Rack::new(),
+            last_data_sent: None,
             tlp_due: false,
             tlp_outstanding: false,
             tlp_backoff: 0,

@@ -87,6 +87,9 @@ impl Tcb {
                 return res;
             }
         }
+        if may_send_data {
+            self.restart_after_idle(now);
+        }
         let room = Room {
             seg: seg_room,
             max_payload,
@@ -309,6 +312,9 @@ impl Tcb {
             }
         }
         let used = data_len + usize::from(fin);
+        if data_len > 0 {
+            self.last_data_sent = Some(now);
+        }
         if let Some(r) = self.recovery.as_mut() {
             r.prr_out += used;
             r.sndcnt = r.sndcnt.saturating_sub(used);

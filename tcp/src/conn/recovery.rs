@@ -80,6 +80,26 @@ impl Tcb {
         }
     }
 
+    /// RFC 5681 §4.1: before sending data after more than one RTO without
+    /// sending any, with nothing in flight, cwnd drops to the restart
+    /// window min(IW, cwnd); the ACK clock that validated it is gone (Linux
+    /// tcp_slow_start_after_idle).
+    #[inline]
+    pub(super) fn restart_after_idle(&mut self, now: Instant) {
+        if self.snd_una != self.snd_max || self.unsent_len() == 0 {
+            return;
+        }
+        let rto = self.rtt.rto();
+        if let Some(last) = self.last_data_sent {
+            if now.saturating_duration_since(last) > rto {
+                trace!(idle = ?now.saturating_duration_since(last), "restart window");
+                self.cc.on_idle_restart(now);
+                // Once per idle period, even if the peer's window holds the data back.
+                self.last_data_sent = Some(now);
+            }
+        }
+    }
+
     /// A duplicate ACK from a peer without SACK: the third starts fast
     /// retransmit and NewReno recovery (RFC 5681 §3.2, RFC 6582).
     pub(super) fn on_dup_ack(&mut self, now: Instant) {
