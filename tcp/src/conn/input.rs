@@ -64,6 +64,7 @@ impl Tcb {
             self.snd_una = seg.ack;
             self.rtt.on_ack(seg.ack, now);
             self.rtx_count = 0;
+            self.soft_error = None;
             self.timers.clear(TimerKind::Retransmit);
             self.set_state(State::Established);
             self.ack_pending = true;

@@ -9,6 +9,7 @@ use core::net::SocketAddrV4;
 use core::time::Duration;
 
 use tracing::debug;
+use ustack_ipv4::icmp::IcmpError;
 
 use crate::assembler::{Assembler, SackGenerator};
 use crate::buffer::{BufferPool, RingBuffer};
@@ -21,13 +22,18 @@ use crate::time::Instant;
 use crate::wire::{TcpOptions, TcpRepr};
 
 mod config;
+mod icmp;
 mod input;
 mod output;
 mod recovery;
 mod timers;
 mod user;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{State, TcpConfig};
+pub use icmp::MIN_PATH_MTU;
 use recovery::Recovery;
 use timers::{TimerKind, Timers};
 
@@ -43,6 +49,10 @@ const CHALLENGE_ACKS_PER_SECOND: u32 = 10;
 
 /// Least time between ACKs answering out-of-window pure ACKs.
 const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// IPv4 and TCP headers without options: path MTU less these is the
+/// largest MSS the path takes.
+const HEADERS: usize = 40;
 
 /// Largest window scale shift (RFC 7323 §2.3).
 const MAX_WSCALE: u8 = 14;
@@ -76,6 +86,8 @@ pub struct Tcb {
     /// Sequence number of the first byte in `send_buf`.
     snd_data_start: SeqNumber,
     send_mss: usize,
+    /// RFC 1191 path MTU: the interface MTU, lowered by ICMP.
+    path_mtu: usize,
     /// MSS we announce in our SYN.
     our_mss: u16,
     send_buf: RingBuffer,
@@ -164,6 +176,9 @@ pub struct Tcb {
     /// Every deadline of the connection.
     timers: Timers,
     error: Option<TcpError>,
+    /// The last soft ICMP error (RFC 1122 §4.2.3.9), reported if the
+    /// connection times out; forgotten when the peer acknowledges data.
+    soft_error: Option<IcmpError>,
     /// Something the application can observe changed (data, space, state, error).
     notify: bool,
 }
@@ -192,6 +207,7 @@ impl Tcb {
             snd_wl2: iss,
             snd_data_start: iss + 1u32,
             send_mss: 536,
+            path_mtu: usize::from(cfg.mss) + HEADERS,
             our_mss: cfg.mss,
             send_buf: pool.take(cfg.send_buffer),
             fin_queued: false,
@@ -247,6 +263,7 @@ impl Tcb {
             probe_due: false,
             timers: Timers::new(),
             error: None,
+            soft_error: None,
             notify: false,
         }
     }
@@ -383,7 +400,8 @@ impl Tcb {
     pub(super) fn apply_syn_options(&mut self, cfg: &TcpConfig, opts: &TcpOptions) {
         // RFC 9293 §3.7.1: without an MSS option assume 536 (RFC 1122 §4.2.2.6).
         let peer = opts.mss.map_or(536, usize::from).max(64);
-        self.send_mss = peer.min(usize::from(cfg.mss));
+        // The path MTU may have been lowered while our SYN was out (RFC 1191).
+        self.send_mss = peer.min(usize::from(cfg.mss)).min(self.path_mtu - HEADERS);
         self.cc.set_mss(self.send_mss);
         match opts.window_scale {
             Some(shift) if self.wscale_ok => {

@@ -189,6 +189,7 @@ impl Tcb {
         // rule alone would keep the doubled RTO for the rest of the transfer.
         self.rtt.reset_backoff();
         self.rtx_count = 0;
+        self.soft_error = None;
         let outstanding = self.snd_una != self.snd_max;
         let rto = self.rtt.rto();
         let user_timeout = self.user_timeout.filter(|_| outstanding);

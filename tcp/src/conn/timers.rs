@@ -8,7 +8,6 @@ use tracing::trace;
 
 use super::{State, Tcb, TcpConfig, WORST_CASE_DELACK};
 use crate::cc::CongestionControl;
-use crate::error::TcpError;
 use crate::time::Instant;
 
 /// The timers of a connection, in the order [`Tcb::on_timer`] serves them
@@ -163,9 +162,7 @@ impl Tcb {
                 return ControlFlow::Break(());
             }
             TimerKind::UserTimeout => {
-                self.fail(TcpError::TimedOut {
-                    retries: self.rtx_count,
-                });
+                self.fail(self.timeout_error(self.rtx_count));
                 return ControlFlow::Break(());
             }
             TimerKind::DelayedAck => {
@@ -186,9 +183,7 @@ impl Tcb {
             }
             TimerKind::KeepAlive => {
                 if self.keepalive_sent >= self.keepalive_probes {
-                    self.fail(TcpError::TimedOut {
-                        retries: self.keepalive_sent,
-                    });
+                    self.fail(self.timeout_error(self.keepalive_sent));
                     return ControlFlow::Break(());
                 }
                 self.keepalive_sent += 1;
@@ -214,7 +209,7 @@ impl Tcb {
             _ => cfg.data_retries,
         };
         if self.rtx_count > limit {
-            self.fail(TcpError::TimedOut { retries: limit });
+            self.fail(self.timeout_error(limit));
             return ControlFlow::Break(());
         }
         // Everything after SND.UNA is resent (go-back-N).
