@@ -19,6 +19,10 @@
 //! congestion control behind a trait (RFC 9438 CUBIC by default, NewReno),
 //! RFC 6928 initial window, delayed ACK, Nagle and SWS avoidance on both
 //! sides, persist probes, optional keep-alive and user timeout, RFC 6528 ISNs.
+//! ICMP errors about sent segments follow RFC 1122 §4.2.3.9 and RFC 5927
+//! (hard errors fail a connect, soft ones name the cause of a later
+//! timeout), and Fragmentation Needed lowers the path MTU (RFC 1191, floor
+//! [`MIN_PATH_MTU`]).
 //!
 //! For a link with TCP segmentation offload, [`Stack::poll_segmented`] emits
 //! new data as super-frames of up to 64 KB (`StackConfig::tso_max`) for the
@@ -34,28 +38,35 @@
 //! RACK record per segment in flight (at most 4096). The connection table
 //! is bounded by `StackConfig::max_connections`.
 //!
+//! ## Public surface
+//! What an application or link backend needs: [`Stack`] and its handles,
+//! configuration, errors, [`SeqNumber`], [`Instant`], the RNG and the
+//! [`wire`] format. The engine itself (TCB, RACK, RTT, reassembly, buffers,
+//! congestion controllers) is private.
+//!
 //! Below: `ustack-ipv4` (IPv4 header parse/emit, checksums, ICMP echo). Above: an
 //! application such as `ustack-http`, and the runtime in the `ustack` crate that
 //! moves packets between a `ustack-link` device and this crate.
 
-pub mod seq;
-pub use ustack_ipv4::time;
+#![forbid(unsafe_code)]
+
+mod assembler;
+mod buffer;
+mod cc;
+mod conn;
+mod error;
+mod rack;
+mod rng;
+mod rtt;
+mod seq;
+mod stack;
+use ustack_ipv4::time;
 pub mod wire;
 
-pub use seq::SeqNumber;
-pub use time::Instant;
-pub mod assembler;
-pub mod buffer;
-pub mod cc;
-pub mod conn;
-pub mod error;
-pub mod rack;
-pub mod rng;
-pub mod rtt;
-
-pub use conn::{State, TcpConfig};
+pub use cc::Algorithm as CongestionAlgorithm;
+pub use conn::{State, TcpConfig, MIN_PATH_MTU};
 pub use error::TcpError;
 pub use rng::{Rng, XorShiftRng};
-pub mod stack;
-
+pub use seq::SeqNumber;
 pub use stack::{ConnId, ListenerId, Stack, StackConfig, StackStats};
+pub use time::Instant;

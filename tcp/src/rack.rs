@@ -86,6 +86,7 @@ impl Rack {
         }
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.recs.is_empty()
     }
@@ -116,6 +117,7 @@ impl Rack {
         );
     }
 
+    #[cfg(test)]
     pub fn srtt(&self) -> Option<Duration> {
         self.srtt_us.map(Duration::from_micros)
     }

@@ -29,6 +29,14 @@ impl Tcb {
     /// An ICMP error about a segment this connection sent; `seq` is the
     /// sequence number in the quoted TCP header, `quoted_len` the quoted
     /// IPv4 total length. Returns true when it was acted on.
+    ///
+    /// In SYN-SENT, port and protocol unreachable (hard errors) fail the
+    /// connect; everything else is remembered and reported only if the
+    /// connection times out (RFC 1122 §4.2.3.9).
+    #[allow(
+        dead_code,
+        reason = "for the stack's ICMP dispatch, which is being written"
+    )]
     pub fn on_icmp_error(
         &mut self,
         _cfg: &TcpConfig,
@@ -71,6 +79,10 @@ impl Tcb {
 
     /// Current path MTU (starts at the interface MTU, i.e. the configured
     /// mss + 40).
+    #[allow(
+        dead_code,
+        reason = "for the stack's ICMP dispatch, which is being written"
+    )]
     pub fn path_mtu(&self) -> usize {
         self.path_mtu
     }

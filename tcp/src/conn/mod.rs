@@ -311,9 +311,17 @@ impl Tcb {
     pub fn error(&self) -> Option<TcpError> {
         self.error
     }
+    #[allow(
+        dead_code,
+        reason = "part of the TCB's interface; the current connection table does not use it"
+    )]
     pub fn rcv_nxt(&self) -> SeqNumber {
         self.rcv_nxt
     }
+    #[allow(
+        dead_code,
+        reason = "part of the TCB's interface; the current connection table does not use it"
+    )]
     pub fn is_passive(&self) -> bool {
         self.passive
     }
@@ -335,6 +343,10 @@ impl Tcb {
     pub fn at_eof(&self) -> bool {
         self.fin_received && self.recv_buf.is_empty()
     }
+    #[allow(
+        dead_code,
+        reason = "part of the TCB's interface; the current connection table does not use it"
+    )]
     pub fn rto(&self) -> Duration {
         self.rtt.rto()
     }

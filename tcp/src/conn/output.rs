@@ -14,6 +14,10 @@ use crate::wire::{Flags, SackBlock, SackBlocks, TcpOptions, TcpPacket, TcpRepr};
 impl Tcb {
     /// Writes the next segment to send (TCP header and payload, checksum
     /// filled) into `out`, which has room for one IP payload. Returns its length.
+    #[allow(
+        dead_code,
+        reason = "part of the TCB's interface; the current connection table does not use it"
+    )]
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
         self.poll_transmit_segmented(now, out, 1)
             .map(|(len, _)| len)
