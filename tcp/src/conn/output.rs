@@ -324,25 +324,7 @@ impl Tcb {
             r.sndcnt = r.sndcnt.saturating_sub(used);
         }
         if self.sack_ok {
-            if retransmission {
-                self.rack.on_retransmit(seq, seq + used, now);
-            } else {
-                let fresh = seq.distance(self.snd_max) >= 0;
-                if segment_payload > 0 {
-                    // One record per wire segment the device will cut.
-                    let mut at = 0;
-                    while at < used {
-                        let end = (at + segment_payload).min(used);
-                        // A FIN alone after the last full segment rides on it.
-                        let end = if used - end == 1 && fin { used } else { end };
-                        self.rack.on_send(seq + at, seq + end, now, !fresh);
-                        at = end;
-                    }
-                } else {
-                    self.rack.on_send(seq, seq + used, now, !fresh);
-                }
-                self.timers.clear(TimerKind::Tlp);
-            }
+            self.rack_record(now, seq, used, retransmission, segment_payload, fin);
         }
         if retransmission {
             trace!(%seq, len = used, "retransmit");
@@ -354,6 +336,38 @@ impl Tcb {
             self.advance_snd_nxt(now, used);
         }
         Some((len, segment_payload))
+    }
+
+    /// RACK records for `used` units of sequence space sent from `seq`.
+    #[inline]
+    fn rack_record(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        used: usize,
+        retransmission: bool,
+        segment_payload: usize,
+        fin: bool,
+    ) {
+        if retransmission {
+            self.rack.on_retransmit(seq, seq + used, now);
+            return;
+        }
+        let fresh = seq.distance(self.snd_max) >= 0;
+        if segment_payload > 0 {
+            // One record per wire segment the device will cut.
+            let mut at = 0;
+            while at < used {
+                let end = (at + segment_payload).min(used);
+                // A FIN alone after the last full segment rides on it.
+                let end = if used - end == 1 && fin { used } else { end };
+                self.rack.on_send(seq + at, seq + end, now, !fresh);
+                at = end;
+            }
+        } else {
+            self.rack.on_send(seq, seq + used, now, !fresh);
+        }
+        self.timers.clear(TimerKind::Tlp);
     }
 
     /// Emits the header of `repr` followed by room for `payload_len` bytes and

@@ -169,21 +169,7 @@ impl Tcb {
         if self.snd_nxt.distance(ack) < 0 {
             self.snd_nxt = ack;
         }
-        // RTTM (RFC 7323 §4): the echoed timestamp dates the segment that
-        // caused this ACK, retransmission or not.
-        match tsecr.filter(|&e| self.ts_ok && e != 0) {
-            Some(ecr) => {
-                if ack.distance(self.rtt_sample_after) >= 0 {
-                    let ms = self.ts_now(now).wrapping_sub(ecr);
-                    if ms < 60_000 {
-                        self.rtt
-                            .on_timestamp_sample(Duration::from_millis(u64::from(ms)));
-                    }
-                    self.rtt_sample_after = self.snd_max;
-                }
-            }
-            None => self.rtt.on_ack(ack, now),
-        }
+        self.sample_rtt(now, ack, tsecr);
         // Forward progress ends the back-off even without a fresh sample:
         // after a timeout everything in flight is a retransmission, so Karn's
         // rule alone would keep the doubled RTO for the rest of the transfer.
@@ -230,6 +216,26 @@ impl Tcb {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// RTTM (RFC 7323 §4): the echoed timestamp dates the segment that
+    /// caused this ACK, retransmission or not; without timestamps, the
+    /// timed segment under Karn's rule (RFC 6298 §3).
+    #[inline]
+    fn sample_rtt(&mut self, now: Instant, ack: SeqNumber, tsecr: Option<u32>) {
+        match tsecr.filter(|&e| self.ts_ok && e != 0) {
+            Some(ecr) => {
+                if ack.distance(self.rtt_sample_after) >= 0 {
+                    let ms = self.ts_now(now).wrapping_sub(ecr);
+                    if ms < 60_000 {
+                        self.rtt
+                            .on_timestamp_sample(Duration::from_millis(u64::from(ms)));
+                    }
+                    self.rtt_sample_after = self.snd_max;
+                }
+            }
+            None => self.rtt.on_ack(ack, now),
         }
     }
 
