@@ -73,11 +73,13 @@ impl Assembler {
     }
 
     /// Number of disjoint ranges held.
+    #[cfg(test)]
     pub fn range_count(&self) -> usize {
         self.len
     }
 
     /// `(offset, len)` of each range, lowest offset first.
+    #[cfg(test)]
     pub fn ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.live().iter().map(|r| (r.start, r.end - r.start))
     }

@@ -129,6 +129,7 @@ impl RingBuffer {
     }
 
     /// Moves up to `out.len()` bytes from the head into `out`.
+    #[cfg(test)]
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let n = self.peek(0, out);
         self.consume(n);
@@ -166,6 +167,8 @@ impl BufferPool {
         }
     }
 
+    /// Storage held for reuse.
+    #[cfg(test)]
     pub fn pooled(&self) -> usize {
         self.free.len()
     }

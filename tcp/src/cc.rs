@@ -66,7 +66,9 @@ pub trait CongestionControl: fmt::Debug {
 /// Which congestion controller a connection runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
+    /// RFC 5681 with RFC 6582 recovery.
     NewReno,
+    /// RFC 9438 CUBIC, the default.
     #[default]
     Cubic,
 }
@@ -93,13 +95,6 @@ pub fn new(alg: Algorithm, mss: usize) -> AnyCc {
 }
 
 impl AnyCc {
-    pub fn algorithm(&self) -> Algorithm {
-        match self {
-            AnyCc::NewReno(_) => Algorithm::NewReno,
-            AnyCc::Cubic(_) => Algorithm::Cubic,
-        }
-    }
-
     fn inner(&self) -> &dyn CongestionControl {
         match self {
             AnyCc::NewReno(c) => c,
@@ -360,11 +355,13 @@ impl Cubic {
     }
 
     /// `W_max` in bytes.
+    #[cfg(test)]
     pub fn w_max(&self) -> usize {
         self.w_max
     }
 
     /// `K` of the current epoch (zero before the first congestion-avoidance ACK).
+    #[cfg(test)]
     pub fn k(&self) -> Duration {
         Duration::from_micros(self.k_micros)
     }

@@ -2,6 +2,8 @@
 
 use core::net::SocketAddrV4;
 
+use ustack_ipv4::icmp::IcmpError;
+
 /// What a socket call can fail with. Connection errors are sticky: once a
 /// connection is reset or times out, every later call reports the same error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -14,6 +16,17 @@ pub enum TcpError {
     ConnectionRefused(SocketAddrV4),
     #[error("connection timed out: no answer after {retries} retransmissions")]
     TimedOut { retries: u32 },
+    /// The connection timed out (retransmissions, SYN retries, keep-alive
+    /// or user timeout) after an ICMP error said why: RFC 1122 §4.2.3.9
+    /// soft errors are reported only then, as Linux reports EHOSTUNREACH
+    /// rather than ETIMEDOUT.
+    #[error("connection timed out: {} (ICMP) after {retries} retransmissions", describe(.cause))]
+    Unreachable {
+        /// The last ICMP error received about the connection's segments.
+        cause: IcmpError,
+        /// Retransmissions (or keep-alive probes) sent before giving up.
+        retries: u32,
+    },
     #[error("cannot send: this side of the connection is already shut down")]
     SendAfterShutdown,
     #[error("socket is not connected")]
@@ -26,4 +39,18 @@ pub enum TcpError {
     TooManyConnections(usize),
     #[error("no free ephemeral port towards {0}")]
     NoEphemeralPort(SocketAddrV4),
+}
+
+/// What an ICMP error says, for messages.
+fn describe(e: &IcmpError) -> &'static str {
+    match e {
+        IcmpError::NetUnreachable => "network unreachable",
+        IcmpError::HostUnreachable => "host unreachable",
+        IcmpError::ProtocolUnreachable => "protocol unreachable",
+        IcmpError::PortUnreachable => "port unreachable",
+        IcmpError::FragNeeded { .. } => "fragmentation needed",
+        IcmpError::SourceRouteFailed => "source route failed",
+        IcmpError::TimeExceeded => "time to live exceeded",
+        IcmpError::ParameterProblem => "parameter problem",
+    }
 }

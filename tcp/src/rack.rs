@@ -86,6 +86,7 @@ impl Rack {
         }
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.recs.is_empty()
     }
@@ -116,6 +117,7 @@ impl Rack {
         );
     }
 
+    #[cfg(test)]
     pub fn srtt(&self) -> Option<Duration> {
         self.srtt_us.map(Duration::from_micros)
     }
@@ -195,6 +197,27 @@ impl Rack {
         tail.start = seq;
         self.recs[i].end = seq;
         self.recs.insert(i + 1, tail);
+    }
+
+    /// Marks every segment in flight with more than `max_len` bytes of
+    /// sequence space lost: the path MTU fell below it and it will not
+    /// arrive (RFC 1191 §6; Linux tcp_simple_retransmit). Returns how many.
+    /// `None` when some segments are not tracked and cannot be marked.
+    pub fn mark_oversized_lost(&mut self, max_len: usize) -> Option<usize> {
+        if self.overflow {
+            return None;
+        }
+        let mut marked = 0;
+        for r in self.recs.iter_mut() {
+            if !r.sacked && !r.lost && r.len() > max_len {
+                r.lost = true;
+                self.flight -= r.len();
+                self.lost += 1;
+                marked += 1;
+            }
+        }
+        self.check_flight();
+        Some(marked)
     }
 
     /// The first segment deemed lost and not yet retransmitted since.

@@ -653,6 +653,13 @@ impl Tcp {
         Ok(self.user_entry(id)?.tcb.recv_queue_len())
     }
 
+    /// The connection's path MTU: the interface MTU until an ICMP
+    /// Fragmentation Needed lowered it (RFC 1191; never below
+    /// [`MIN_PATH_MTU`](crate::MIN_PATH_MTU)).
+    pub fn path_mtu(&self, id: ConnId) -> Result<usize, TcpError> {
+        Ok(self.user_entry(id)?.tcb.path_mtu())
+    }
+
     /// True when the peer's FIN arrived and every byte before it was read.
     pub fn at_eof(&self, id: ConnId) -> Result<bool, TcpError> {
         Ok(self.user_entry(id)?.tcb.at_eof())
@@ -708,7 +715,10 @@ impl Tcp {
                 l.pending = l.pending.saturating_sub(1);
             }
         }
-        if matches!(e.tcb.error(), Some(TcpError::TimedOut { .. })) {
+        if matches!(
+            e.tcb.error(),
+            Some(TcpError::TimedOut { .. } | TcpError::Unreachable { .. })
+        ) {
             self.stats.tcp_timeouts += 1;
         }
         self.free.push(idx);
@@ -976,18 +986,3 @@ impl Tcp {
         }
     }
 }
-
-// TEMPORARY: until the TCB learns ICMP errors.
-trait IcmpShim {
-    fn on_icmp_error(
-        &mut self,
-        _: &TcpConfig,
-        _: Instant,
-        _: IcmpError,
-        _: SeqNumber,
-        _: u16,
-    ) -> bool {
-        false
-    }
-}
-impl IcmpShim for Tcb {}

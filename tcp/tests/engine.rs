@@ -588,3 +588,52 @@ fn challenge_acks_are_rate_limited_rfc5961_7() {
         "100 forged RSTs in one instant draw 10 challenge ACKs"
     );
 }
+
+/// Data segments A sends in its first burst after `idle` without sending:
+/// sends 150 kB, lets one round of packets happen, then lets it all arrive.
+fn first_burst_after_idle(net: &mut Net, c: ConnId, s: ConnId, idle: Duration) -> usize {
+    net.run_for(idle);
+    let mark = net.log.len();
+    let data = pattern(150_000, 9);
+    let mut sent = net.a.send(c, &data).expect("send");
+    net.step();
+    let burst = net.log[mark..]
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.payload_len > 0)
+        .count();
+    let mut got = 0;
+    let mut buf = vec![0u8; 65536];
+    net.run_until(100_000, |n| {
+        if sent < data.len() {
+            sent += n.a.send(c, &data[sent..]).unwrap_or(0);
+        }
+        while let Ok(k) = n.b.recv(s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got += k;
+        }
+        got == data.len()
+    });
+    burst
+}
+
+#[test]
+fn cwnd_restarts_from_the_initial_window_after_an_idle_rto_rfc5681_4_1() {
+    let mut net = Net::new();
+    let (c, s) = connected(&mut net);
+    // Grow cwnd well past the initial window (10 segments of 1448 bytes).
+    let data = pattern(2_000_000, 1);
+    let (_, at_b) = exchange(&mut net, c, s, &data, &[]);
+    assert_eq!(at_b.len(), data.len());
+    // Idle for less than an RTO (200 ms at least): the window stands.
+    let short = first_burst_after_idle(&mut net, c, s, Duration::from_millis(50));
+    assert!(short > 10, "burst of {short} segments after a short pause");
+    // Idle for more than an RTO: the restart window, min(IW, cwnd).
+    let long = first_burst_after_idle(&mut net, c, s, Duration::from_secs(2));
+    assert!(long <= 10, "burst of {long} segments after an idle RTO");
+    assert!(
+        long > 1,
+        "burst of {long} segments: the restart window is the IW"
+    );
+}

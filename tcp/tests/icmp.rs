@@ -105,6 +105,7 @@ fn fragmentation_needed_lowers_the_path_mtu_and_the_transfer_goes_on() {
         &icmp_to_a((msg_type::DEST_UNREACHABLE, 4), 1000, 40000, 80, seq, 1500),
     );
     assert_eq!(net.a.stats().tcp_icmp_applied, 1);
+    assert_eq!(net.a.path_mtu(c), Ok(1000));
 
     let mut got = Vec::new();
     let mut buf = vec![0u8; 65536];
@@ -158,6 +159,7 @@ fn a_quote_outside_the_window_is_ignored() {
         &icmp_to_a((msg_type::DEST_UNREACHABLE, 3), 0, 555, 80, far, 60),
     );
     assert_eq!(net.a.stats().tcp_icmp_ignored, 3);
+    assert_eq!(net.a.path_mtu(c), Ok(1500));
     assert_eq!(net.a.state(c), Ok(State::Established));
 }
 

@@ -1,0 +1,127 @@
+//! The user calls of RFC 9293 §3.10: SEND, RECEIVE, CLOSE, ABORT.
+
+use super::{State, Tcb};
+use crate::error::TcpError;
+use crate::wire::{Flags, TcpRepr};
+
+impl Tcb {
+    /// RECEIVE (RFC 9293 §3.10.3). Ok(0) means end of stream.
+    pub fn recv(&mut self, out: &mut [u8]) -> Result<usize, TcpError> {
+        let mut total = 0;
+        // The queued bytes may wrap around the ring: take both runs.
+        for _ in 0..2 {
+            match self.recv_with(|d| {
+                let n = d.len().min(out.len() - total);
+                out[total..total + n].copy_from_slice(&d[..n]);
+                n
+            }) {
+                Ok(n) if n > 0 => total += n,
+                r if total == 0 => return r,
+                _ => break,
+            }
+        }
+        Ok(total)
+    }
+
+    /// Zero-copy RECEIVE: `f` sees the next contiguous received bytes and
+    /// returns how many it consumed. Ok(0) with [`Tcb::at_eof`] is end of stream.
+    pub fn recv_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, TcpError> {
+        if !self.recv_buf.is_empty() {
+            let n = self.recv_buf.read_with(f);
+            self.maybe_window_update();
+            return Ok(n);
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.fin_received {
+            return Ok(0);
+        }
+        match self.state {
+            State::Closed => Err(TcpError::NotConnected),
+            _ => Err(TcpError::WouldBlock),
+        }
+    }
+
+    /// Receiver side of SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger
+    /// window only once it has grown by min(buffer / 2, MSS).
+    pub(super) fn maybe_window_update(&mut self) {
+        let right = self.rcv_nxt + self.rcv_wnd();
+        let growth = right.distance(self.rcv_adv).max(0) as usize;
+        if growth >= self.sws_threshold() {
+            self.ack_pending = true;
+        }
+    }
+
+    /// SEND (RFC 9293 §3.10.2): queue as much of `data` as fits (the tests'
+    /// shorthand; the stack goes through [`Tcb::send_with`]).
+    #[cfg(test)]
+    pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        self.send_with(|space| {
+            let n = space.len().min(data.len());
+            space[..n].copy_from_slice(&data[..n]);
+            n
+        })
+    }
+
+    /// Zero-copy SEND: `f` writes straight into the send queue's free space and
+    /// returns how much it wrote. May be called repeatedly (the space may wrap).
+    pub fn send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, TcpError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.fin_queued {
+            return Err(TcpError::SendAfterShutdown);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            _ => return Err(TcpError::NotConnected),
+        }
+        let n = self.send_buf.write_with(f);
+        if n == 0 {
+            return Err(TcpError::WouldBlock);
+        }
+        self.update_keepalive();
+        Ok(n)
+    }
+
+    /// CLOSE of the sending direction (RFC 9293 §3.10.4): a FIN follows the
+    /// queued data; receiving continues (half-close).
+    pub fn shutdown(&mut self) {
+        match self.state {
+            State::SynSent => {
+                self.set_state(State::Closed);
+                self.clear_timers();
+            }
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.set_state(State::FinWait1);
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.set_state(State::LastAck);
+            }
+            _ => {}
+        }
+        self.update_keepalive();
+    }
+
+    /// ABORT (RFC 9293 §3.10.5): returns the RST to send, if the peer should hear of it.
+    pub fn abort(&mut self) -> Option<TcpRepr> {
+        let rst = match self.state {
+            State::SynReceived
+            | State::Established
+            | State::FinWait1
+            | State::FinWait2
+            | State::CloseWait => Some(TcpRepr {
+                flags: Flags::RST | Flags::ACK,
+                ack: self.rcv_nxt,
+                ..self.rst_with_seq(self.snd_nxt)
+            }),
+            _ => None,
+        };
+        self.set_state(State::Closed);
+        self.clear_timers();
+        rst
+    }
+}
