@@ -648,7 +648,11 @@ impl AfPacketLink {
 impl Link for AfPacketLink {
     /// Returns IPv4 packets to our address; ARP is handled here and never
     /// returned. A packet longer than `buf` is dropped and counted. A
-    /// partial checksum is finished here (see the module doc).
+    /// partial checksum is finished here (see the module doc). On a veth
+    /// the peer kernel's GSO super-packets exceed the MTU although this
+    /// link sends none (`tso_max` 0, so [`DeviceCaps::max_rx_len`] is the
+    /// MTU): pass a [`MAX_PACKET_LEN`](crate::MAX_PACKET_LEN)-byte buffer
+    /// to receive them, as the runtime does.
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         loop {
             let mut vnet_hdr = [0u8; vnet::LEN];
