@@ -12,7 +12,7 @@
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
-use ustack_link::{pipe, Link, LinkStats, PipeEnd};
+use ustack_link::{pipe, Link, LinkStats, PipeEnd, TxPacket};
 use ustack_tcp::{ConnId, Instant, Stack, StackConfig, State, TcpError, XorShiftRng};
 
 /// Address of the side that listens and, in the bulk benchmark, sends.
@@ -281,13 +281,18 @@ fn pump(stack: &mut Stack, end: &mut PipeEnd, packet: &mut [u8], now: Instant) -
     let mut moved = false;
     loop {
         // Receive into `packet` first: the transmit closure borrows `end` mutably.
-        let n = match end.recv(packet) {
-            Ok(Some(n)) => n,
+        let rx = match end.recv(packet) {
+            Ok(Some(rx)) => rx,
             Ok(None) => break,
             Err(e) => panic!("pipe receive failed: {e}"),
         };
         moved = true;
-        stack.handle_packet(now, &packet[..n], &mut |p: &[u8]| send(end, p));
+        let tx = &mut |p: &[u8]| send(end, p);
+        if rx.info.checksum.needs_verify() {
+            stack.handle_packet(now, &packet[..rx.len], tx);
+        } else {
+            stack.handle_packet_trusted(now, &packet[..rx.len], tx);
+        }
     }
     stack.poll(now, &mut |p: &[u8]| {
         moved = true;
@@ -300,7 +305,7 @@ fn pump(stack: &mut Stack, end: &mut PipeEnd, packet: &mut [u8], now: Instant) -
 /// the MTU, a stack bug: fail loudly rather than measure a stall. (A full
 /// queue is not refused; it is a drop, counted in [`LinkStats::tx_dropped`].)
 fn send(end: &mut PipeEnd, packet: &[u8]) {
-    if let Err(e) = end.send(packet) {
+    if let Err(e) = end.send(&TxPacket::new(&[packet])) {
         panic!("pipe refused a {}-byte packet: {e}", packet.len());
     }
 }

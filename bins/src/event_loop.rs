@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::warn;
-use ustack_link::{Link, LinkError};
+use ustack_link::{Link, LinkError, TxPacket};
 use ustack_tcp::{Instant, Stack};
 
 /// Packets read from the link per wake-up before the stack gets to send:
@@ -13,7 +13,7 @@ use ustack_tcp::{Instant, Stack};
 const RX_BATCH: usize = 64;
 
 /// Largest IPv4 packet (the total-length field is 16 bits).
-pub const MAX_IPV4_PACKET: usize = 65535;
+pub const MAX_IPV4_PACKET: usize = ustack_ipv4::MAX_PACKET_LEN;
 
 /// Converts the OS monotonic clock into the engine's [`Instant`].
 #[derive(Debug, Clone, Copy)]
@@ -96,18 +96,20 @@ pub fn run<L: Link, A: App + ?Sized>(
         let now = clock.now();
         let mut received = 0;
         while received < RX_BATCH {
-            let Some(n) = link.recv(&mut buf)? else { break };
+            let Some(rx) = link.recv(&mut buf)? else {
+                break;
+            };
             received += 1;
-            let trusted = link.rx_checksum_trusted();
+            let n = rx.len;
             let tx = &mut |p: &[u8]| transmit(link, p, 0, &mut send_errors);
-            if trusted {
-                stack.handle_packet_trusted(now, &buf[..n], tx);
-            } else {
+            if rx.info.checksum.needs_verify() {
                 stack.handle_packet(now, &buf[..n], tx);
+            } else {
+                stack.handle_packet_trusted(now, &buf[..n], tx);
             }
         }
         let exit = app.on_turn(stack, now)? == Control::Exit;
-        if link.tso_max_size() > 0 {
+        if link.caps().tso_max > 0 {
             stack.poll_segmented(now, &mut |p, seg| transmit(link, p, seg, &mut send_errors));
         } else {
             stack.poll(now, &mut |p| transmit(link, p, 0, &mut send_errors));
@@ -170,11 +172,10 @@ pub fn run<L: Link, A: App + ?Sized>(
 /// Sends one packet; `segment_payload` > 0 makes it a super-frame for the
 /// link's segmentation offload.
 fn transmit<L: Link>(link: &mut L, packet: &[u8], segment_payload: u16, errors: &mut u64) {
-    let sent = if segment_payload > 0 {
-        link.send_segmented(packet, segment_payload)
-    } else {
-        link.send(packet)
-    };
+    let sent = link.send(&TxPacket {
+        parts: &[packet],
+        segment: (segment_payload > 0).then_some(segment_payload),
+    });
     if let Err(e) = sent {
         *errors += 1;
         // One line per power of two: loud enough to notice, never a flood.

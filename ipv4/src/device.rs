@@ -147,6 +147,23 @@ impl<'a> TxPacket<'a> {
         (at == N).then_some(out)
     }
 
+    /// Copies the first `buf.len()` bytes of the packet (all of it when it
+    /// is shorter) into `buf`, gathered across parts, and returns how many
+    /// were copied: the headers a device reads when it does not know their
+    /// length in advance (IPv4 and TCP options).
+    pub fn copy_prefix(&self, buf: &mut [u8]) -> usize {
+        let mut at = 0;
+        for part in self.parts {
+            if at == buf.len() {
+                break;
+            }
+            let n = part.len().min(buf.len() - at);
+            buf[at..at + n].copy_from_slice(&part[..n]);
+            at += n;
+        }
+        at
+    }
+
     /// Copies the whole packet into `buf`, returning its length, or `None`
     /// when `buf` is too short.
     pub fn copy_to(&self, buf: &mut [u8]) -> Option<usize> {
@@ -176,5 +193,10 @@ mod tests {
         assert_eq!(p.copy_to(&mut buf), Some(5));
         assert_eq!(&buf[..5], &[1, 2, 3, 4, 5]);
         assert_eq!(p.copy_to(&mut buf[..4]), None);
+        let mut head = [0u8; 3];
+        assert_eq!(p.copy_prefix(&mut head), 3);
+        assert_eq!(head, [1, 2, 3]);
+        assert_eq!(p.copy_prefix(&mut buf), 5);
+        assert_eq!(&buf[..5], &[1, 2, 3, 4, 5]);
     }
 }

@@ -21,13 +21,18 @@
 //!   are ARP or IPv4 to our address.
 //! - Each `recv` is one `recvmsg` scattering the virtio-net header, the
 //!   Ethernet header and the IPv4 packet (straight into the caller's buffer);
-//!   each `send` is one `sendmsg` gathering them: no copy, no allocation.
+//!   each `send` is one `sendmsg` gathering the virtio-net header, the
+//!   Ethernet header and the packet's parts: no copy, no allocation (unless
+//!   the packet must wait for ARP, when the neighbour cache keeps a copy).
 //! - `PACKET_VNET_HDR` matters on virtual interfaces (veth): a packet the
 //!   peer kernel sent carries only a partial TCP/UDP checksum (the NIC would
 //!   finish it) and may be one GSO super-packet larger than the MTU. The
-//!   virtio-net header says where the checksum starts; we finish it, so the
-//!   stack can verify every checksum. Super-packets go up whole (the runtime
-//!   takes any IPv4 packet up to 64 KiB).
+//!   virtio-net header says where the checksum starts; we finish it, and
+//!   report the packet [`RxChecksum::Verified`] (so is one the kernel marks
+//!   `DATA_VALID`); any other packet is [`RxChecksum::Unverified`].
+//!   Super-packets go up whole, with their `gso_size` as
+//!   [`RxInfo::gro_segment`] (the runtime takes any IPv4 packet up to
+//!   64 KiB; the link sends no super-frames, `tso_max` is 0).
 //!
 //! Next hop: the destination if it is in our subnet, else the gateway; with
 //! no gateway the packet is dropped and counted (`no_route`). ARP is
@@ -40,6 +45,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use socket2::{Domain, SockFilter, Socket, Type};
+use ustack_ipv4::{
+    DeviceCaps, Ipv4Packet, Ipv4Subnet, Medium, RxChecksum, RxInfo, RxPacket, TxPacket,
+};
 
 use crate::arp::{
     ArpOp, ArpPacket, ArpRepr, NeighbourConfig, NeighbourStats, Neighbours, SendAction,
@@ -49,7 +57,10 @@ use crate::ethernet::{
 };
 use crate::middleware::pcap::PcapSink;
 use crate::vnet::{self, complete_checksum, VnetHdr};
-use crate::{is_queue_full, Link, LinkError, LinkStats, MIN_IPV4_MTU};
+use crate::{
+    check_parts, is_queue_full, no_tso, IoVecs, Link, LinkError, LinkStats, MAX_TX_PARTS,
+    MIN_IPV4_MTU,
+};
 
 // linux/if_packet.h (not exported by every libc version).
 const PACKET_VNET_HDR: libc::c_int = 15;
@@ -99,8 +110,8 @@ pub struct AfPacketLink {
     /// `AF_PACKET on <iface>`, for errors.
     label: String,
     mac: MacAddr,
-    addr: Ipv4Addr,
-    netmask: u32,
+    /// Our address and the on-link prefix.
+    subnet: Ipv4Subnet,
     gateway: Option<Ipv4Addr>,
     mtu: usize,
     neighbours: Neighbours,
@@ -116,17 +127,10 @@ impl std::fmt::Debug for AfPacketLink {
         f.debug_struct("AfPacketLink")
             .field("iface", &self.iface)
             .field("mac", &self.mac)
-            .field("addr", &self.addr)
+            .field("subnet", &self.subnet)
             .field("mtu", &self.mtu)
             .field("stats", &self.stats)
             .finish()
-    }
-}
-
-fn netmask(prefix_len: u8) -> u32 {
-    match prefix_len {
-        0 => 0,
-        n => u32::MAX << (32 - u32::from(n.min(32))),
     }
 }
 
@@ -172,16 +176,17 @@ fn validate(cfg: &AfPacketConfig) -> Result<(), LinkError> {
     if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() {
         return bad(format!("{a} cannot be a host address"));
     }
-    let mask = netmask(cfg.prefix_len);
-    let host = u32::from(a) & !mask;
-    if host == 0 || host == !mask {
+    let Some(subnet) = Ipv4Subnet::new(a, cfg.prefix_len) else {
+        unreachable!("prefix length checked above");
+    };
+    if a == subnet.network() || a == subnet.broadcast() {
         return bad(format!(
             "{a} is the network or broadcast address of /{}",
             cfg.prefix_len
         ));
     }
     if let Some(gw) = cfg.gateway {
-        if u32::from(gw) & mask != u32::from(a) & mask || gw == a {
+        if !subnet.contains(gw) || gw == a {
             return bad(format!(
                 "gateway {gw} is not another address in {a}/{}",
                 cfg.prefix_len
@@ -455,8 +460,8 @@ impl AfPacketLink {
             iface: cfg.iface.clone(),
             label,
             mac,
-            addr: cfg.addr,
-            netmask: netmask(cfg.prefix_len),
+            subnet: Ipv4Subnet::new(cfg.addr, cfg.prefix_len)
+                .expect("validate checked the prefix length"),
             gateway: cfg.gateway,
             mtu,
             neighbours: Neighbours::new(NeighbourConfig::default()),
@@ -469,7 +474,7 @@ impl AfPacketLink {
         tracing::info!(
             device = %cfg.iface,
             %mac,
-            addr = %format_args!("{}/{}", cfg.addr, cfg.prefix_len),
+            addr = %link.subnet,
             mtu,
             "AF_PACKET link up"
         );
@@ -486,8 +491,9 @@ impl AfPacketLink {
         self.mac
     }
 
+    /// The stack's own address on the interface.
     pub fn addr(&self) -> Ipv4Addr {
-        self.addr
+        self.subnet.addr()
     }
 
     pub fn af_stats(&self) -> AfPacketStats {
@@ -497,43 +503,41 @@ impl AfPacketLink {
         }
     }
 
-    /// Sends one frame: `header` then `payload`, padded to the minimum size,
-    /// behind an all-zero virtio-net header (no offloads requested).
-    fn send_frame(&mut self, header: &EthernetRepr, payload: &[u8]) -> Result<(), LinkError> {
+    /// Sends one frame with one `sendmsg`: an all-zero virtio-net header
+    /// (no offloads requested), `header`, then the payload `parts` (at most
+    /// [`MAX_TX_PARTS`]), padded to the minimum frame size.
+    fn send_frame(&mut self, header: &EthernetRepr, parts: &[&[u8]]) -> Result<(), LinkError> {
+        debug_assert!(parts.len() <= MAX_TX_PARTS);
         let vnet = [0u8; vnet::LEN];
         let mut eth = [0u8; HEADER_LEN];
         header.emit(&mut eth);
         let pad = [0u8; MIN_FRAME_LEN];
-        let pad_len = MIN_FRAME_LEN.saturating_sub(HEADER_LEN + payload.len());
+        let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+        let pad = &pad[..MIN_FRAME_LEN.saturating_sub(HEADER_LEN + payload_len)];
         if let Some(cap) = &mut self.capture {
-            cap.record(&[&eth, payload, &pad[..pad_len]]);
+            let mut record: [&[u8]; MAX_TX_PARTS + 2] = [&[]; MAX_TX_PARTS + 2];
+            record[0] = &eth;
+            record[1..=parts.len()].copy_from_slice(parts);
+            record[parts.len() + 1] = pad;
+            cap.record(&record[..parts.len() + 2]);
         }
-        let iov = [
-            libc::iovec {
-                iov_base: vnet.as_ptr() as *mut _,
-                iov_len: vnet.len(),
-            },
-            libc::iovec {
-                iov_base: eth.as_ptr() as *mut _,
-                iov_len: eth.len(),
-            },
-            libc::iovec {
-                iov_base: payload.as_ptr() as *mut _,
-                iov_len: payload.len(),
-            },
-            libc::iovec {
-                iov_base: pad.as_ptr() as *mut _,
-                iov_len: pad_len,
-            },
-        ];
+        let mut iov = IoVecs::<{ MAX_TX_PARTS + 3 }>::new();
+        iov.push(&vnet);
+        iov.push(&eth);
+        for part in parts {
+            iov.push(part);
+        }
+        iov.push(pad);
+        let iov = iov.as_slice();
         // SAFETY: msghdr is plain old data; zeroed means no address/control.
         let mut msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
         msg.msg_iov = iov.as_ptr() as *mut _;
         msg.msg_iovlen = iov.len() as _;
         loop {
-            // SAFETY: `msg` points at `iov`, whose buffers are valid for
-            // reading for their lengths and outlive the call; the kernel
-            // only reads them.
+            // SAFETY: `msg` points at `iov`, an initialised array of
+            // `msg_iovlen` iovecs whose buffers (the headers and padding on
+            // the stack, the caller's parts) are valid for reading for their
+            // lengths and outlive the call; the kernel only reads them.
             let n = unsafe { libc::sendmsg(self.socket.as_raw_fd(), &msg, 0) };
             if n >= 0 {
                 return Ok(());
@@ -563,28 +567,28 @@ impl AfPacketLink {
             source: self.mac,
             ethertype: ETHERTYPE_ARP,
         };
-        self.send_frame(&eth, &body)
+        self.send_frame(&eth, &[&body])
     }
 
     fn arp_request(&mut self, to: MacAddr, target: Ipv4Addr) -> Result<(), LinkError> {
         let req = ArpRepr {
             op: ArpOp::Request,
             sender_mac: self.mac,
-            sender_ip: self.addr,
+            sender_ip: self.addr(),
             target_mac: MacAddr::ZERO,
             target_ip: target,
         };
         self.send_arp(to, &req)
     }
 
-    fn send_ipv4(&mut self, to: MacAddr, packet: &[u8]) -> Result<(), LinkError> {
+    fn send_ipv4(&mut self, to: MacAddr, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
         let eth = EthernetRepr {
             destination: to,
             source: self.mac,
             ethertype: ETHERTYPE_IPV4,
         };
-        self.send_frame(&eth, packet)?;
-        self.stats.count_tx(packet.len());
+        self.send_frame(&eth, pkt.parts)?;
+        self.stats.count_tx(pkt.len());
         Ok(())
     }
 
@@ -594,21 +598,22 @@ impl AfPacketLink {
             self.af_stats.rx_dropped += 1;
             return Ok(());
         };
-        if arp.sender_ip == self.addr {
+        let addr = self.addr();
+        if arp.sender_ip == addr {
             if arp.sender_mac != self.mac {
                 self.af_stats.addr_conflicts += 1;
-                tracing::warn!(device = %self.iface, addr = %self.addr, other = %arp.sender_mac, "another host claims our address");
+                tracing::warn!(device = %self.iface, %addr, other = %arp.sender_mac, "another host claims our address");
             }
             return Ok(());
         }
-        let for_us = arp.target_ip == self.addr;
+        let for_us = arp.target_ip == addr;
         let mut ready = std::mem::take(&mut self.ready);
         self.neighbours
             .on_arp(arp.sender_ip, arp.sender_mac, for_us, now, &mut ready);
         let mut result = Ok(());
         for p in ready.drain(..) {
             if result.is_ok() {
-                result = self.send_ipv4(arp.sender_mac, &p);
+                result = self.send_ipv4(arp.sender_mac, &TxPacket::new(&[&p]));
             }
         }
         self.ready = ready;
@@ -617,7 +622,7 @@ impl AfPacketLink {
             let reply = ArpRepr {
                 op: ArpOp::Reply,
                 sender_mac: self.mac,
-                sender_ip: self.addr,
+                sender_ip: addr,
                 target_mac: arp.sender_mac,
                 target_ip: arp.sender_ip,
             };
@@ -626,8 +631,9 @@ impl AfPacketLink {
         Ok(())
     }
 
+    /// The destination itself when it is on-link, else the gateway.
     fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        if u32::from(dst) & self.netmask == u32::from(self.addr) & self.netmask {
+        if self.subnet.contains(dst) {
             Some(dst)
         } else {
             self.gateway
@@ -635,14 +641,19 @@ impl AfPacketLink {
     }
 
     fn is_broadcast(&self, dst: Ipv4Addr) -> bool {
-        dst.is_broadcast() || u32::from(dst) == u32::from(self.addr) | !self.netmask
+        dst.is_broadcast() || dst == self.subnet.broadcast()
     }
 }
 
 impl Link for AfPacketLink {
     /// Returns IPv4 packets to our address; ARP is handled here and never
-    /// returned. A packet longer than `buf` is dropped and counted.
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+    /// returned. A packet longer than `buf` is dropped and counted. A
+    /// partial checksum is finished here (see the module doc). On a veth
+    /// the peer kernel's GSO super-packets exceed the MTU although this
+    /// link sends none (`tso_max` 0, so [`DeviceCaps::max_rx_len`] is the
+    /// MTU): pass a [`MAX_PACKET_LEN`](crate::MAX_PACKET_LEN)-byte buffer
+    /// to receive them, as the runtime does.
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         loop {
             let mut vnet_hdr = [0u8; vnet::LEN];
             let mut eth = [0u8; HEADER_LEN];
@@ -711,11 +722,25 @@ impl Link for AfPacketLink {
                     continue;
                 }
             }
-            if len < 20 || buf[0] >> 4 != 4 || buf[16..20] != self.addr.octets() {
+            // At least 20 bytes: the fixed-header accessors stay in bounds.
+            if len < 20 {
                 self.af_stats.rx_dropped += 1;
                 continue;
             }
+            let ip = Ipv4Packet::new_unchecked(&buf[..len]);
+            if ip.version() != 4 || ip.dst_addr() != self.addr() {
+                self.af_stats.rx_dropped += 1;
+                continue;
+            }
+            // Ethernet pads short frames; the IPv4 total length says where
+            // the packet ends.
+            let total = usize::from(ip.total_len());
             let vnet_hdr = VnetHdr::decode(&vnet_hdr);
+            let mut checksum = if vnet_hdr.flags & vnet::F_DATA_VALID != 0 {
+                RxChecksum::Verified
+            } else {
+                RxChecksum::Unverified
+            };
             if vnet_hdr.flags & vnet::F_NEEDS_CSUM != 0 {
                 let start = vnet_hdr.csum_start;
                 let offset = vnet_hdr.csum_offset;
@@ -728,40 +753,59 @@ impl Link for AfPacketLink {
                     continue;
                 }
                 self.af_stats.rx_csum_completed += 1;
+                // Finished here from the bytes as they arrived.
+                checksum = RxChecksum::Verified;
             }
-            if vnet_hdr.gso_type != vnet::GSO_NONE {
+            let gro_segment = if vnet_hdr.is_gso() {
                 self.af_stats.rx_gso += 1;
-            }
-            // Ethernet pads short frames; the IPv4 total length says where
-            // the packet ends.
-            let total = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                Some(vnet_hdr.gso_size).filter(|&n| n > 0)
+            } else {
+                None
+            };
             let len = if (20..len).contains(&total) {
                 total
             } else {
                 len
             };
             self.stats.count_rx(len);
-            return Ok(Some(len));
+            return Ok(Some(RxPacket {
+                len,
+                info: RxInfo {
+                    checksum,
+                    gro_segment,
+                },
+            }));
         }
     }
 
-    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
-        if packet.len() > self.mtu {
+    /// One `sendmsg` of the Ethernet header and the parts to the next
+    /// hop's MAC (broadcast for a broadcast destination). A packet whose
+    /// next hop is not resolved yet is copied into the neighbour cache's
+    /// queue and sent when the ARP reply comes. No segmentation offload: a
+    /// super-frame is `InvalidConfig`.
+    fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
+        check_parts(pkt, &self.label)?;
+        if pkt.segment.is_some() {
+            return Err(no_tso(&self.label));
+        }
+        let len = pkt.len();
+        if len > self.mtu {
             return Err(LinkError::PacketTooLarge {
                 device: self.label.clone(),
-                len: packet.len(),
+                len,
                 mtu: self.mtu,
             });
         }
-        if packet.len() < 20 || packet[0] >> 4 != 4 {
+        let head = pkt.head::<20>().filter(|h| h[0] >> 4 == 4);
+        let Some(head) = head else {
             return Err(LinkError::MalformedPacket {
                 device: self.label.clone(),
                 reason: "not an IPv4 packet",
             });
-        }
-        let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+        };
+        let dst = Ipv4Packet::new_unchecked(&head[..]).dst_addr();
         if self.is_broadcast(dst) {
-            return self.send_ipv4(MacAddr::BROADCAST, packet);
+            return self.send_ipv4(MacAddr::BROADCAST, pkt);
         }
         let Some(hop) = self.next_hop(dst) else {
             self.af_stats.no_route += 1;
@@ -769,9 +813,9 @@ impl Link for AfPacketLink {
             tracing::trace!(device = %self.iface, %dst, "no route (off-subnet, no gateway): dropped");
             return Ok(());
         };
-        match self.neighbours.on_send(hop, packet, Instant::now()) {
+        match self.neighbours.on_send(hop, pkt, Instant::now()) {
             SendAction::Send { mac, probe } => {
-                self.send_ipv4(mac, packet)?;
+                self.send_ipv4(mac, pkt)?;
                 if probe {
                     self.arp_request(mac, hop)?;
                 }
@@ -790,12 +834,24 @@ impl Link for AfPacketLink {
         }
     }
 
-    fn mtu(&self) -> usize {
-        self.mtu
+    /// The interface's (or the configured) MTU, [`Medium::Ethernet`], no
+    /// segmentation offload.
+    fn caps(&self) -> DeviceCaps {
+        DeviceCaps {
+            mtu: self.mtu,
+            medium: Medium::Ethernet,
+            tso_max: 0,
+        }
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.socket.as_raw_fd())
+    }
+
+    /// ARP retries and the neighbour cache's timers run when packets come
+    /// and go; nothing needs a wake-up of its own.
+    fn poll_at(&self) -> Option<std::time::Instant> {
+        None
     }
 
     fn stats(&self) -> LinkStats {

@@ -10,6 +10,8 @@ use std::collections::{HashMap, VecDeque};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use ustack_ipv4::TxPacket;
+
 use crate::ethernet::MacAddr;
 
 /// Offsets in an ARP packet for Ethernet and IPv4 (RFC 826, "Packet format").
@@ -319,8 +321,9 @@ impl Neighbours {
     }
 
     /// Decides what happens to `packet`, bound for next hop `addr`. The
-    /// packet is copied only when it must wait for resolution.
-    pub fn on_send(&mut self, addr: Ipv4Addr, packet: &[u8], now: Instant) -> SendAction {
+    /// packet is copied (its parts gathered into one buffer) only when it
+    /// must wait for resolution.
+    pub fn on_send(&mut self, addr: Ipv4Addr, packet: &TxPacket<'_>, now: Instant) -> SendAction {
         let cfg = self.cfg;
         self.expire_failed_attempt(addr, now);
         match self.entries.get_mut(&addr) {
@@ -421,7 +424,7 @@ impl Neighbours {
         }
     }
 
-    fn enqueue(&mut self, addr: Ipv4Addr, packet: &[u8]) {
+    fn enqueue(&mut self, addr: Ipv4Addr, packet: &TxPacket<'_>) {
         let seq = self.next_seq;
         self.next_seq += 1;
         let per = self.cfg.queue_per_neighbour;
@@ -431,7 +434,9 @@ impl Neighbours {
                 self.queued_total -= 1;
                 self.stats.queue_dropped += 1;
             }
-            queue.push_back((seq, packet.to_vec()));
+            let mut copy = vec![0u8; packet.len()];
+            packet.copy_to(&mut copy);
+            queue.push_back((seq, copy));
             self.queued_total += 1;
         }
         while self.queued_total > self.cfg.queue_total {
@@ -524,6 +529,11 @@ mod tests {
     const PEER: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 
+    /// `on_send` of `p` in one part.
+    fn send(n: &mut Neighbours, addr: Ipv4Addr, p: &[u8], now: Instant) -> SendAction {
+        n.on_send(addr, &TxPacket::new(&[p]), now)
+    }
+
     fn cache() -> Neighbours {
         Neighbours::new(NeighbourConfig::default())
     }
@@ -565,11 +575,12 @@ mod tests {
         let mut n = cache();
         let t0 = Instant::now();
         assert_eq!(
-            n.on_send(PEER, b"one", t0),
+            send(&mut n, PEER, b"one", t0),
             SendAction::Queued { request: true }
         );
+        // A packet in parts is queued gathered into one buffer.
         assert_eq!(
-            n.on_send(PEER, b"two", t0),
+            n.on_send(PEER, &TxPacket::new(&[b"t", b"", b"wo"]), t0),
             SendAction::Queued { request: false }
         );
         assert_eq!(n.queued(), 2);
@@ -578,7 +589,7 @@ mod tests {
         assert_eq!(ready, vec![b"one".to_vec(), b"two".to_vec()]);
         assert_eq!(n.queued(), 0);
         assert_eq!(
-            n.on_send(PEER, b"three", t0),
+            send(&mut n, PEER, b"three", t0),
             SendAction::Send {
                 mac: MAC,
                 probe: false
@@ -594,7 +605,7 @@ mod tests {
         let mut requests = 0;
         for i in 0..20u32 {
             let now = t0 + cfg.retry_after * i / 2;
-            match n.on_send(PEER, b"x", now) {
+            match send(&mut n, PEER, b"x", now) {
                 SendAction::Queued { request: true } => requests += 1,
                 SendAction::Queued { request: false } | SendAction::Dropped => {}
                 other => panic!("unexpected {other:?}"),
@@ -607,7 +618,7 @@ mod tests {
         // After the hold-down a new attempt starts.
         let later = t0 + cfg.retry_after * 20 + cfg.hold_down;
         assert_eq!(
-            n.on_send(PEER, b"y", later),
+            send(&mut n, PEER, b"y", later),
             SendAction::Queued { request: true }
         );
     }
@@ -618,7 +629,7 @@ mod tests {
         let mut n = Neighbours::new(cfg);
         let t0 = Instant::now();
         for i in 0..100u8 {
-            n.on_send(PEER, &[i], t0);
+            send(&mut n, PEER, &[i], t0);
         }
         assert_eq!(n.queued(), cfg.queue_per_neighbour);
         assert_eq!(
@@ -634,7 +645,7 @@ mod tests {
         let mut n = Neighbours::new(cfg);
         for i in 0..10u8 {
             for k in 0..10u8 {
-                n.on_send(Ipv4Addr::new(10, 2, 0, i), &[i, k], t0);
+                send(&mut n, Ipv4Addr::new(10, 2, 0, i), &[i, k], t0);
             }
         }
         assert_eq!(n.queued(), cfg.queue_total);
@@ -653,14 +664,14 @@ mod tests {
         let stale = t0 + cfg.reachable_for;
         assert_eq!(n.lookup(PEER, stale), None);
         assert_eq!(
-            n.on_send(PEER, b"x", stale),
+            send(&mut n, PEER, b"x", stale),
             SendAction::Send {
                 mac: MAC,
                 probe: true
             }
         );
         assert_eq!(
-            n.on_send(PEER, b"x", stale),
+            send(&mut n, PEER, b"x", stale),
             SendAction::Send {
                 mac: MAC,
                 probe: false
@@ -669,11 +680,11 @@ mod tests {
         let mut t = stale;
         for _ in 0..cfg.max_requests {
             t += cfg.retry_after;
-            n.on_send(PEER, b"x", t);
+            send(&mut n, PEER, b"x", t);
         }
         // Probes exhausted: back to resolving from scratch.
         assert!(matches!(
-            n.on_send(PEER, b"x", t + cfg.retry_after),
+            send(&mut n, PEER, b"x", t + cfg.retry_after),
             SendAction::Queued { request: true }
         ));
     }

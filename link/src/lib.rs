@@ -1,9 +1,22 @@
 //! # ustack-link: packet devices
 //!
 //! This layer moves whole IPv4 packets between the stack and a device. Each
-//! device is a [`Link`]: receive one packet into a caller's buffer without
-//! blocking, send one complete packet, report the MTU, a file descriptor to
-//! wait on, counters and a name.
+//! device is a [`Link`], one interface of seven methods and no defaults:
+//! - [`Link::recv`] receives one packet into the caller's buffer without
+//!   blocking and returns an [`RxPacket`]: its length and an [`RxInfo`],
+//!   what the device vouches for about that packet (its transport checksum
+//!   verified already or left partial by a local sender, or nothing; the
+//!   segment size of a GRO super-frame);
+//! - [`Link::send`] transmits one [`TxPacket`], a gather list of parts
+//!   (headers and payload need not sit in one buffer), optionally a TCP
+//!   super-frame for the device to segment (`segment: Some(n)`);
+//! - [`Link::caps`] describes the device once ([`DeviceCaps`]: MTU, medium,
+//!   largest super-frame);
+//! - [`Link::poll_fd`] and [`Link::poll_at`] say when to call again;
+//!   [`Link::stats`] and [`Link::name`] are for people.
+//!
+//! The vocabulary ([`DeviceCaps`], [`RxInfo`], [`TxPacket`], …) belongs to
+//! `ustack-ipv4`, which reads it; it is re-exported here for convenience.
 //!
 //! Backends:
 //! - [`TunLink`] (feature `tun`): a Linux TUN device; the kernel on the host
@@ -13,40 +26,51 @@
 //! - [`AfPacketLink`] (feature `afpacket`): an `AF_PACKET` socket on an
 //!   existing Ethernet interface; Ethernet II framing ([`ethernet`]) and ARP
 //!   with a bounded neighbour cache ([`arp`]) live here, below `ipv4`, so the
-//!   stack still sees only IPv4 packets.
+//!   stack still sees only IPv4 packets ([`Medium::Ethernet`] says so).
 //! - [`PipeEnd`] (always): an in-memory, single-threaded, full-duplex pair for
 //!   tests and benchmarks.
 //!
 //! Middleware ([`middleware`]): links that wrap any link — a pcap writer, a
-//! seeded fault injector and a per-packet tracer — and stack freely.
+//! seeded fault injector and a per-packet tracer — and stack freely. Each
+//! implements every method of [`Link`] itself: the trait has no default
+//! methods, so a wrapper that forgot to forward one (and so silently turned
+//! an offload off) would not compile.
 //!
-//! Segmentation offload (TSO/GSO/GRO): a link whose [`Link::tso_max_size`]
-//! is above 0 takes TCP "super-frames" of up to 64 KiB through
-//! [`Link::send_segmented`] and cuts them into MSS-sized segments itself,
-//! so the stack builds one packet where it would build ~45. A [`TunLink`]
-//! opened with [`TunConfig::offload`] does it with a virtio-net header
+//! Segmentation offload (TSO/GSO/GRO): a link whose [`DeviceCaps::tso_max`]
+//! is above 0 takes TCP super-frames of up to 64 KiB (a [`TxPacket`] with
+//! `segment: Some(n)`) and cuts them into `n`-byte segments itself, so the
+//! stack builds one packet where it would build ~45. A [`TunLink`] opened
+//! with [`TunConfig::offload`] does it with a virtio-net header
 //! (`IFF_VNET_HDR`) and `TUNSETOFFLOAD` (`TUN_F_CSUM | TUN_F_TSO4`), as
 //! wireguard-go and gVisor do; the kernel then also hands the stack its own
-//! 64 KiB TCP super-frames, and leaves TCP/UDP checksums of local senders
-//! unfinished: [`Link::rx_checksum_trusted`] says, per packet, when the
-//! stack must not verify one. [`pipe_tso`] makes an in-memory pair that
-//! passes super-frames whole, for tests and benchmarks. The pcap writer and
-//! the tracer pass all of this through; the fault injector offers no
-//! offload and finishes trusted checksums itself before it may corrupt a
-//! packet, so the stack verifies them.
+//! 64 KiB TCP super-frames (so receive buffers must hold
+//! [`DeviceCaps::max_rx_len`] bytes), and leaves TCP/UDP checksums of local
+//! senders unfinished ([`RxChecksum::Partial`]). [`pipe_tso`] makes an
+//! in-memory pair that passes super-frames whole, for tests and benchmarks.
+//! The pcap writer and the tracer pass all of this through; an active fault
+//! injector offers no offload (`tso_max: 0`) and finishes vouched-for
+//! checksums itself before it may corrupt a packet, reporting it
+//! [`RxChecksum::Unverified`] so the stack verifies it.
 //!
-//! What it does not do: it parses nothing of IP beyond what a backend needs
-//! (the IP version nibble on TUN, the destination address for `sendto` on a
-//! raw socket, the IPv4 and TCP headers of a super-frame), validates no
-//! checksums, and knows nothing of TCP beyond where its headers end.
+//! What it does not do: it validates no checksums and routes nothing. It
+//! reads of IP only what a backend needs, through `ustack-ipv4`'s header
+//! views (the version nibble on TUN, the destination for `sendto` on a raw
+//! socket and for the next hop on Ethernet, the IPv4 and TCP headers of a
+//! super-frame), computes checksums only to finish partial ones (with
+//! `ustack-ipv4`'s one Internet checksum), and knows nothing of TCP beyond
+//! the header fields segmentation needs, read by offset.
 //!
 //! Above: `ustack-ipv4` and `ustack-tcp`, driven by the runtime in the
 //! `ustack` crate, which waits on [`Link::poll_fd`] and calls `recv`/`send`.
-//! Below: the kernel (the TUN driver, raw sockets). This crate and the
-//! runtime are the only places in ustack that touch the OS.
+//! Below: the kernel (the TUN driver, raw and packet sockets). This crate
+//! and the runtime are the only places in ustack that touch the OS.
 //!
-//! No backend allocates per packet: `recv` writes into the caller's buffer and
-//! `send` reads from the caller's slice.
+//! No backend allocates per packet: `recv` writes into the caller's buffer;
+//! `send` hands the parts to the kernel in one `writev`/`sendmsg` with an
+//! iovec array on the stack (at most [`MAX_TX_PARTS`] parts), or copies them
+//! into a preallocated queue slot (the pipe). Only the AF_PACKET backend
+//! copies a packet that must wait for ARP, and the pcap writer gathers into
+//! its own buffer (capture is a debug tool).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -72,103 +96,138 @@ pub use self::pipe::{pipe, pipe_tso, PipeEnd};
 pub use self::raw::{RawConfig, RawLink, PACKET_MARK};
 #[cfg(feature = "tun")]
 pub use self::tun::{TunConfig, TunLink, TunStats};
+pub use ustack_ipv4::{DeviceCaps, Medium, RxChecksum, RxInfo, RxPacket, TxPacket, MAX_PACKET_LEN};
 
 /// Smallest MTU an IPv4 link may have (RFC 791, section 3.2: every module
 /// must forward a 68-octet datagram without fragmenting it).
 pub const MIN_IPV4_MTU: usize = 68;
 
+/// Most parts a [`TxPacket`] may have: backends pass them to the kernel in
+/// an iovec array on the stack. More is [`LinkError::MalformedPacket`], on
+/// every backend alike (the pipe included), so tests see what devices do.
+pub const MAX_TX_PARTS: usize = 8;
+
 /// A device that carries IPv4 packets.
+///
+/// The trait deliberately has NO default methods: every link, middleware
+/// included, states each capability and forwards each call itself, so a
+/// wrapper that forgets one fails to compile instead of silently turning
+/// an offload off.
 #[enum_dispatch]
 pub trait Link {
-    /// Receives one IPv4 packet into `buf` without blocking.
-    /// `Ok(Some(n))`: `buf[..n]` is the packet. `Ok(None)`: nothing ready now.
+    /// Receives one packet into `buf` without blocking; `Ok(None)` when
+    /// nothing is ready. The packet is `buf[..len]`; `info` says what the
+    /// device vouches for about it (checksum, GRO segment size). `buf` must
+    /// hold [`DeviceCaps::max_rx_len`] bytes of [`Link::caps`]; what a
+    /// backend does with a longer packet is backend-specific (see each type).
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError>;
+
+    /// Sends one packet from a gather list (at most [`MAX_TX_PARTS`] parts,
+    /// else `MalformedPacket`).
     ///
-    /// `buf` should be at least [`Link::mtu`] bytes long; what a backend does
-    /// with a longer packet is backend-specific (see each type).
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError>;
+    /// `pkt.segment = None`: an ordinary packet with every checksum
+    /// complete, at most [`DeviceCaps::mtu`] bytes (else `PacketTooLarge`).
+    ///
+    /// `pkt.segment = Some(n)`: a TCP/IPv4 super-frame, only when
+    /// [`DeviceCaps::tso_max`] is above 0 (else `InvalidConfig`). The device
+    /// cuts its TCP payload into segments of `n` bytes (the last may be
+    /// shorter), copying the IPv4 and TCP headers (options included) onto
+    /// each, as Linux GSO does: IPv4 total length, ID (incremented per
+    /// segment) and header checksum, TCP sequence number and checksum are
+    /// fixed up per segment; FIN and PSH stay on the last segment, CWR on
+    /// the first. (A kernel that delivers the frame to a local socket may
+    /// never cut it, exactly as if GRO had merged the segments.) The TCP
+    /// checksum field holds only the pseudo-header sum (Linux
+    /// CHECKSUM_PARTIAL: folded, NOT complemented, over source,
+    /// destination, zero, protocol 6 and the whole TCP length of the
+    /// super-frame); the device finishes it. The IPv4 header checksum must
+    /// be complete. Each segment must fit the MTU, and a frame that will be
+    /// cut must not carry SYN, RST or URG; otherwise, and for anything but
+    /// an unfragmented TCP/IPv4 packet whose total length matches the parts,
+    /// `MalformedPacket`. Longer than `tso_max`: `PacketTooLarge`.
+    ///
+    /// A full device queue (EAGAIN/ENOBUFS) is not an error: the packet is
+    /// dropped and counted in [`LinkStats::tx_dropped`] (TCP retransmits).
+    /// The `tx_*` counters count a super-frame as one packet of its length.
+    fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError>;
 
-    /// Sends one complete IPv4 packet. A full device queue (EAGAIN/ENOBUFS)
-    /// is not an error: the packet is dropped and counted in
-    /// [`LinkStats::tx_dropped`] (TCP retransmits).
-    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError>;
-
-    /// Largest IPv4 packet the device carries.
-    fn mtu(&self) -> usize;
+    /// What the device can do (MTU, medium, largest TSO super-frame), fixed
+    /// once it is opened. A middleware reports what is true through it.
+    fn caps(&self) -> DeviceCaps;
 
     /// A file descriptor that becomes readable when `recv` may return a
     /// packet; `None` for in-memory links (always poll them).
     fn poll_fd(&self) -> Option<RawFd>;
+
+    /// When the link itself next needs `recv` or `send` called even if its
+    /// fd stays quiet (a middleware releasing a delayed packet); the event
+    /// loop sleeps no longer than this. `None`: only when the fd says so.
+    fn poll_at(&self) -> Option<std::time::Instant>;
 
     /// Counters since the link was opened.
     fn stats(&self) -> LinkStats;
 
     /// A short name for logs, e.g. the interface name `tun0`.
     fn name(&self) -> &str;
+}
 
-    /// True when received packets may carry unfinished transport checksums
-    /// that the stack must not verify. Linux never computes TCP checksums on
-    /// loopback (CHECKSUM_PARTIAL: the field holds only the pseudo-header
-    /// sum) and a raw socket sees the packet as is; loopback cannot corrupt
-    /// a packet, so nothing is lost by trusting it.
-    fn rx_checksum_offloaded(&self) -> bool {
-        false
+/// `MalformedPacket` unless `pkt` has at most [`MAX_TX_PARTS`] parts.
+pub(crate) fn check_parts(pkt: &TxPacket<'_>, device: &str) -> Result<(), LinkError> {
+    if pkt.parts.len() > MAX_TX_PARTS {
+        return Err(LinkError::MalformedPacket {
+            device: device.to_owned(),
+            reason: "more parts in the gather list than MAX_TX_PARTS",
+        });
+    }
+    Ok(())
+}
+
+/// The error for a super-frame handed to a link without segmentation
+/// offload.
+pub(crate) fn no_tso(device: &str) -> LinkError {
+    LinkError::InvalidConfig(format!("{device}: no TCP segmentation offload"))
+}
+
+/// An iovec array on the stack for one `writev`/`sendmsg`, borrowing the
+/// buffers it points at for `'a` so that they outlive the call.
+#[cfg(any(feature = "tun", feature = "afpacket"))]
+pub(crate) struct IoVecs<'a, const N: usize> {
+    iov: [libc::iovec; N],
+    len: usize,
+    _bufs: std::marker::PhantomData<&'a [u8]>,
+}
+
+#[cfg(any(feature = "tun", feature = "afpacket"))]
+impl<'a, const N: usize> IoVecs<'a, N> {
+    pub(crate) fn new() -> Self {
+        IoVecs {
+            iov: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; N],
+            len: 0,
+            _bufs: std::marker::PhantomData,
+        }
     }
 
-    /// When the link itself next needs `recv` or `send` called even if its
-    /// fd stays quiet (a middleware releasing a delayed packet); the event
-    /// loop sleeps no longer than this.
-    fn poll_at(&self) -> Option<std::time::Instant> {
-        None
+    /// Appends `buf` (empty ones are skipped). Panics past `N`: callers
+    /// size `N` for their fixed parts plus [`MAX_TX_PARTS`] and check the
+    /// parts first ([`check_parts`]).
+    pub(crate) fn push(&mut self, buf: &'a [u8]) {
+        if buf.is_empty() {
+            return;
+        }
+        // The kernel only reads through this pointer (writev/sendmsg); the
+        // `*mut` is what `iovec` requires.
+        self.iov[self.len] = libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        self.len += 1;
     }
 
-    /// Largest IPv4 packet [`Link::send_segmented`] accepts, or 0 when the
-    /// link has no TCP segmentation offload. When it is above 0, `recv` may
-    /// also return packets larger than [`Link::mtu`] (GRO/GSO super-frames,
-    /// up to 65535 bytes): pass a 65535-byte buffer.
-    fn tso_max_size(&self) -> usize {
-        0
-    }
-
-    /// Sends one TCP/IPv4 super-frame: the device cuts its TCP payload into
-    /// segments of `segment_payload` bytes (the last may be shorter),
-    /// copying the IPv4 and TCP headers (options included) onto each, as
-    /// Linux GSO does: IPv4 total length, ID (incremented per segment) and
-    /// header checksum, TCP sequence number and checksum are fixed up per
-    /// segment; FIN and PSH stay on the last segment, CWR on the first. (A
-    /// kernel that delivers the frame to a local socket may never cut it,
-    /// exactly as if GRO had merged the segments.)
-    ///
-    /// The TCP checksum field holds only the pseudo-header sum (Linux
-    /// CHECKSUM_PARTIAL: folded, NOT complemented, over source, destination,
-    /// zero, protocol 6 and the whole TCP length of the super-frame); the
-    /// device finishes it. The IPv4 header checksum must be complete.
-    ///
-    /// Each segment must fit the MTU (IP + TCP headers + `segment_payload`
-    /// ≤ [`Link::mtu`]), and a frame that will be cut must not carry SYN, RST
-    /// or URG; otherwise, and for anything but an unfragmented TCP/IPv4
-    /// packet whose total length matches the slice, `MalformedPacket`.
-    /// Longer than [`Link::tso_max_size`]: `PacketTooLarge`. A full device
-    /// queue drops the whole super-frame and counts one packet in
-    /// [`LinkStats::tx_dropped`], as `send` does; the `tx_*` counters also
-    /// count a super-frame as one packet of its full length.
-    ///
-    /// Default: `InvalidConfig` — call it only when `tso_max_size() > 0`.
-    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
-        let _ = (packet, segment_payload);
-        Err(LinkError::InvalidConfig(format!(
-            "{}: no TCP segmentation offload",
-            self.name()
-        )))
-    }
-
-    /// True when the packet last returned by `recv` has a transport checksum
-    /// the device vouches for: verified already (virtio-net DATA_VALID) or
-    /// left unfinished by a local sender (NEEDS_CSUM: the field holds only
-    /// the pseudo-header sum, so it cannot be verified). The stack then must
-    /// not verify it. Unlike [`Link::rx_checksum_offloaded`], which holds
-    /// for every packet of a link, this is per packet. Default false.
-    fn rx_checksum_trusted(&self) -> bool {
-        false
+    pub(crate) fn as_slice(&self) -> &[libc::iovec] {
+        &self.iov[..self.len]
     }
 }
 

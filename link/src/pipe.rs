@@ -6,15 +6,17 @@ use std::cell::RefCell;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
-use crate::{vnet, Link, LinkError, LinkStats};
+use ustack_ipv4::{DeviceCaps, RxChecksum, RxInfo, RxPacket, TxPacket, MAX_PACKET_LEN};
+
+use crate::{check_parts, no_tso, vnet, Link, LinkError, LinkStats};
 
 /// A bounded FIFO of packets stored in one slab allocated up front:
 /// slot `i` is `slab[i * slot..][..slot]`, its packet length is `lens[i]`
-/// and whether its checksum is partial (a super-frame) is `partial[i]`.
+/// and what the receiver is told about it is `infos[i]`.
 struct Ring {
     slab: Box<[u8]>,
     lens: Box<[usize]>,
-    partial: Box<[bool]>,
+    infos: Box<[RxInfo]>,
     /// Bytes per slot: the largest packet either kind of send may queue.
     slot: usize,
     /// Index of the oldest packet.
@@ -28,7 +30,7 @@ impl Ring {
         Ring {
             slab: vec![0; slot * capacity].into_boxed_slice(),
             lens: vec![0; capacity].into_boxed_slice(),
-            partial: vec![false; capacity].into_boxed_slice(),
+            infos: vec![RxInfo::default(); capacity].into_boxed_slice(),
             slot,
             head: 0,
             count: 0,
@@ -39,15 +41,18 @@ impl Ring {
         self.lens.len()
     }
 
-    /// Copies `packet` into the next free slot; false if the ring is full.
-    fn push(&mut self, packet: &[u8], partial: bool) -> bool {
+    /// Gathers `pkt` (at most `slot` bytes) into the next free slot; false
+    /// if the ring is full.
+    fn push(&mut self, pkt: &TxPacket<'_>, info: RxInfo) -> bool {
         if self.count == self.capacity() {
             return false;
         }
         let slot = (self.head + self.count) % self.capacity();
-        self.slab[slot * self.slot..][..packet.len()].copy_from_slice(packet);
-        self.lens[slot] = packet.len();
-        self.partial[slot] = partial;
+        let len = pkt
+            .copy_to(&mut self.slab[slot * self.slot..][..self.slot])
+            .expect("callers check the length against the slot size");
+        self.lens[slot] = len;
+        self.infos[slot] = info;
         self.count += 1;
         true
     }
@@ -57,14 +62,14 @@ impl Ring {
     }
 
     /// Copies the oldest packet into `buf` (which must be long enough) and
-    /// removes it; returns its length and whether its checksum is partial.
-    fn pop_into(&mut self, buf: &mut [u8]) -> (usize, bool) {
+    /// removes it; returns its length and what the receiver is told.
+    fn pop_into(&mut self, buf: &mut [u8]) -> RxPacket {
         let len = self.lens[self.head];
-        let partial = self.partial[self.head];
+        let info = self.infos[self.head];
         buf[..len].copy_from_slice(&self.slab[self.head * self.slot..][..len]);
         self.head = (self.head + 1) % self.capacity();
         self.count -= 1;
-        (len, partial)
+        RxPacket { len, info }
     }
 }
 
@@ -74,10 +79,8 @@ pub struct PipeEnd {
     tx: Rc<RefCell<Ring>>,
     rx: Rc<RefCell<Ring>>,
     mtu: usize,
-    /// Largest super-frame `send_segmented` takes; 0: no offload.
+    /// Largest super-frame `send` takes; 0: no offload.
     tso_max: usize,
-    /// Whether the packet last received was a super-frame.
-    rx_trusted: bool,
     name: &'static str,
     stats: LinkStats,
 }
@@ -85,7 +88,8 @@ pub struct PipeEnd {
 /// Makes a connected pair of in-memory links. Each direction queues at most
 /// `capacity` packets of at most `mtu` bytes; all buffers are allocated here,
 /// once. A send into a full queue drops the packet and counts it in
-/// `tx_dropped`; a send larger than `mtu` is an error.
+/// `tx_dropped`; a send larger than `mtu` is an error. Every packet is
+/// received [`RxChecksum::Unverified`].
 ///
 /// # Panics
 /// If `capacity` is zero or `mtu` is below [`crate::MIN_IPV4_MTU`]: those
@@ -95,17 +99,20 @@ pub fn pipe(mtu: usize, capacity: usize) -> (PipeEnd, PipeEnd) {
 }
 
 /// Like [`pipe`], with TCP segmentation offload on both ends when
-/// `tso_max` is above 0: [`Link::send_segmented`] takes TCP/IPv4
-/// super-frames of up to `tso_max` bytes (checked as a TUN device would,
-/// pseudo-header checksum included) and queues each WHOLE, as the peer's
-/// GRO would present the segments; the receiving end's
-/// [`Link::rx_checksum_trusted`] is true for exactly those packets (their
-/// checksum is partial). Each queue slot holds `max(mtu, tso_max)` bytes,
-/// allocated here, once; the receiving end needs a buffer that large.
+/// `tso_max` is above 0 ([`DeviceCaps::tso_max`]): [`Link::send`] takes
+/// TCP/IPv4 super-frames (`segment: Some(n)`) of up to `tso_max` bytes
+/// (checked as a TUN device would, pseudo-header checksum included) and
+/// queues each WHOLE, as the peer's GRO would present the segments. The
+/// receiving end reports exactly those packets [`RxChecksum::Partial`]
+/// (their checksum is), with [`RxInfo::gro_segment`] `Some(n)` when the
+/// frame was longer than one segment (a TUN device would have cut it).
+/// Each queue slot holds `max(mtu, tso_max)` bytes, allocated here, once;
+/// the receiving end needs a buffer that large ([`DeviceCaps::max_rx_len`]).
 /// [`PipeEnd::set_tso_max`] turns the offload off or down on one end.
 ///
 /// # Panics
-/// As [`pipe`], and if `tso_max` is above 0 but below `mtu` or above 65535.
+/// As [`pipe`], and if `tso_max` is above 0 but below `mtu` or above
+/// [`MAX_PACKET_LEN`].
 pub fn pipe_tso(mtu: usize, capacity: usize, tso_max: usize) -> (PipeEnd, PipeEnd) {
     assert!(capacity > 0, "pipe capacity must be at least one packet");
     assert!(
@@ -114,8 +121,8 @@ pub fn pipe_tso(mtu: usize, capacity: usize, tso_max: usize) -> (PipeEnd, PipeEn
         crate::MIN_IPV4_MTU
     );
     assert!(
-        tso_max == 0 || (mtu..=MAX_IPV4_PACKET).contains(&tso_max),
-        "pipe TSO maximum {tso_max} is not in {mtu}..={MAX_IPV4_PACKET}"
+        tso_max == 0 || (mtu..=MAX_PACKET_LEN).contains(&tso_max),
+        "pipe TSO maximum {tso_max} is not in {mtu}..={MAX_PACKET_LEN}"
     );
     let slot = mtu.max(tso_max);
     let a_to_b = Rc::new(RefCell::new(Ring::new(slot, capacity)));
@@ -125,7 +132,6 @@ pub fn pipe_tso(mtu: usize, capacity: usize, tso_max: usize) -> (PipeEnd, PipeEn
         rx,
         mtu,
         tso_max,
-        rx_trusted: false,
         name,
         stats: LinkStats::default(),
     };
@@ -134,18 +140,16 @@ pub fn pipe_tso(mtu: usize, capacity: usize, tso_max: usize) -> (PipeEnd, PipeEn
     (a, b)
 }
 
-/// The IPv4 total length field's limit.
-const MAX_IPV4_PACKET: usize = 65535;
-
 impl PipeEnd {
     /// Packets waiting to be received by this end.
     pub fn pending(&self) -> usize {
         self.rx.borrow().count
     }
 
-    /// Sets what this end's [`Link::tso_max_size`] reports and its
-    /// `send_segmented` accepts: 0 turns the offload off. The queues keep
-    /// their size.
+    /// Sets what this end's [`DeviceCaps::tso_max`] reports and its `send`
+    /// accepts: 0 turns the offload off. Meant right after [`pipe_tso`],
+    /// before the end is used (caps are otherwise fixed once opened). The
+    /// queues keep their size.
     ///
     /// # Panics
     /// If `max` is above 0 but below the MTU, or above the slot size the
@@ -161,16 +165,12 @@ impl PipeEnd {
         self.tso_max = max;
     }
 
-    fn enqueue(&mut self, packet: &[u8], partial: bool) {
-        if self.tx.borrow_mut().push(packet, partial) {
-            self.stats.count_tx(packet.len());
+    fn enqueue(&mut self, pkt: &TxPacket<'_>, len: usize, info: RxInfo) {
+        if self.tx.borrow_mut().push(pkt, info) {
+            self.stats.count_tx(len);
         } else {
             self.stats.tx_dropped += 1;
-            tracing::trace!(
-                link = self.name,
-                len = packet.len(),
-                "queue full, packet dropped"
-            );
+            tracing::trace!(link = self.name, len, "queue full, packet dropped");
         }
     }
 }
@@ -189,7 +189,7 @@ impl std::fmt::Debug for PipeEnd {
 
 impl Link for PipeEnd {
     /// A packet longer than `buf` stays queued and `BufferTooSmall` is returned.
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         let mut rx = self.rx.borrow_mut();
         let Some(needed) = rx.front_len() else {
             return Ok(None);
@@ -201,63 +201,64 @@ impl Link for PipeEnd {
                 needed,
             });
         }
-        let (len, partial) = rx.pop_into(buf);
-        self.rx_trusted = partial;
-        self.stats.count_rx(len);
-        Ok(Some(len))
+        let got = rx.pop_into(buf);
+        self.stats.count_rx(got.len);
+        Ok(Some(got))
     }
 
-    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
-        if packet.len() > self.mtu {
-            return Err(LinkError::PacketTooLarge {
-                device: self.name.to_owned(),
-                len: packet.len(),
-                mtu: self.mtu,
-            });
-        }
-        self.enqueue(packet, false);
-        Ok(())
-    }
-
-    fn tso_max_size(&self) -> usize {
-        self.tso_max
-    }
-
-    /// Queues the super-frame whole (no segmentation) after the checks a
-    /// TUN device makes; see [`pipe_tso`].
-    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
+    /// Copies the parts into a queue slot. A super-frame is queued whole
+    /// (no segmentation) after the checks a TUN device makes; see
+    /// [`pipe_tso`].
+    fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
+        check_parts(pkt, self.name)?;
+        let len = pkt.len();
+        let Some(segment) = pkt.segment else {
+            if len > self.mtu {
+                return Err(LinkError::PacketTooLarge {
+                    device: self.name.to_owned(),
+                    len,
+                    mtu: self.mtu,
+                });
+            }
+            self.enqueue(pkt, len, RxInfo::default());
+            return Ok(());
+        };
         if self.tso_max == 0 {
-            return Err(LinkError::InvalidConfig(format!(
-                "{}: no TCP segmentation offload",
-                self.name
-            )));
+            return Err(no_tso(self.name));
         }
-        if packet.len() > self.tso_max {
+        if len > self.tso_max {
             return Err(LinkError::PacketTooLarge {
                 device: self.name.to_owned(),
-                len: packet.len(),
+                len,
                 mtu: self.tso_max,
             });
         }
-        if let Err(reason) = vnet::tcp4_tx_header(packet, segment_payload, self.mtu) {
-            return Err(LinkError::MalformedPacket {
+        let hdr = vnet::tcp4_tx_header(pkt, segment, self.mtu).map_err(|reason| {
+            LinkError::MalformedPacket {
                 device: self.name.to_owned(),
                 reason,
-            });
-        }
-        self.enqueue(packet, true);
+            }
+        })?;
+        let info = RxInfo {
+            checksum: RxChecksum::Partial,
+            gro_segment: hdr.is_gso().then_some(segment),
+        };
+        self.enqueue(pkt, len, info);
         Ok(())
     }
 
-    fn rx_checksum_trusted(&self) -> bool {
-        self.rx_trusted
-    }
-
-    fn mtu(&self) -> usize {
-        self.mtu
+    fn caps(&self) -> DeviceCaps {
+        DeviceCaps {
+            tso_max: self.tso_max,
+            ..DeviceCaps::ip(self.mtu)
+        }
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    fn poll_at(&self) -> Option<std::time::Instant> {
         None
     }
 
@@ -274,21 +275,46 @@ impl Link for PipeEnd {
 mod tests {
     use super::*;
 
+    /// Sends `p` as an ordinary packet in one part.
+    fn send(l: &mut PipeEnd, p: &[u8]) -> Result<(), LinkError> {
+        l.send(&TxPacket::new(&[p]))
+    }
+
+    /// Sends `p` as a super-frame of `seg`-byte segments, in two parts.
+    fn send_sf(l: &mut PipeEnd, p: &[u8], seg: u16) -> Result<(), LinkError> {
+        let (h, d) = p.split_at(p.len().min(52));
+        l.send(&TxPacket {
+            parts: &[h, d],
+            segment: Some(seg),
+        })
+    }
+
+    fn len(got: Option<RxPacket>) -> Option<usize> {
+        got.map(|p| p.len)
+    }
+
     #[test]
     fn packets_cross_in_order_both_ways() {
         let (mut a, mut b) = pipe(100, 4);
-        a.send(&[1; 10]).unwrap();
-        a.send(&[2; 20]).unwrap();
-        b.send(&[3; 30]).unwrap();
+        send(&mut a, &[1; 10]).unwrap();
+        a.send(&TxPacket::new(&[&[2; 5], &[], &[2; 15]])).unwrap();
+        send(&mut b, &[3; 30]).unwrap();
         assert_eq!((a.pending(), b.pending()), (1, 2));
 
         let mut buf = [0u8; 100];
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(10));
+        let got = b.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            got,
+            RxPacket {
+                len: 10,
+                info: RxInfo::default()
+            }
+        );
         assert_eq!(&buf[..10], &[1; 10]);
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(20));
+        assert_eq!(len(b.recv(&mut buf).unwrap()), Some(20));
         assert_eq!(&buf[..20], &[2; 20]);
         assert_eq!(b.recv(&mut buf).unwrap(), None);
-        assert_eq!(a.recv(&mut buf).unwrap(), Some(30));
+        assert_eq!(len(a.recv(&mut buf).unwrap()), Some(30));
         assert_eq!(a.recv(&mut buf).unwrap(), None);
 
         assert_eq!(a.stats().tx_packets, 2);
@@ -301,25 +327,25 @@ mod tests {
     fn full_queue_drops_and_counts_then_wraps() {
         let (mut a, mut b) = pipe(68, 2);
         for i in 0..3u8 {
-            a.send(&[i; 5]).unwrap();
+            send(&mut a, &[i; 5]).unwrap();
         }
         assert_eq!(a.stats().tx_dropped, 1);
         assert_eq!(a.stats().tx_packets, 2);
         let mut buf = [0u8; 68];
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(5));
+        assert_eq!(len(b.recv(&mut buf).unwrap()), Some(5));
         assert_eq!(buf[0], 0);
         // The freed slot is reused: the ring wraps around.
-        a.send(&[9; 68]).unwrap();
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(5));
+        send(&mut a, &[9; 68]).unwrap();
+        assert_eq!(len(b.recv(&mut buf).unwrap()), Some(5));
         assert_eq!(buf[0], 1);
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(68));
+        assert_eq!(len(b.recv(&mut buf).unwrap()), Some(68));
         assert_eq!(buf, [9; 68]);
     }
 
     #[test]
-    fn oversized_send_and_short_buffer_are_errors() {
+    fn oversized_send_short_buffer_and_long_gather_lists_are_errors() {
         let (mut a, mut b) = pipe(68, 2);
-        let err = a.send(&[0; 69]).unwrap_err();
+        let err = send(&mut a, &[0; 69]).unwrap_err();
         assert!(matches!(
             err,
             LinkError::PacketTooLarge {
@@ -332,8 +358,16 @@ mod tests {
             err.to_string(),
             "pipe-a: packet of 69 bytes is larger than the MTU of 68 bytes"
         );
+        let nine: [&[u8]; crate::MAX_TX_PARTS + 1] = [&[0x45]; crate::MAX_TX_PARTS + 1];
+        assert!(matches!(
+            a.send(&TxPacket::new(&nine)),
+            Err(LinkError::MalformedPacket { .. })
+        ));
+        a.send(&TxPacket::new(&nine[..crate::MAX_TX_PARTS]))
+            .unwrap();
+        assert_eq!(len(b.recv(&mut [0u8; 68]).unwrap()), Some(8));
 
-        a.send(&[0; 40]).unwrap();
+        send(&mut a, &[0; 40]).unwrap();
         let mut small = [0u8; 20];
         assert!(matches!(
             b.recv(&mut small),
@@ -345,39 +379,51 @@ mod tests {
         ));
         // The packet is still there for a big enough buffer.
         assert_eq!(b.pending(), 1);
-        assert_eq!(b.recv(&mut [0u8; 68]).unwrap(), Some(40));
+        assert_eq!(len(b.recv(&mut [0u8; 68]).unwrap()), Some(40));
     }
 
     #[test]
-    fn superframes_cross_whole_and_only_they_are_trusted() {
+    fn superframes_cross_whole_and_only_they_are_partial() {
         let (mut a, mut b) = pipe_tso(1500, 4, 65535);
-        assert_eq!((a.tso_max_size(), b.tso_max_size()), (65535, 65535));
+        assert_eq!((a.caps().tso_max, b.caps().tso_max), (65535, 65535));
+        assert_eq!(b.caps().max_rx_len(), MAX_PACKET_LEN);
         let sf = vnet::tests::superframe(12, 60_000);
-        a.send(&[0x45; 100]).unwrap();
-        a.send_segmented(&sf, 1448).unwrap();
-        a.send(&[0x45; 1500]).unwrap();
+        send(&mut a, &[0x45; 100]).unwrap();
+        send_sf(&mut a, &sf, 1448).unwrap();
+        send(&mut a, &[0x45; 1500]).unwrap();
         assert_eq!(a.stats().tx_packets, 3);
         assert_eq!(a.stats().tx_bytes, 100 + sf.len() as u64 + 1500);
 
         let mut buf = vec![0u8; 65535];
-        assert!(!b.rx_checksum_trusted());
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(100));
-        assert!(!b.rx_checksum_trusted());
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(sf.len()));
-        assert!(b.rx_checksum_trusted());
+        let got = b.recv(&mut buf).unwrap().unwrap();
+        assert_eq!((got.len, got.info), (100, RxInfo::default()));
+        let got = b.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(got.len, sf.len());
+        assert_eq!(
+            got.info,
+            RxInfo {
+                checksum: RxChecksum::Partial,
+                gro_segment: Some(1448)
+            }
+        );
         assert_eq!(&buf[..sf.len()], &sf[..]);
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(1500));
-        assert!(!b.rx_checksum_trusted());
-        // Nothing received leaves the flag as it was.
+        let got = b.recv(&mut buf).unwrap().unwrap();
+        assert_eq!((got.len, got.info), (1500, RxInfo::default()));
         assert_eq!(b.recv(&mut buf).unwrap(), None);
-        assert!(!b.rx_checksum_trusted());
 
-        // Small super-frames (one segment's worth) are trusted too: their
-        // checksum is just as partial.
+        // Small super-frames (one segment's worth) are partial too, but
+        // were not merged from several segments.
         let small = vnet::tests::superframe(0, 10);
-        b.send_segmented(&small, 1448).unwrap();
-        assert_eq!(a.recv(&mut buf).unwrap(), Some(small.len()));
-        assert!(a.rx_checksum_trusted());
+        send_sf(&mut b, &small, 1448).unwrap();
+        let got = a.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(got.len, small.len());
+        assert_eq!(
+            got.info,
+            RxInfo {
+                checksum: RxChecksum::Partial,
+                gro_segment: None
+            }
+        );
     }
 
     #[test]
@@ -385,47 +431,46 @@ mod tests {
         let (mut a, mut b) = pipe_tso(1500, 1, 20_000);
         let sf = vnet::tests::superframe(0, 30_000);
         assert!(matches!(
-            a.send_segmented(&sf, 1460),
+            send_sf(&mut a, &sf, 1460),
             Err(LinkError::PacketTooLarge { mtu: 20_000, .. })
         ));
         let mut bad = vnet::tests::superframe(0, 10_000);
         bad[36] ^= 0x55;
-        let err = a.send_segmented(&bad, 1460).unwrap_err();
+        let err = send_sf(&mut a, &bad, 1460).unwrap_err();
         assert_eq!(
             err.to_string(),
             "pipe-a: cannot send malformed packet: TCP checksum field is not the pseudo-header sum"
         );
         assert!(matches!(
-            a.send_segmented(&vnet::tests::superframe(0, 10_000), 1461),
+            send_sf(&mut a, &vnet::tests::superframe(0, 10_000), 1461),
             Err(LinkError::MalformedPacket { .. })
         ));
         // Normal sends still stop at the MTU.
-        assert!(a.send(&[0; 1501]).is_err());
+        assert!(send(&mut a, &[0; 1501]).is_err());
         // A full queue drops the super-frame and counts it.
         let ok = vnet::tests::superframe(0, 10_000);
-        a.send_segmented(&ok, 1460).unwrap();
-        a.send_segmented(&ok, 1460).unwrap();
+        send_sf(&mut a, &ok, 1460).unwrap();
+        send_sf(&mut a, &ok, 1460).unwrap();
         assert_eq!((a.stats().tx_packets, a.stats().tx_dropped), (1, 1));
         // Too small a receive buffer: the frame stays queued.
         assert!(matches!(
             b.recv(&mut [0u8; 1500]),
             Err(LinkError::BufferTooSmall { needed: 10_040, .. })
         ));
-        assert_eq!(b.recv(&mut vec![0u8; 20_000]).unwrap(), Some(10_040));
+        assert_eq!(len(b.recv(&mut vec![0u8; 20_000]).unwrap()), Some(10_040));
 
-        // Offload off on one end: the default error; the other end keeps it.
+        // Offload off on one end: InvalidConfig; the other end keeps it.
         a.set_tso_max(0);
-        assert_eq!(a.tso_max_size(), 0);
+        assert_eq!(a.caps().tso_max, 0);
         assert!(matches!(
-            a.send_segmented(&ok, 1460),
+            send_sf(&mut a, &ok, 1460),
             Err(LinkError::InvalidConfig(_))
         ));
-        b.send_segmented(&ok, 1460).unwrap();
+        send_sf(&mut b, &ok, 1460).unwrap();
         // A plain pipe has no offload at all.
         let (mut c, _d) = pipe(1500, 1);
-        assert_eq!(c.tso_max_size(), 0);
-        assert!(c.send_segmented(&ok, 1460).is_err());
-        assert!(!c.rx_checksum_trusted());
+        assert_eq!(c.caps(), DeviceCaps::ip(1500));
+        assert!(send_sf(&mut c, &ok, 1460).is_err());
     }
 
     #[test]
@@ -439,13 +484,12 @@ mod tests {
     fn pipe_is_usable_as_any_link() {
         let (a, _b) = pipe(1500, 1);
         let link: crate::AnyLink = a.into();
-        assert_eq!(link.mtu(), 1500);
+        assert_eq!(link.caps(), DeviceCaps::ip(1500));
         assert_eq!(link.poll_fd(), None);
+        assert_eq!(link.poll_at(), None);
         assert_eq!(link.name(), "pipe-a");
-        assert_eq!(link.tso_max_size(), 0);
         let (a, _b) = pipe_tso(1500, 1, 65535);
         let link: crate::AnyLink = a.into();
-        assert_eq!(link.tso_max_size(), 65535);
-        assert!(!link.rx_checksum_trusted());
+        assert_eq!(link.caps().tso_max, 65535);
     }
 }

@@ -5,14 +5,26 @@
 //! answer segments for a port no kernel socket owns with a RST. The runtime
 //! must stop that (for example an nftables rule dropping outgoing RSTs from
 //! the local port), or use a TUN device instead.
+//!
+//! On loopback (both ends on this host) Linux never finishes TCP checksums
+//! (CHECKSUM_PARTIAL: the field holds only the pseudo-header sum) and the
+//! raw socket sees the packet as is, so every packet comes up
+//! [`RxChecksum::Partial`]; loopback cannot corrupt a packet, so nothing is
+//! lost by not verifying it. Loopback also hands the socket unsegmented GSO
+//! packets of up to 64 KiB whatever the MSS: there, pass a
+//! [`MAX_PACKET_LEN`](crate::MAX_PACKET_LEN)-byte receive buffer, more than
+//! [`DeviceCaps::max_rx_len`] says (the link has no TSO to send with).
 
-use std::io::{self, Read};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::io::{self, IoSlice, Read};
+use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, RawFd};
 
 use socket2::{Domain, Protocol, SockAddr, SockFilter, Socket, Type};
+use ustack_ipv4::{DeviceCaps, Ipv4Packet, RxChecksum, RxInfo, RxPacket, TxPacket};
 
-use crate::{is_queue_full, Link, LinkError, LinkStats, MIN_IPV4_MTU};
+use crate::{
+    check_parts, is_queue_full, no_tso, Link, LinkError, LinkStats, MAX_TX_PARTS, MIN_IPV4_MTU,
+};
 
 /// Firewall mark (SO_MARK) on every packet a [`RawLink`] sends ("ustc").
 pub const PACKET_MARK: u32 = 0x7573_7463;
@@ -38,7 +50,8 @@ pub struct RawLink {
     name: String,
     mtu: usize,
     stats: LinkStats,
-    /// Both ends are on this host, so packets cross the loopback device.
+    /// Both ends are on this host, so packets cross the loopback device
+    /// and come up with partial checksums.
     loopback: bool,
 }
 
@@ -267,13 +280,26 @@ impl RawLink {
 
 impl Link for RawLink {
     /// A packet longer than `buf` is truncated by the kernel: pass a buffer
-    /// of at least [`Link::mtu`] bytes.
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+    /// of at least [`DeviceCaps::mtu`] bytes, and of [`MAX_PACKET_LEN`](crate::MAX_PACKET_LEN) on
+    /// loopback (see the module doc). On loopback every packet is
+    /// [`RxChecksum::Partial`], elsewhere [`RxChecksum::Unverified`].
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
+        let checksum = if self.loopback {
+            RxChecksum::Partial
+        } else {
+            RxChecksum::Unverified
+        };
         loop {
             match (&self.socket).read(buf) {
-                Ok(n) => {
-                    self.stats.count_rx(n);
-                    return Ok(Some(n));
+                Ok(len) => {
+                    self.stats.count_rx(len);
+                    return Ok(Some(RxPacket {
+                        len,
+                        info: RxInfo {
+                            checksum,
+                            gro_segment: None,
+                        },
+                    }));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -282,36 +308,47 @@ impl Link for RawLink {
         }
     }
 
-    /// Sends to the packet's own destination address. With `IP_HDRINCL` the
-    /// kernel keeps our header but always fills in the total length and the
-    /// header checksum, and fills the identification and source address if
-    /// they are zero.
-    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
-        if packet.len() > self.mtu {
+    /// One `sendmsg` (`send_to_vectored`) of the parts to the packet's own
+    /// destination address. With `IP_HDRINCL` the kernel keeps our header
+    /// but always fills in the total length and the header checksum, and
+    /// fills the identification and source address if they are zero. No
+    /// segmentation offload: a super-frame is `InvalidConfig`.
+    fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
+        check_parts(pkt, &self.name)?;
+        if pkt.segment.is_some() {
+            return Err(no_tso(&self.name));
+        }
+        let len = pkt.len();
+        if len > self.mtu {
             return Err(LinkError::PacketTooLarge {
                 device: self.name.clone(),
-                len: packet.len(),
+                len,
                 mtu: self.mtu,
             });
         }
-        let Some(dst) = packet.get(16..20) else {
+        let Some(head) = pkt.head::<20>() else {
             return Err(self.malformed("shorter than an IPv4 header"));
         };
-        if packet[0] >> 4 != 4 {
+        let ip = Ipv4Packet::new_unchecked(&head[..]);
+        if ip.version() != 4 {
             return Err(self.malformed("IP version is not 4"));
         }
-        let dst = Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
-        let to = SockAddr::from(SocketAddrV4::new(dst, 0));
+        let to = SockAddr::from(SocketAddrV4::new(ip.dst_addr(), 0));
+        let mut bufs = [IoSlice::new(&[]); MAX_TX_PARTS];
+        for (b, part) in bufs.iter_mut().zip(pkt.parts) {
+            *b = IoSlice::new(part);
+        }
+        let bufs = &bufs[..pkt.parts.len()];
         loop {
-            match self.socket.send_to(packet, &to) {
+            match self.socket.send_to_vectored(bufs, &to) {
                 Ok(_) => {
-                    self.stats.count_tx(packet.len());
+                    self.stats.count_tx(len);
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if is_queue_full(&e) => {
                     self.stats.tx_dropped += 1;
-                    tracing::trace!(link = %self.name, len = packet.len(), "socket queue full, packet dropped");
+                    tracing::trace!(link = %self.name, len, "socket queue full, packet dropped");
                     return Ok(());
                 }
                 Err(e) => return Err(os_error(&self.name, "sendto", e)),
@@ -319,12 +356,17 @@ impl Link for RawLink {
         }
     }
 
-    fn mtu(&self) -> usize {
-        self.mtu
+    /// The configured MTU; no offloads.
+    fn caps(&self) -> DeviceCaps {
+        DeviceCaps::ip(self.mtu)
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.socket.as_raw_fd())
+    }
+
+    fn poll_at(&self) -> Option<std::time::Instant> {
+        None
     }
 
     fn stats(&self) -> LinkStats {
@@ -334,15 +376,12 @@ impl Link for RawLink {
     fn name(&self) -> &str {
         &self.name
     }
-
-    fn rx_checksum_offloaded(&self) -> bool {
-        self.loopback
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     /// A classic BPF interpreter covering the instructions `flow_filter`
     /// uses, with the kernel's rule that an out-of-bounds load rejects.

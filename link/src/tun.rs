@@ -3,16 +3,19 @@
 //!
 //! With [`TunConfig::offload`] the device is opened with `IFF_VNET_HDR` and
 //! every packet in either direction is preceded by a 10-byte virtio-net
-//! header (`readv`/`writev`, no copy), and `TUNSETOFFLOAD` announces
-//! `TUN_F_CSUM | TUN_F_TSO4`. What that buys:
-//! - send: [`Link::send_segmented`] writes one TCP super-frame of up to
-//!   65535 bytes with `gso_type = TCPV4`; the kernel segments it (or, for a
-//!   local socket, takes it whole as if GRO had merged it).
+//! header (`readv`/`writev` of the header and the packet's parts, no
+//! copy), and `TUNSETOFFLOAD` announces `TUN_F_CSUM | TUN_F_TSO4`. What
+//! that buys:
+//! - send: a [`TxPacket`] with `segment: Some(n)` goes out as one TCP
+//!   super-frame of up to 65535 bytes with `gso_type = TCPV4`; the kernel
+//!   segments it (or, for a local socket, takes it whole as if GRO had
+//!   merged it). [`DeviceCaps::tso_max`] is then [`MAX_PACKET_LEN`].
 //! - receive: the kernel no longer segments or checksums the TCP it sends
 //!   into the device: it hands over GSO super-frames of up to 64 KiB
-//!   (larger than the MTU) and leaves checksums partial (`NEEDS_CSUM`), or
-//!   marks them verified (`DATA_VALID`); [`Link::rx_checksum_trusted`]
-//!   reports it per packet.
+//!   (larger than the MTU; [`RxInfo::gro_segment`] carries their
+//!   `gso_size`) and leaves checksums partial (`NEEDS_CSUM`:
+//!   [`RxChecksum::Partial`]), or marks them verified (`DATA_VALID`:
+//!   [`RxChecksum::Verified`]), per packet in [`RxInfo`].
 //!
 //! Kernel behaviour this relies on (Linux `drivers/net/tun.c`):
 //! - `TUNSETOFFLOAD` only governs what the kernel sends us; it needs
@@ -32,9 +35,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, RawFd};
 
 use ::tun::AbstractDevice;
+use ustack_ipv4::{
+    DeviceCaps, Ipv4Packet, Ipv4Subnet, RxChecksum, RxInfo, RxPacket, TxPacket, MAX_PACKET_LEN,
+};
 
 use crate::vnet::{self, VnetHdr};
-use crate::{is_queue_full, Link, LinkError, LinkStats, MIN_IPV4_MTU};
+use crate::{
+    check_parts, is_queue_full, IoVecs, Link, LinkError, LinkStats, MAX_TX_PARTS, MIN_IPV4_MTU,
+};
 
 /// `TUNSETOFFLOAD`: `_IOW('T', 208, unsigned int)` (linux/if_tun.h).
 const TUNSETOFFLOAD: u32 = 0x4004_54d0;
@@ -42,8 +50,6 @@ const TUNSETOFFLOAD: u32 = 0x4004_54d0;
 const TUN_F_CSUM: libc::c_ulong = 0x01;
 /// `TUN_F_TSO4`: we accept TCP/IPv4 GSO super-frames.
 const TUN_F_TSO4: libc::c_ulong = 0x02;
-/// Largest IPv4 packet, and so largest super-frame, in either direction.
-const MAX_SUPERFRAME: usize = 65535;
 
 /// How to create a TUN device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +67,9 @@ pub struct TunConfig {
     pub mtu: u16,
     /// Open with `IFF_VNET_HDR` and ask for `TUN_F_CSUM | TUN_F_TSO4`: TCP
     /// segmentation offload both ways (see the module doc). `recv` then
-    /// needs a 65535-byte buffer. If the kernel refuses `TUNSETOFFLOAD` a
-    /// warning is logged and the device runs without offloads
-    /// ([`Link::tso_max_size`] is 0).
+    /// needs a [`MAX_PACKET_LEN`]-byte buffer ([`DeviceCaps::max_rx_len`]).
+    /// If the kernel refuses `TUNSETOFFLOAD` a warning is logged and the
+    /// device runs without offloads ([`DeviceCaps::tso_max`] is 0).
     pub offload: bool,
 }
 
@@ -77,10 +83,11 @@ pub struct TunStats {
     pub rx_dropped: u64,
     /// TCP/IPv4 GSO super-frames received.
     pub rx_gso: u64,
-    /// Packets received whose transport checksum the kernel vouched for.
+    /// Packets received whose transport checksum the kernel vouched for
+    /// ([`RxChecksum::Verified`] or [`RxChecksum::Partial`]).
     pub rx_csum_trusted: u64,
     /// Super-frames sent for the kernel to segment (`gso_type` TCPV4); a
-    /// `send_segmented` whose payload fits one segment is not one.
+    /// super-frame whose payload fits one segment is not one.
     pub tx_gso: u64,
 }
 
@@ -96,10 +103,8 @@ pub struct TunLink {
     stats: LinkStats,
     /// Opened with `IFF_VNET_HDR`: every packet has a virtio-net header.
     vnet_hdr: bool,
-    /// `TUNSETOFFLOAD` succeeded: `send_segmented` works, GSO comes in.
+    /// `TUNSETOFFLOAD` succeeded: super-frames go out, GSO comes in.
     tso: bool,
-    /// The checksum of the packet `recv` last returned is vouched for.
-    rx_trusted: bool,
     tun_stats: TunStats,
 }
 
@@ -166,7 +171,7 @@ fn validate(cfg: &TunConfig) -> Result<(), LinkError> {
             cfg.name
         )));
     }
-    if cfg.prefix_len > 32 {
+    if Ipv4Subnet::new(cfg.host_addr, cfg.prefix_len).is_none() {
         return Err(LinkError::InvalidConfig(format!(
             "TUN device {}: prefix length /{} is longer than 32",
             cfg.name, cfg.prefix_len
@@ -181,18 +186,13 @@ fn validate(cfg: &TunConfig) -> Result<(), LinkError> {
     Ok(())
 }
 
-fn netmask(prefix_len: u8) -> Ipv4Addr {
-    match prefix_len {
-        0 => Ipv4Addr::UNSPECIFIED,
-        n => Ipv4Addr::from(u32::MAX << (32 - u32::from(n))),
-    }
-}
-
 impl TunLink {
     /// Creates the device, gives the host side `host_addr/prefix_len`, sets
     /// the MTU, brings it up and makes its fd non-blocking.
     pub fn create(cfg: &TunConfig) -> Result<TunLink, LinkError> {
         validate(cfg)?;
+        let subnet = Ipv4Subnet::new(cfg.host_addr, cfg.prefix_len)
+            .expect("validate checked the prefix length");
         let mut label = label(&cfg.name);
 
         // Only the name and layer go through `tun::create`; each later step
@@ -221,7 +221,7 @@ impl TunLink {
         let host = IpAddr::V4(cfg.host_addr);
         dev.set_address(host)
             .map_err(|e| tun_error(&label, "set address", e))?;
-        dev.set_netmask(IpAddr::V4(netmask(cfg.prefix_len)))
+        dev.set_netmask(IpAddr::V4(subnet.netmask()))
             .map_err(|e| tun_error(&label, "set netmask", e))?;
         dev.set_mtu(cfg.mtu)
             .map_err(|e| tun_error(&label, "set MTU", e))?;
@@ -244,7 +244,7 @@ impl TunLink {
 
         tracing::info!(
             device = %name,
-            host = %format_args!("{}/{}", cfg.host_addr, cfg.prefix_len),
+            host = %subnet,
             mtu = cfg.mtu,
             offload = tso,
             "TUN device up"
@@ -257,7 +257,6 @@ impl TunLink {
             stats: LinkStats::default(),
             vnet_hdr: cfg.offload,
             tso,
-            rx_trusted: false,
             tun_stats: TunStats::default(),
         })
     }
@@ -267,31 +266,32 @@ impl TunLink {
         self.tun_stats
     }
 
-    /// Writes one packet, behind `hdr` when the device has virtio-net
-    /// headers (`None` there means an all-zero header: no offload). True if
-    /// it went out, false if the device queue was full (counted as dropped).
-    fn transmit(&mut self, hdr: Option<VnetHdr>, packet: &[u8]) -> Result<bool, LinkError> {
+    /// Writes one packet with one `writev` of its parts, behind `hdr` when
+    /// the device has virtio-net headers (`None` there means an all-zero
+    /// header: no offload). True if it went out, false if the device queue
+    /// was full (counted as dropped). `pkt` has at most [`MAX_TX_PARTS`]
+    /// parts ([`check_parts`]).
+    fn transmit(&mut self, hdr: Option<VnetHdr>, pkt: &TxPacket<'_>) -> Result<bool, LinkError> {
         let fd = self.dev.as_raw_fd();
+        let len = pkt.len();
         let hdr = hdr.unwrap_or_default().encode();
-        let iov = [
-            libc::iovec {
-                iov_base: hdr.as_ptr() as *mut _,
-                iov_len: hdr.len(),
-            },
-            libc::iovec {
-                iov_base: packet.as_ptr() as *mut _,
-                iov_len: packet.len(),
-            },
-        ];
-        let iov = if self.vnet_hdr { &iov[..] } else { &iov[1..] };
+        let mut iov = IoVecs::<{ 1 + MAX_TX_PARTS }>::new();
+        if self.vnet_hdr {
+            iov.push(&hdr);
+        }
+        for part in pkt.parts {
+            iov.push(part);
+        }
+        let iov = iov.as_slice();
         loop {
             // SAFETY: `fd` is the open TUN descriptor owned by `self.dev`;
-            // each iovec points at a live buffer (`hdr` on the stack, the
-            // caller's `packet`) of its stated length, which the kernel only
-            // reads (the `*mut` is what `iovec` requires, nothing writes).
+            // `iov` is an initialised array of `iov.len()` iovecs, each
+            // pointing at a live buffer of its stated length (`hdr` on the
+            // stack, the caller's parts, all borrowed for the call), which
+            // the kernel only reads.
             let n = unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as libc::c_int) };
             if n >= 0 {
-                self.stats.count_tx(packet.len());
+                self.stats.count_tx(len);
                 return Ok(true);
             }
             let err = io::Error::last_os_error();
@@ -300,7 +300,7 @@ impl TunLink {
             }
             if is_queue_full(&err) {
                 self.stats.tx_dropped += 1;
-                tracing::trace!(device = %self.name, len = packet.len(), "device queue full, packet dropped");
+                tracing::trace!(device = %self.name, len, "device queue full, packet dropped");
                 return Ok(false);
             }
             return Err(LinkError::Io {
@@ -335,8 +335,9 @@ fn truncation(packet: &[u8], returned: usize, cap: usize) -> Option<&'static str
     if returned > cap {
         return Some("longer than the receive buffer");
     }
-    if packet.len() >= 4 && packet[0] >> 4 == 4 {
-        let total = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    if packet.len() >= 20 && packet[0] >> 4 == 4 {
+        // At least 20 bytes: the fixed-header accessors stay in bounds.
+        let total = usize::from(Ipv4Packet::new_unchecked(packet).total_len());
         if total > packet.len() {
             return Some("shorter than its IPv4 total length (truncated)");
         }
@@ -352,14 +353,16 @@ impl Drop for TunLink {
 
 impl Link for TunLink {
     /// Reads with `read(2)`, or with offload `readv(2)` of the virtio-net
-    /// header and the packet. Non-IPv4 packets the host sends to the device
-    /// (IPv6 neighbour discovery, for instance) are skipped. A packet longer
-    /// than `buf` is truncated by the kernel, then dropped here and counted
-    /// in [`TunStats::rx_dropped`]: pass a buffer of at least
-    /// [`Link::mtu`] bytes, and of 65535 bytes when [`Link::tso_max_size`]
-    /// is above 0 (super-frames). With offload, packets of a GSO type other
+    /// header and the packet, whose flags become the packet's [`RxInfo`]
+    /// (`DATA_VALID` → Verified, `NEEDS_CSUM` → Partial, `gso_size` →
+    /// `gro_segment`; without offload: Unverified). Non-IPv4 packets the
+    /// host sends to the device (IPv6 neighbour discovery, for instance)
+    /// are skipped. A packet longer than `buf` is truncated by the kernel,
+    /// then dropped here and counted in [`TunStats::rx_dropped`]: pass a
+    /// buffer of [`DeviceCaps::max_rx_len`] bytes ([`MAX_PACKET_LEN`] with
+    /// offload: super-frames). With offload, packets of a GSO type other
     /// than TCPv4 are dropped and counted likewise.
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         let fd = self.dev.as_raw_fd();
         loop {
             let mut hdr = [0u8; vnet::LEN];
@@ -421,92 +424,87 @@ impl Link for TunLink {
                 self.drop_rx(returned, why);
                 continue;
             }
-            let trusted = if self.vnet_hdr {
+            let info = if self.vnet_hdr {
                 match VnetHdr::decode(&hdr).rx_info() {
-                    Ok(info) => {
-                        if info.gso {
-                            self.tun_stats.rx_gso += 1;
-                        }
-                        info.checksum_trusted
-                    }
+                    Ok(info) => info,
                     Err(why) => {
                         self.drop_rx(len, why);
                         continue;
                     }
                 }
             } else {
-                false
+                RxInfo::default()
             };
-            if trusted {
+            if info.gro_segment.is_some() {
+                self.tun_stats.rx_gso += 1;
+            }
+            if info.checksum != RxChecksum::Unverified {
                 self.tun_stats.rx_csum_trusted += 1;
             }
-            self.rx_trusted = trusted;
             self.stats.count_rx(len);
-            return Ok(Some(len));
+            return Ok(Some(RxPacket { len, info }));
         }
     }
 
-    /// With offload, the packet goes behind an all-zero virtio-net header
-    /// (no GSO, checksums complete).
-    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
-        if packet.len() > self.mtu {
-            return Err(LinkError::PacketTooLarge {
-                device: self.label.clone(),
-                len: packet.len(),
-                mtu: self.mtu,
-            });
-        }
-        self.transmit(None, packet).map(drop)
-    }
-
-    fn tso_max_size(&self) -> usize {
-        if self.tso {
-            MAX_SUPERFRAME
-        } else {
-            0
-        }
-    }
-
-    /// One `writev` of a `NEEDS_CSUM` + `GSO_TCPV4` virtio-net header and
-    /// the super-frame; a payload that fits one segment goes with
-    /// `NEEDS_CSUM` only (no GSO). Counted as one packet; see
-    /// [`TunStats::tx_gso`].
-    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
+    /// One `writev` of the parts, behind an all-zero virtio-net header (no
+    /// GSO, checksums complete) when the device has one. A super-frame
+    /// (`segment: Some(n)`) goes behind a `NEEDS_CSUM` + `GSO_TCPV4` header
+    /// built from its IPv4 and TCP headers (read across the parts); one
+    /// whose payload fits one segment goes with `NEEDS_CSUM` only (no GSO).
+    /// Counted as one packet; see [`TunStats::tx_gso`].
+    fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
+        check_parts(pkt, &self.label)?;
+        let len = pkt.len();
+        let Some(segment) = pkt.segment else {
+            if len > self.mtu {
+                return Err(LinkError::PacketTooLarge {
+                    device: self.label.clone(),
+                    len,
+                    mtu: self.mtu,
+                });
+            }
+            return self.transmit(None, pkt).map(drop);
+        };
         if !self.tso {
             return Err(LinkError::InvalidConfig(format!(
                 "{}: no TCP segmentation offload (open with offload: true; TUNSETOFFLOAD must succeed)",
                 self.label
             )));
         }
-        if packet.len() > MAX_SUPERFRAME {
+        if len > MAX_PACKET_LEN {
             return Err(LinkError::PacketTooLarge {
                 device: self.label.clone(),
-                len: packet.len(),
-                mtu: MAX_SUPERFRAME,
+                len,
+                mtu: MAX_PACKET_LEN,
             });
         }
-        let hdr = vnet::tcp4_tx_header(packet, segment_payload, self.mtu).map_err(|reason| {
+        let hdr = vnet::tcp4_tx_header(pkt, segment, self.mtu).map_err(|reason| {
             LinkError::MalformedPacket {
                 device: self.label.clone(),
                 reason,
             }
         })?;
-        if self.transmit(Some(hdr), packet)? && hdr.gso_type != vnet::GSO_NONE {
+        if self.transmit(Some(hdr), pkt)? && hdr.is_gso() {
             self.tun_stats.tx_gso += 1;
         }
         Ok(())
     }
 
-    fn rx_checksum_trusted(&self) -> bool {
-        self.rx_trusted
-    }
-
-    fn mtu(&self) -> usize {
-        self.mtu
+    /// MTU as configured, [`DeviceCaps::tso_max`] [`MAX_PACKET_LEN`] when
+    /// `TUNSETOFFLOAD` succeeded, else 0.
+    fn caps(&self) -> DeviceCaps {
+        DeviceCaps {
+            tso_max: if self.tso { MAX_PACKET_LEN } else { 0 },
+            ..DeviceCaps::ip(self.mtu)
+        }
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.dev.as_raw_fd())
+    }
+
+    fn poll_at(&self) -> Option<std::time::Instant> {
+        None
     }
 
     fn stats(&self) -> LinkStats {
@@ -536,6 +534,8 @@ mod tests {
     fn truncated_reads_are_recognised() {
         let mut p = vec![0u8; 100];
         p[0] = 0x45;
+        // (Too short to hold an IPv4 header: left to the caller too.)
+        assert_eq!(truncation(&p[..19], 19, 19), None);
         p[2..4].copy_from_slice(&100u16.to_be_bytes());
         assert_eq!(truncation(&p, 100, 100), None);
         assert_eq!(truncation(&p, 100, 65535), None);
@@ -547,14 +547,6 @@ mod tests {
         p[0] = 0x60;
         assert_eq!(truncation(&p[..60], 60, 60), None);
         assert_eq!(truncation(&p[..3], 3, 3), None);
-    }
-
-    #[test]
-    fn netmask_from_prefix() {
-        assert_eq!(netmask(0), Ipv4Addr::new(0, 0, 0, 0));
-        assert_eq!(netmask(24), Ipv4Addr::new(255, 255, 255, 0));
-        assert_eq!(netmask(31), Ipv4Addr::new(255, 255, 255, 254));
-        assert_eq!(netmask(32), Ipv4Addr::new(255, 255, 255, 255));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use ustack_link::{pipe, pipe_tso, Link};
+use ustack_link::{pipe, pipe_tso, Link, RxChecksum, TxPacket};
 
 /// Counts allocations made by the current thread only, so that the test
 /// harness's own threads cannot disturb the count.
@@ -61,7 +61,7 @@ fn steady_state_send_recv_does_not_allocate() {
 
     // Warm-up: fill and drain once, including a drop on a full queue.
     for _ in 0..65 {
-        a.send(&packet).unwrap();
+        a.send(&TxPacket::new(&[&packet])).unwrap();
     }
     while b.recv(&mut buf).unwrap().is_some() {}
 
@@ -73,10 +73,12 @@ fn steady_state_send_recv_does_not_allocate() {
     let before = allocations();
     for i in 0..10_000usize {
         let len = 40 + i % 1400;
-        a.send(&packet[..len]).unwrap();
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(len));
-        b.send(&packet[..len]).unwrap();
-        assert_eq!(a.recv(&mut buf).unwrap(), Some(len));
+        // Headers and payload in separate parts, as a stack sends them.
+        a.send(&TxPacket::new(&[&packet[..40], &packet[40..len]]))
+            .unwrap();
+        assert_eq!(b.recv(&mut buf).unwrap().map(|p| p.len), Some(len));
+        b.send(&TxPacket::new(&[&packet[..len]])).unwrap();
+        assert_eq!(a.recv(&mut buf).unwrap().map(|p| p.len), Some(len));
     }
     let after = allocations();
 
@@ -86,7 +88,7 @@ fn steady_state_send_recv_does_not_allocate() {
 }
 
 /// A TCP/IPv4 super-frame of `len` bytes whose checksum field holds the
-/// pseudo-header sum, as `send_segmented` wants it.
+/// pseudo-header sum, as a TSO `send` wants it.
 fn superframe(len: usize) -> Vec<u8> {
     let mut p = vec![0u8; len];
     p[0] = 0x45;
@@ -121,12 +123,18 @@ fn steady_state_superframes_do_not_allocate() {
     let before = allocations();
     for i in 0..1000usize {
         let sf = &frames[i % frames.len()];
-        a.send_segmented(sf, 1460).unwrap();
-        a.send(&packet).unwrap();
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(sf.len()));
-        assert!(b.rx_checksum_trusted());
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(1500));
-        assert!(!b.rx_checksum_trusted());
+        a.send(&TxPacket {
+            parts: &[&sf[..40], &sf[40..]],
+            segment: Some(1460),
+        })
+        .unwrap();
+        a.send(&TxPacket::new(&[&packet])).unwrap();
+        let got = b.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(got.len, sf.len());
+        assert_eq!(got.info.checksum, RxChecksum::Partial);
+        let got = b.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(got.len, 1500);
+        assert_eq!(got.info.checksum, RxChecksum::Unverified);
     }
     let after = allocations();
     assert_eq!(after - before, 0, "pipe allocated in steady state");

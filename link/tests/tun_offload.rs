@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::time::{Duration, Instant};
 
 use common::{wait_readable, NetNs};
-use ustack_link::{Link, TunConfig, TunLink};
+use ustack_link::{Link, RxInfo, TunConfig, TunLink, TxPacket, MAX_PACKET_LEN};
 
 const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
@@ -120,20 +120,36 @@ fn parse(p: &[u8]) -> Option<Tcp<'_>> {
     })
 }
 
+/// Sends `p` as an ordinary packet.
+fn send(link: &mut TunLink, p: &[u8]) {
+    link.send(&TxPacket::new(&[p])).expect("send");
+}
+
+/// Sends `p` as a super-frame of `seg`-byte segments, its headers and its
+/// payload in separate parts (`hl` bytes of headers), as a stack would.
+fn send_superframe(link: &mut TunLink, p: &[u8], hl: usize, seg: u16) {
+    let (headers, payload) = p.split_at(hl);
+    let (a, b) = payload.split_at(payload.len() / 2);
+    link.send(&TxPacket {
+        parts: &[&headers[..7], &headers[7..], a, b],
+        segment: Some(seg),
+    })
+    .expect("send super-frame");
+}
+
 /// Receives from `link` for up to `timeout`, showing each packet to `each`
-/// (with the link's trusted flag) until it returns true.
+/// (with what the link said about it) until it returns true.
 fn pump(
     link: &mut TunLink,
     timeout: Duration,
-    mut each: impl FnMut(&mut TunLink, &[u8], bool) -> bool,
+    mut each: impl FnMut(&mut TunLink, &[u8], RxInfo) -> bool,
 ) -> bool {
     let fd = link.poll_fd().expect("a TUN link has a poll fd");
     let deadline = Instant::now() + timeout;
-    let mut buf = vec![0u8; 65535];
+    let mut buf = vec![0u8; link.caps().max_rx_len()];
     loop {
-        while let Some(n) = link.recv(&mut buf).expect("recv failed") {
-            let trusted = link.rx_checksum_trusted();
-            if each(link, &buf[..n], trusted) {
+        while let Some(got) = link.recv(&mut buf).expect("recv failed") {
+            if each(link, &buf[..got.len], got.info) {
                 return true;
             }
         }
@@ -170,7 +186,7 @@ fn tun_offload_tso_and_gro_with_a_kernel_tcp_socket() {
         let host = Ipv4Addr::new(10, 9, 0, 1);
         let us = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 40000);
         let mut link = tun("ustk0", host, true);
-        assert_eq!(link.tso_max_size(), 65535, "TUNSETOFFLOAD refused");
+        assert_eq!(link.caps().tso_max, MAX_PACKET_LEN, "TUNSETOFFLOAD refused");
         let listener = TcpListener::bind((host, 0)).expect("bind listener");
         let them = match listener.local_addr().expect("listener addr") {
             std::net::SocketAddr::V4(a) => a,
@@ -193,7 +209,7 @@ fn tun_offload_tso_and_gro_with_a_kernel_tcp_socket() {
             opts: &[2, 4, 0x05, 0xb4, 1, 3, 3, 7],
             ..seg(isn, 0, SYN, &[])
         };
-        link.send(&syn.build(false)).expect("send SYN");
+        send(&mut link, &syn.build(false));
         let mut irs = None;
         pump(&mut link, Duration::from_secs(2), |_, p, _| {
             match parse(p) {
@@ -206,15 +222,14 @@ fn tun_offload_tso_and_gro_with_a_kernel_tcp_socket() {
         });
         let irs = irs.expect("no SYN-ACK within 2 s");
         let mut rcv_nxt = irs.wrapping_add(1);
-        link.send(&seg(isn + 1, rcv_nxt, ACK, &[]).build(false))
-            .expect("send ACK");
+        send(&mut link, &seg(isn + 1, rcv_nxt, ACK, &[]).build(false));
         let (mut conn, _) = listener.accept().expect("accept");
         conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
 
         // TSO: one super-frame of 30 000 bytes, cut at 1460.
         let data: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
         let sf = seg(isn + 1, rcv_nxt, ACK | PSH, &data).build(true);
-        link.send_segmented(&sf, 1460).expect("send super-frame");
+        send_superframe(&mut link, &sf, 40, 1460);
         assert_eq!(link.tun_stats().tx_gso, 1);
         assert_eq!(link.stats().tx_packets, 3);
         let mut got = vec![0u8; data.len()];
@@ -233,21 +248,24 @@ fn tun_offload_tso_and_gro_with_a_kernel_tcp_socket() {
         let mut received = Vec::with_capacity(expect.len());
         let mut largest = 0;
         let mut untrusted = 0;
-        let done = pump(&mut link, Duration::from_secs(5), |link, p, trusted| {
+        let mut unlabelled_gro = 0;
+        let done = pump(&mut link, Duration::from_secs(5), |link, p, info| {
             let Some(t) = parse(p) else { return false };
             if t.src != them || t.dst != us {
                 return false;
             }
             assert_eq!(t.flags & RST, 0, "kernel reset the connection");
             largest = largest.max(p.len());
-            if !trusted {
+            if info.checksum.needs_verify() {
                 untrusted += 1;
+            }
+            if p.len() > 1500 && info.gro_segment.is_none() {
+                unlabelled_gro += 1;
             }
             if t.seq == rcv_nxt && !t.payload.is_empty() {
                 received.extend_from_slice(t.payload);
                 rcv_nxt = rcv_nxt.wrapping_add(t.payload.len() as u32);
-                link.send(&seg(snd_nxt, rcv_nxt, ACK, &[]).build(false))
-                    .expect("send ACK");
+                send(link, &seg(snd_nxt, rcv_nxt, ACK, &[]).build(false));
             }
             received.len() >= expect.len()
         });
@@ -268,13 +286,17 @@ fn tun_offload_tso_and_gro_with_a_kernel_tcp_socket() {
             untrusted, 0,
             "kernel TCP packets without a vouched checksum"
         );
+        assert_eq!(
+            unlabelled_gro, 0,
+            "super-frames without their gso_size in RxInfo::gro_segment"
+        );
         assert_eq!(stats.rx_dropped, 0);
         drop(writer.join().expect("writer thread"));
     });
 }
 
 /// A super-frame routed on through a TUN device without offloads is cut by
-/// the kernel into MTU-sized segments exactly as `send_segmented` promises:
+/// the kernel into MTU-sized segments exactly as `Link::send` of a super-frame promises:
 /// headers (options included) copied, sequence numbers, lengths, IDs and
 /// both checksums fixed up, CWR on the first segment, FIN and PSH on the
 /// last. This also proves the partial checksum convention: a wrong
@@ -290,8 +312,10 @@ fn tun_offload_superframe_is_segmented_when_forwarded() {
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("enable forwarding");
         let mut a = tun("ustk0", Ipv4Addr::new(10, 9, 0, 1), true);
         let mut b = tun("ustk1", Ipv4Addr::new(10, 8, 0, 1), false);
-        assert_eq!(a.tso_max_size(), 65535);
-        assert_eq!(b.tso_max_size(), 0);
+        assert_eq!(a.caps().tso_max, MAX_PACKET_LEN);
+        assert_eq!(a.caps().max_rx_len(), MAX_PACKET_LEN);
+        assert_eq!(b.caps().tso_max, 0);
+        assert_eq!(b.caps().max_rx_len(), 1500);
 
         let src = SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 2), 5555);
         let dst = SocketAddrV4::new(Ipv4Addr::new(10, 8, 0, 2), 6666);
@@ -309,12 +333,16 @@ fn tun_offload_superframe_is_segmented_when_forwarded() {
             ip_id: 0x4000,
         }
         .build(true);
-        a.send_segmented(&sf, 1000).expect("send super-frame");
+        send_superframe(&mut a, &sf, 52, 1000);
         assert_eq!(a.tun_stats().tx_gso, 1);
 
         let mut segs: Vec<Vec<u8>> = Vec::new();
-        pump(&mut b, Duration::from_secs(2), |_, p, trusted| {
-            assert!(!trusted, "a link without offload never trusts");
+        pump(&mut b, Duration::from_secs(2), |_, p, info| {
+            assert_eq!(
+                info,
+                RxInfo::default(),
+                "a link without offload vouches for nothing"
+            );
             if parse(p).is_some_and(|t| t.dst == dst) {
                 segs.push(p.to_vec());
             }
@@ -379,9 +407,9 @@ fn tun_offload_plain_packets_and_short_buffers() {
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut small = [0u8; 100];
         while link.tun_stats().rx_dropped == 0 && Instant::now() < deadline {
-            if let Some(n) = link.recv(&mut small).expect("recv") {
+            if let Some(got) = link.recv(&mut small).expect("recv") {
                 // Only unrelated small packets (none expected) may come up.
-                assert!(n < 100, "a truncated packet came up");
+                assert!(got.len < 100, "a truncated packet came up");
             }
             wait_readable(fd, 20);
         }
@@ -391,8 +419,8 @@ fn tun_offload_plain_packets_and_short_buffers() {
         // local sender are left partial with TUN_F_CSUM, so it is trusted.
         sock.send_to(&[8u8; 1000], (peer, 9)).expect("send");
         let mut trusted = false;
-        let found = pump(&mut link, Duration::from_secs(2), |_, p, t| {
-            trusted = t;
+        let found = pump(&mut link, Duration::from_secs(2), |_, p, info| {
+            trusted = info.checksum == ustack_link::RxChecksum::Partial;
             p.len() == 1028 && p[9] == 17
         });
         assert!(found, "no 1028-byte UDP packet");
@@ -415,13 +443,21 @@ fn tun_offload_plain_packets_and_short_buffers() {
         p[16..20].copy_from_slice(&host.octets());
         let s = !sum16(0, &p);
         p[10..12].copy_from_slice(&s.to_be_bytes());
-        p.extend_from_slice(&udp);
-        link.send(&p).expect("send");
+        link.send(&TxPacket::new(&[&p, &udp])).expect("send");
         sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut got = [0u8; 64];
         let (n, _) = sock.recv_from(&mut got).expect("datagram from the TUN");
         assert_eq!(&got[..n], b"hello");
         // send still refuses more than the MTU.
-        assert!(link.send(&vec![0x45; 1501]).is_err());
+        assert!(link.send(&TxPacket::new(&[&[0x45; 1501]])).is_err());
+        // ...and a super-frame without TSO is a configuration error.
+        let mut plain = tun("ustk9", Ipv4Addr::new(10, 7, 0, 1), false);
+        assert!(matches!(
+            plain.send(&TxPacket {
+                parts: &[&p],
+                segment: Some(1000)
+            }),
+            Err(ustack_link::LinkError::InvalidConfig(_))
+        ));
     });
 }

@@ -117,10 +117,10 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let mut link = args.link.wrap(kind, open_link(args, kind)?)?;
-    let mut cfg = StackConfig::new(args.addr, link.mtu());
+    let mut cfg = StackConfig::new(args.addr, link.caps().mtu);
     cfg.max_connections = args.max_connections;
     // Zero unless the link (all its middleware included) offloads segmentation.
-    cfg.tso_max = link.tso_max_size();
+    cfg.tso_max = link.caps().tso_max;
     let mut stack = Stack::new(cfg, Box::new(XorShiftRng::new(ustack::os_seed())));
     let mut server = HttpServer::new(&mut stack, args.port, 1024)?;
     let url = if args.port == 80 {

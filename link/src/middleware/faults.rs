@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use crate::{Link, LinkError, LinkStats};
+use ustack_ipv4::{DeviceCaps, RxChecksum, RxInfo, RxPacket, TxPacket};
+
+use crate::{check_parts, Link, LinkError, LinkStats};
 
 /// Which directions faults apply to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -135,11 +137,19 @@ impl Bucket {
     }
 }
 
+/// A packet the injector keeps for later: its bytes and, received, the
+/// GRO segment size the inner link reported (`None` for sent packets).
+#[derive(Debug)]
+struct Kept {
+    bytes: Vec<u8>,
+    gro_segment: Option<u16>,
+}
+
 /// One direction's state.
 #[derive(Debug, Default)]
 struct Lane {
-    queue: VecDeque<(Instant, Vec<u8>)>,
-    held: Option<(Instant, Vec<u8>)>,
+    queue: VecDeque<(Instant, Kept)>,
+    held: Option<(Instant, Kept)>,
     bucket: Option<Bucket>,
     free: Vec<Vec<u8>>,
 }
@@ -152,28 +162,36 @@ enum Fate {
 }
 
 impl Lane {
-    fn copy(&mut self, p: &[u8]) -> Vec<u8> {
+    /// Gathers `p` into a buffer from the free list (or a new one).
+    fn copy(&mut self, p: &TxPacket<'_>, gro_segment: Option<u16>) -> Kept {
         let mut v = self.free.pop().unwrap_or_default();
         v.clear();
-        v.extend_from_slice(p);
-        v
+        for part in p.parts {
+            v.extend_from_slice(part);
+        }
+        Kept {
+            bytes: v,
+            gro_segment,
+        }
     }
 
-    fn push(&mut self, at: Instant, p: Vec<u8>, stats: &mut FaultStats) {
+    fn push(&mut self, at: Instant, p: Kept, stats: &mut FaultStats) {
         if self.queue.len() >= MAX_QUEUED {
             stats.queue_dropped += 1;
-            self.free.push(p);
+            self.free.push(p.bytes);
             return;
         }
         self.queue.push_back((at, p));
     }
 
+    /// Decides `packet`'s fate; `gro_segment` is kept with it if it waits.
     fn admit(
         &mut self,
         cfg: &FaultConfig,
         rng: &mut Rng,
         stats: &mut FaultStats,
-        packet: &[u8],
+        packet: &TxPacket<'_>,
+        gro_segment: Option<u16>,
         now: Instant,
     ) -> Fate {
         if let Some(b) = &mut self.bucket {
@@ -198,10 +216,10 @@ impl Lane {
         {
             return Fate::Direct;
         }
-        let mut p = self.copy(packet);
+        let mut p = self.copy(packet, gro_segment);
         if corrupt {
-            let bit = (rng.next() % (p.len() as u64 * 8)) as usize;
-            p[bit / 8] ^= 1 << (bit % 8);
+            let bit = (rng.next() % (p.bytes.len() as u64 * 8)) as usize;
+            p.bytes[bit / 8] ^= 1 << (bit % 8);
             stats.corrupted += 1;
         }
         if reorder {
@@ -215,7 +233,7 @@ impl Lane {
         }
         if dup {
             stats.duplicated += 1;
-            let d = self.copy(&p);
+            let d = self.copy(&TxPacket::new(&[&p.bytes]), p.gro_segment);
             self.push(at, d, stats);
         }
         self.push(at, p, stats);
@@ -226,7 +244,7 @@ impl Lane {
     }
 
     /// The next packet due at `now`, if any.
-    fn due(&mut self, cfg: &FaultConfig, now: Instant) -> Option<Vec<u8>> {
+    fn due(&mut self, cfg: &FaultConfig, now: Instant) -> Option<Kept> {
         if let Some((since, _)) = &self.held {
             if now.saturating_duration_since(*since) >= MAX_HOLD.max(cfg.delay) {
                 let (_, h) = self.held.take()?;
@@ -252,15 +270,18 @@ impl Lane {
 /// Wraps a link and inflicts [`FaultConfig`]'s faults on its packets. With a
 /// no-op config it passes everything straight through.
 ///
-/// A no-op injector is transparent, segmentation offload and trusted
-/// checksums included (the runtime always wraps its link in one). An active
-/// one offers no segmentation offload ([`Link::tso_max_size`] is 0, so the
-/// stack sends plain packets through it; super-frames the inner link
-/// receives still come up whole) and never reports a checksum as trusted,
-/// since it may corrupt packets. A packet whose checksum the inner link
-/// vouches for ([`Link::rx_checksum_trusted`], e.g. partial on a TUN device
-/// with offload) gets its TCP/UDP checksum computed here, before any fault,
-/// so the stack can verify it and catch an injected corruption.
+/// A no-op injector is transparent: it forwards [`Link::caps`] and every
+/// packet's [`RxInfo`] unchanged, segmentation offload and vouched-for
+/// checksums included (the runtime always wraps its link in one). An
+/// active one offers no segmentation offload (its caps say `tso_max: 0`,
+/// so the stack sends plain packets through it; a super-frame sent anyway
+/// is `InvalidConfig`; super-frames the inner link receives still come up
+/// whole, with their `gro_segment`) and reports every packet
+/// [`RxChecksum::Unverified`], since it may corrupt packets. A packet whose
+/// checksum the inner link vouches for ([`RxChecksum::Verified`] or
+/// [`RxChecksum::Partial`], e.g. partial on a TUN device with offload or a
+/// raw socket on loopback) gets its TCP/UDP checksum computed here, before
+/// any fault, so the stack can verify it and catch an injected corruption.
 #[derive(Debug)]
 pub struct FaultInjector<L> {
     inner: L,
@@ -280,8 +301,8 @@ impl<L: Link> FaultInjector<L> {
         let now = Instant::now();
         let bucket = |rate: u64| Bucket {
             rate,
-            capacity: (rate as f64 / 20.0).max(inner.mtu() as f64),
-            tokens: (rate as f64 / 20.0).max(inner.mtu() as f64),
+            capacity: (rate as f64 / 20.0).max(inner.caps().mtu as f64),
+            tokens: (rate as f64 / 20.0).max(inner.caps().mtu as f64),
             last: now,
         };
         let mut rx = Lane::default();
@@ -328,19 +349,23 @@ impl<L: Link> FaultInjector<L> {
 
     fn flush_tx(&mut self, now: Instant) -> Result<(), LinkError> {
         while let Some(p) = self.tx.due(&self.cfg, now) {
-            let r = self.inner.send(&p);
-            self.tx.free.push(p);
+            let r = self.inner.send(&TxPacket::new(&[&p.bytes]));
+            self.tx.free.push(p.bytes);
             r?;
         }
         Ok(())
     }
 
-    /// `inner.recv`, with a checksum the inner link vouches for made whole.
-    fn recv_inner(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
-        let got = self.inner.recv(buf)?;
-        if let Some(n) = got {
-            if !self.cfg.is_noop() && self.inner.rx_checksum_trusted() {
-                crate::vnet::finish_transport_checksum(&mut buf[..n]);
+    /// `inner.recv`; when active, a checksum the inner link vouches for is
+    /// made whole and the packet reported [`RxChecksum::Unverified`].
+    fn recv_inner(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
+        let mut got = self.inner.recv(buf)?;
+        if let Some(p) = &mut got {
+            if !self.cfg.is_noop() {
+                if !p.info.checksum.needs_verify() {
+                    crate::vnet::finish_transport_checksum(&mut buf[..p.len]);
+                }
+                p.info.checksum = RxChecksum::Unverified;
             }
         }
         Ok(got)
@@ -359,7 +384,7 @@ impl<L: Link> FaultInjector<L> {
 }
 
 impl<L: Link> Link for FaultInjector<L> {
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         if !self.active(true) && !self.active(false) {
             return self.recv_inner(buf);
         }
@@ -367,54 +392,85 @@ impl<L: Link> Link for FaultInjector<L> {
         self.flush_tx(now)?;
         let result = loop {
             if let Some(p) = self.rx.due(&self.cfg, now) {
-                if p.len() > buf.len() {
-                    let needed = p.len();
-                    self.rx.free.push(p);
+                let len = p.bytes.len();
+                if len > buf.len() {
+                    self.rx.free.push(p.bytes);
                     return Err(LinkError::BufferTooSmall {
                         device: self.label.clone(),
                         len: buf.len(),
-                        needed,
+                        needed: len,
                     });
                 }
-                buf[..p.len()].copy_from_slice(&p);
-                let n = p.len();
-                self.rx.free.push(p);
-                break Some(n);
+                buf[..len].copy_from_slice(&p.bytes);
+                self.rx.free.push(p.bytes);
+                break Some(RxPacket {
+                    len,
+                    info: RxInfo {
+                        checksum: RxChecksum::Unverified,
+                        gro_segment: p.gro_segment,
+                    },
+                });
             }
-            let Some(n) = self.recv_inner(buf)? else {
+            let Some(got) = self.recv_inner(buf)? else {
                 break None;
             };
             if !self.active(true) {
-                break Some(n);
+                break Some(got);
             }
-            match self
-                .rx
-                .admit(&self.cfg, &mut self.rng, &mut self.stats, &buf[..n], now)
-            {
-                Fate::Direct => break Some(n),
+            let parts: [&[u8]; 1] = [&buf[..got.len]];
+            match self.rx.admit(
+                &self.cfg,
+                &mut self.rng,
+                &mut self.stats,
+                &TxPacket::new(&parts),
+                got.info.gro_segment,
+                now,
+            ) {
+                Fate::Direct => break Some(got),
                 Fate::Absorbed => continue,
             }
         };
         Ok(result)
     }
 
-    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
+    /// Active on send: the parts are gathered into a buffer of the
+    /// injector's only when the packet is changed or must wait.
+    fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
+        if self.cfg.is_noop() {
+            return self.inner.send(pkt);
+        }
+        check_parts(pkt, &self.label)?;
+        if pkt.segment.is_some() {
+            return Err(LinkError::InvalidConfig(format!(
+                "{}: no segmentation offload while injecting faults",
+                self.label
+            )));
+        }
         if !self.active(false) {
-            return self.inner.send(packet);
+            return self.inner.send(pkt);
         }
         let now = Instant::now();
         let fate = self
             .tx
-            .admit(&self.cfg, &mut self.rng, &mut self.stats, packet, now);
+            .admit(&self.cfg, &mut self.rng, &mut self.stats, pkt, None, now);
         if let Fate::Direct = fate {
-            self.inner.send(packet)?;
+            self.inner.send(pkt)?;
         }
         self.flush_tx(now)?;
         Ok(())
     }
 
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
+    /// The inner link's when no-op; when active the same with `tso_max: 0`.
+    fn caps(&self) -> DeviceCaps {
+        let inner = self.inner.caps();
+        if self.cfg.is_noop() {
+            inner
+        } else {
+            DeviceCaps {
+                tso_max: 0,
+                ..inner
+            }
+        }
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
@@ -435,32 +491,6 @@ impl<L: Link> Link for FaultInjector<L> {
     fn name(&self) -> &str {
         self.inner.name()
     }
-
-    fn rx_checksum_offloaded(&self) -> bool {
-        self.inner.rx_checksum_offloaded()
-    }
-
-    fn tso_max_size(&self) -> usize {
-        if self.cfg.is_noop() {
-            self.inner.tso_max_size()
-        } else {
-            0
-        }
-    }
-
-    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
-        if !self.cfg.is_noop() {
-            return Err(LinkError::InvalidConfig(format!(
-                "{}: no segmentation offload while injecting faults",
-                self.label
-            )));
-        }
-        self.inner.send_segmented(packet, segment_payload)
-    }
-
-    fn rx_checksum_trusted(&self) -> bool {
-        self.cfg.is_noop() && self.inner.rx_checksum_trusted()
-    }
 }
 
 #[cfg(test)]
@@ -476,15 +506,21 @@ mod tests {
     fn drain(l: &mut impl Link) -> Vec<Vec<u8>> {
         let mut buf = [0u8; 1500];
         let mut out = Vec::new();
-        while let Some(n) = l.recv(&mut buf).unwrap() {
-            out.push(buf[..n].to_vec());
+        while let Some(p) = l.recv(&mut buf).unwrap() {
+            out.push(buf[..p.len].to_vec());
         }
         out
     }
 
+    fn send(l: &mut impl Link, p: &[u8]) -> Result<(), LinkError> {
+        l.send(&TxPacket::new(&[p]))
+    }
+
     fn send_numbered(l: &mut impl Link, n: u16) {
         for i in 0..n {
-            l.send(&i.to_be_bytes()).unwrap();
+            let b = i.to_be_bytes();
+            // In two parts: the injector gathers them when it keeps a copy.
+            l.send(&TxPacket::new(&[&b[..1], &b[1..]])).unwrap();
         }
     }
 
@@ -552,7 +588,7 @@ mod tests {
             ..FaultConfig::default()
         };
         let (mut f, mut b) = pair(cfg);
-        f.send(b"x").unwrap();
+        send(&mut f, b"x").unwrap();
         assert!(drain(&mut b).is_empty());
         std::thread::sleep(Duration::from_millis(40));
         assert!(f.recv(&mut [0u8; 64]).unwrap().is_none()); // releases tx
@@ -568,7 +604,7 @@ mod tests {
         };
         let (mut f, mut b) = pair(cfg);
         for _ in 0..100 {
-            f.send(&[0u8; 1000]).unwrap();
+            send(&mut f, &[0u8; 1000]).unwrap();
         }
         let passed = drain(&mut b).len();
         // Bucket: max(100000/20, 1500) = 5000 bytes: about five packets.
@@ -595,21 +631,32 @@ mod tests {
         use crate::vnet::tests::{superframe, transport_checksum_ok};
         let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
         let mut f = FaultInjector::new(a, FaultConfig::default()).unwrap();
-        assert_eq!(f.tso_max_size(), 65535);
+        assert_eq!(f.caps(), f.inner().caps());
+        assert_eq!(f.caps().tso_max, 65535);
         let sf = superframe(12, 40_001);
-        b.send_segmented(&sf, 1448).unwrap();
+        let sf_pkt = TxPacket {
+            parts: &[&sf[..]],
+            segment: Some(1448),
+        };
+        b.send(&sf_pkt).unwrap();
         let mut buf = vec![0u8; 65535];
-        let n = f.recv(&mut buf).unwrap().expect("super-frame");
+        let got = f.recv(&mut buf).unwrap().expect("super-frame");
         // Passed as is, partial checksum and all, and vouched for.
-        assert!(f.rx_checksum_trusted());
-        assert!(!transport_checksum_ok(&buf[..n]));
-        assert_eq!(&buf[..n], &sf[..]);
-        f.send_segmented(&sf, 1448).unwrap();
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(sf.len()));
+        assert_eq!(
+            got.info,
+            RxInfo {
+                checksum: RxChecksum::Partial,
+                gro_segment: Some(1448)
+            }
+        );
+        assert!(!transport_checksum_ok(&buf[..got.len]));
+        assert_eq!(&buf[..got.len], &sf[..]);
+        f.send(&sf_pkt).unwrap();
+        assert_eq!(b.recv(&mut buf).unwrap().map(|p| p.len), Some(sf.len()));
     }
 
     #[test]
-    fn no_offload_through_it_and_trusted_checksums_are_finished() {
+    fn no_offload_through_it_and_vouched_checksums_are_finished() {
         use crate::vnet::tests::{superframe, transport_checksum_ok};
         for cfg in [
             FaultConfig {
@@ -623,22 +670,42 @@ mod tests {
         ] {
             let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
             let mut f = FaultInjector::new(a, cfg).unwrap();
-            assert_eq!(f.tso_max_size(), 0);
-            assert!(f.send_segmented(&superframe(0, 5000), 1460).is_err());
+            assert_eq!(f.caps().tso_max, 0);
+            assert_eq!(f.caps().mtu, 1500);
+            let other = superframe(0, 5000);
+            assert!(matches!(
+                f.send(&TxPacket {
+                    parts: &[&other[..]],
+                    segment: Some(1460)
+                }),
+                Err(LinkError::InvalidConfig(_))
+            ));
             let sf = superframe(12, 40_001);
             assert!(!transport_checksum_ok(&sf));
-            b.send_segmented(&sf, 1448).unwrap();
+            b.send(&TxPacket {
+                parts: &[&sf[..]],
+                segment: Some(1448),
+            })
+            .unwrap();
             let mut buf = vec![0u8; 65535];
             let deadline = Instant::now() + Duration::from_secs(2);
-            let n = loop {
-                if let Some(n) = f.recv(&mut buf).unwrap() {
-                    break n;
+            let got = loop {
+                if let Some(p) = f.recv(&mut buf).unwrap() {
+                    break p;
                 }
                 assert!(Instant::now() < deadline, "super-frame never came up");
                 std::thread::sleep(Duration::from_millis(1));
             };
+            let n = got.len;
             assert_eq!(n, sf.len());
-            assert!(!f.rx_checksum_trusted());
+            // Still a super-frame, but the stack must verify it now.
+            assert_eq!(
+                got.info,
+                RxInfo {
+                    checksum: RxChecksum::Unverified,
+                    gro_segment: Some(1448)
+                }
+            );
             assert!(transport_checksum_ok(&buf[..n]));
             // Only the checksum changed.
             assert_eq!(&buf[..36], &sf[..36]);

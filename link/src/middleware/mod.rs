@@ -16,4 +16,4 @@ pub mod tracer;
 
 pub use faults::{Directions, FaultConfig, FaultInjector, FaultStats};
 pub use pcap::{PcapLinkType, PcapSink, PcapWriter};
-pub use tracer::{PacketSummary, Tracer};
+pub use tracer::{PacketSummary, Tracer, TxSummary};

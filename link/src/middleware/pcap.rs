@@ -9,10 +9,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter as FileWriter};
 use pcap_file::DataLink;
 
+use ustack_ipv4::{DeviceCaps, RxPacket, TxPacket, MAX_PACKET_LEN};
+
+use crate::ethernet::HEADER_LEN as ETHERNET_HEADER_LEN;
 use crate::{Link, LinkError, LinkStats};
 
 /// Largest record we write: a 64 KiB IPv4 packet in an Ethernet frame.
-const SNAPLEN: u32 = 65535 + 14;
+const SNAPLEN: u32 = (MAX_PACKET_LEN + ETHERNET_HEADER_LEN) as u32;
 
 /// What the records of a capture start with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +80,9 @@ impl PcapSink {
         self.records
     }
 
-    /// Writes one record made of `parts` laid end to end.
+    /// Writes one record made of `parts` laid end to end, gathered into
+    /// the sink's own buffer (capture is a debug tool; the buffer grows to
+    /// the largest packet once and is reused).
     pub fn record(&mut self, parts: &[&[u8]]) {
         let Some(writer) = &mut self.writer else {
             return;
@@ -138,27 +143,38 @@ impl<L: Link> PcapWriter<L> {
 }
 
 impl<L: Link> Link for PcapWriter<L> {
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+    /// Records the packet as received (a super-frame whole, its checksum as
+    /// the device left it); the inner link's [`RxInfo`](crate::RxInfo)
+    /// passes through unchanged.
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         let got = self.inner.recv(buf)?;
-        if let (Some(n), Some(sink)) = (got, &mut self.sink) {
-            sink.record(&[&buf[..n]]);
+        if let (Some(p), Some(sink)) = (got, &mut self.sink) {
+            sink.record(&[&buf[..p.len]]);
         }
         Ok(got)
     }
 
-    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
+    /// Records the packet as handed over — a super-frame as one packet, its
+    /// TCP checksum partial, as a capture on a TSO device's host shows it —
+    /// then passes it on unchanged.
+    fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
         if let Some(sink) = &mut self.sink {
-            sink.record(&[packet]);
+            sink.record(pkt.parts);
         }
-        self.inner.send(packet)
+        self.inner.send(pkt)
     }
 
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
+    /// The inner link's, unchanged: capturing costs no offload.
+    fn caps(&self) -> DeviceCaps {
+        self.inner.caps()
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
         self.inner.poll_fd()
+    }
+
+    fn poll_at(&self) -> Option<std::time::Instant> {
+        self.inner.poll_at()
     }
 
     fn stats(&self) -> LinkStats {
@@ -167,31 +183,6 @@ impl<L: Link> Link for PcapWriter<L> {
 
     fn name(&self) -> &str {
         self.inner.name()
-    }
-
-    fn rx_checksum_offloaded(&self) -> bool {
-        self.inner.rx_checksum_offloaded()
-    }
-
-    fn poll_at(&self) -> Option<std::time::Instant> {
-        self.inner.poll_at()
-    }
-
-    fn tso_max_size(&self) -> usize {
-        self.inner.tso_max_size()
-    }
-
-    /// Records the super-frame as one packet, as handed over (its TCP
-    /// checksum partial), as a capture on a TSO device's host shows it.
-    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
-        if let Some(sink) = &mut self.sink {
-            sink.record(&[packet]);
-        }
-        self.inner.send_segmented(packet, segment_payload)
-    }
-
-    fn rx_checksum_trusted(&self) -> bool {
-        self.inner.rx_checksum_trusted()
     }
 }
 
@@ -208,10 +199,10 @@ mod tests {
         let (a, mut b) = pipe(1500, 8);
         let sink = PcapSink::create(&path, PcapLinkType::Raw).unwrap();
         let mut a = PcapWriter::new(a, Some(sink));
-        a.send(&[0x45, 1, 2, 3]).unwrap();
-        b.send(&[0x45, 9, 9]).unwrap();
+        a.send(&TxPacket::new(&[&[0x45, 1], &[2, 3]])).unwrap();
+        b.send(&TxPacket::new(&[&[0x45, 9, 9]])).unwrap();
         let mut buf = [0u8; 1500];
-        assert_eq!(a.recv(&mut buf).unwrap(), Some(3));
+        assert_eq!(a.recv(&mut buf).unwrap().map(|p| p.len), Some(3));
         assert_eq!(a.sink().unwrap().records(), 2);
         drop(a);
         let mut r = PcapReader::new(File::open(&path).unwrap()).unwrap();
@@ -231,14 +222,21 @@ mod tests {
         let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
         let sink = PcapSink::create(&path, PcapLinkType::Raw).unwrap();
         let mut a = PcapWriter::new(a, Some(sink));
-        assert_eq!(a.tso_max_size(), 65535);
+        assert_eq!(a.caps(), a.inner().caps());
+        assert_eq!(a.caps().tso_max, 65535);
         let sf = crate::vnet::tests::superframe(12, 50_000);
-        a.send_segmented(&sf, 1448).unwrap();
-        b.send_segmented(&sf, 1448).unwrap();
+        let sf_pkt = TxPacket {
+            parts: &[&sf[..52], &sf[52..]],
+            segment: Some(1448),
+        };
+        a.send(&sf_pkt).unwrap();
+        b.send(&sf_pkt).unwrap();
         let mut buf = vec![0u8; 65535];
-        assert_eq!(a.recv(&mut buf).unwrap(), Some(sf.len()));
-        assert!(a.rx_checksum_trusted());
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(sf.len()));
+        let got = a.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(got.len, sf.len());
+        assert_eq!(got.info.checksum, crate::RxChecksum::Partial);
+        assert_eq!(got.info.gro_segment, Some(1448));
+        assert_eq!(b.recv(&mut buf).unwrap().map(|p| p.len), Some(sf.len()));
         drop(a);
         let mut r = PcapReader::new(File::open(&path).unwrap()).unwrap();
         for _ in 0..2 {

@@ -1,8 +1,9 @@
 //! One `tracing` line per packet, at trace level, for whatever link it wraps.
 
 use std::fmt;
-use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
+
+use ustack_ipv4::{protocol, DeviceCaps, Ipv4Packet, RxPacket, TxPacket};
 
 use crate::{Link, LinkError, LinkStats};
 
@@ -12,6 +13,15 @@ use crate::{Link, LinkError, LinkStats};
 #[derive(Clone, Copy)]
 pub struct PacketSummary<'a>(pub &'a [u8]);
 
+/// [`PacketSummary`] of a packet to send, in parts: its headers are
+/// gathered (on the stack) only when displayed.
+#[derive(Clone, Copy)]
+pub struct TxSummary<'a>(pub &'a TxPacket<'a>);
+
+/// Bytes of a packet a summary reads: the longest IPv4 header and the
+/// fixed part of a TCP header.
+const SUMMARY_HEAD: usize = 60 + 20;
+
 fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
 }
@@ -20,63 +30,79 @@ fn be32(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
-impl fmt::Display for PacketSummary<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = self.0;
-        let Some(&vihl) = p.first() else {
-            return f.write_str("empty");
-        };
-        if vihl >> 4 != 4 || p.len() < 20 {
-            return write!(f, "not IPv4 (version {}, {} bytes)", vihl >> 4, p.len());
-        }
-        let ihl = usize::from(vihl & 0x0f) * 4;
-        let proto = p[9];
-        let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
-        let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
-        let frag = be16(p, 6).unwrap_or(0) & 0x1fff;
-        let l4 = p.get(ihl..).unwrap_or(&[]);
-        match proto {
-            6 if frag == 0 => {
-                let (Some(sport), Some(dport), Some(seq), Some(ack), Some(&off), Some(&fl)) = (
-                    be16(l4, 0),
-                    be16(l4, 2),
-                    be32(l4, 4),
-                    be32(l4, 8),
-                    l4.get(12),
-                    l4.get(13),
-                ) else {
-                    return write!(f, "TCP {src} > {dst} truncated");
-                };
-                let mut flags = String::with_capacity(6);
-                for (bit, c) in [
-                    (0x02, 'S'),
-                    (0x10, '.'),
-                    (0x08, 'P'),
-                    (0x01, 'F'),
-                    (0x04, 'R'),
-                    (0x20, 'U'),
-                ] {
-                    if fl & bit != 0 {
-                        flags.push(c);
-                    }
+/// Describes the packet whose first bytes are `p` and whose length is
+/// `len` (`p.len()` for a whole packet, more for a gathered head).
+fn summarise(f: &mut fmt::Formatter<'_>, p: &[u8], len: usize) -> fmt::Result {
+    let Some(&vihl) = p.first() else {
+        return f.write_str("empty");
+    };
+    if vihl >> 4 != 4 || p.len() < 20 {
+        return write!(f, "not IPv4 (version {}, {len} bytes)", vihl >> 4);
+    }
+    // At least 20 bytes: the fixed-header accessors stay in bounds.
+    let ip = Ipv4Packet::new_unchecked(p);
+    let ihl = ip.header_len();
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let l4 = p.get(ihl..).unwrap_or(&[]);
+    let l4_len = len.saturating_sub(ihl);
+    match ip.protocol() {
+        protocol::TCP if ip.frag_offset() == 0 => {
+            let (Some(sport), Some(dport), Some(seq), Some(ack), Some(&off), Some(&fl)) = (
+                be16(l4, 0),
+                be16(l4, 2),
+                be32(l4, 4),
+                be32(l4, 8),
+                l4.get(12),
+                l4.get(13),
+            ) else {
+                return write!(f, "TCP {src} > {dst} truncated");
+            };
+            let mut flags = String::with_capacity(6);
+            for (bit, c) in [
+                (0x02, 'S'),
+                (0x10, '.'),
+                (0x08, 'P'),
+                (0x01, 'F'),
+                (0x04, 'R'),
+                (0x20, 'U'),
+            ] {
+                if fl & bit != 0 {
+                    flags.push(c);
                 }
-                let data = l4.len().saturating_sub(usize::from(off >> 4) * 4);
-                write!(
-                    f,
-                    "TCP {src}:{sport} > {dst}:{dport} [{flags}] seq {seq} ack {ack} len {data}"
-                )
             }
-            1 => match (l4.first(), l4.get(1)) {
-                (Some(t), Some(c)) => write!(f, "ICMP {src} > {dst} type {t} code {c}"),
-                _ => write!(f, "ICMP {src} > {dst} truncated"),
-            },
-            other => write!(f, "proto {other} {src} > {dst}"),
+            let data = l4_len.saturating_sub(usize::from(off >> 4) * 4);
+            write!(
+                f,
+                "TCP {src}:{sport} > {dst}:{dport} [{flags}] seq {seq} ack {ack} len {data}"
+            )
         }
+        protocol::ICMP => match (l4.first(), l4.get(1)) {
+            (Some(t), Some(c)) => write!(f, "ICMP {src} > {dst} type {t} code {c}"),
+            _ => write!(f, "ICMP {src} > {dst} truncated"),
+        },
+        other => write!(f, "proto {other} {src} > {dst}"),
     }
 }
 
-/// Traces every packet crossing the wrapped link: direction, length and a
-/// [`PacketSummary`], as `tracing::trace!` events of target `ustack_link::trace`.
+impl fmt::Display for PacketSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        summarise(f, self.0, self.0.len())
+    }
+}
+
+impl fmt::Display for TxSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut head = [0u8; SUMMARY_HEAD];
+        let n = self.0.copy_prefix(&mut head);
+        summarise(f, &head[..n], self.0.len())
+    }
+}
+
+/// Traces every packet crossing the wrapped link: direction, length, what
+/// the device said about it (received) or the TSO segment size (sent), and
+/// a [`PacketSummary`], as `tracing::trace!` events of target
+/// `ustack_link::trace`. Otherwise transparent: caps and [`RxInfo`](crate::RxInfo)
+/// pass through unchanged.
 #[derive(Debug)]
 pub struct Tracer<L> {
     inner: L,
@@ -97,25 +123,44 @@ impl<L: Link> Tracer<L> {
 }
 
 impl<L: Link> Link for Tracer<L> {
-    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<usize>, LinkError> {
+    fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         let got = self.inner.recv(buf)?;
-        if let Some(n) = got {
-            tracing::trace!(target: "ustack_link::trace", dir = "rx", len = n, trusted = self.inner.rx_checksum_trusted(), "{}", PacketSummary(&buf[..n]));
+        if let Some(p) = got {
+            tracing::trace!(
+                target: "ustack_link::trace",
+                dir = "rx",
+                len = p.len,
+                checksum = ?p.info.checksum,
+                gro = ?p.info.gro_segment,
+                "{}",
+                PacketSummary(&buf[..p.len])
+            );
         }
         Ok(got)
     }
 
-    fn send(&mut self, packet: &[u8]) -> Result<(), LinkError> {
-        tracing::trace!(target: "ustack_link::trace", dir = "tx", len = packet.len(), "{}", PacketSummary(packet));
-        self.inner.send(packet)
+    fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
+        tracing::trace!(
+            target: "ustack_link::trace",
+            dir = "tx",
+            len = pkt.len(),
+            tso = ?pkt.segment,
+            "{}",
+            TxSummary(pkt)
+        );
+        self.inner.send(pkt)
     }
 
-    fn mtu(&self) -> usize {
-        self.inner.mtu()
+    fn caps(&self) -> DeviceCaps {
+        self.inner.caps()
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
         self.inner.poll_fd()
+    }
+
+    fn poll_at(&self) -> Option<std::time::Instant> {
+        self.inner.poll_at()
     }
 
     fn stats(&self) -> LinkStats {
@@ -124,27 +169,6 @@ impl<L: Link> Link for Tracer<L> {
 
     fn name(&self) -> &str {
         self.inner.name()
-    }
-
-    fn rx_checksum_offloaded(&self) -> bool {
-        self.inner.rx_checksum_offloaded()
-    }
-
-    fn poll_at(&self) -> Option<std::time::Instant> {
-        self.inner.poll_at()
-    }
-
-    fn tso_max_size(&self) -> usize {
-        self.inner.tso_max_size()
-    }
-
-    fn send_segmented(&mut self, packet: &[u8], segment_payload: u16) -> Result<(), LinkError> {
-        tracing::trace!(target: "ustack_link::trace", dir = "tx", len = packet.len(), tso = segment_payload, "{}", PacketSummary(packet));
-        self.inner.send_segmented(packet, segment_payload)
-    }
-
-    fn rx_checksum_trusted(&self) -> bool {
-        self.inner.rx_checksum_trusted()
     }
 }
 
@@ -196,18 +220,39 @@ mod tests {
     }
 
     #[test]
+    fn summarises_a_gather_list_like_the_whole_packet() {
+        let p = tcp_packet();
+        let parts = [&p[..3], &p[3..35], &p[35..]];
+        let pkt = TxPacket::new(&parts);
+        assert_eq!(TxSummary(&pkt).to_string(), PacketSummary(&p).to_string());
+        // A long payload beyond the gathered head still counts.
+        let payload = [0u8; 1000];
+        let parts = [&p[..40], &payload[..]];
+        assert!(TxSummary(&TxPacket::new(&parts))
+            .to_string()
+            .ends_with("len 1000"));
+        assert_eq!(TxSummary(&TxPacket::new(&[])).to_string(), "empty");
+    }
+
+    #[test]
     fn offloads_pass_through() {
         let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
         let mut t = Tracer::new(a);
-        assert_eq!(t.tso_max_size(), 65535);
+        assert_eq!(t.caps(), t.inner().caps());
+        assert_eq!(t.caps().tso_max, 65535);
         let sf = crate::vnet::tests::superframe(0, 20_000);
-        t.send_segmented(&sf, 1460).unwrap();
-        b.send_segmented(&sf, 1460).unwrap();
+        let sf_pkt = TxPacket {
+            parts: &[&sf[..]],
+            segment: Some(1460),
+        };
+        t.send(&sf_pkt).unwrap();
+        b.send(&sf_pkt).unwrap();
         let mut buf = vec![0u8; 65535];
-        assert_eq!(b.recv(&mut buf).unwrap(), Some(sf.len()));
-        assert!(b.rx_checksum_trusted());
-        assert_eq!(t.recv(&mut buf).unwrap(), Some(sf.len()));
-        assert!(t.rx_checksum_trusted());
+        let via_pipe = b.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(via_pipe.len, sf.len());
+        let via_tracer = t.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(via_tracer, via_pipe);
+        assert_eq!(via_tracer.info.checksum, crate::RxChecksum::Partial);
         assert_eq!(
             PacketSummary(&sf).to_string(),
             "TCP 10.0.0.2:80 > 10.0.0.1:4000 [.] seq 0 ack 0 len 20000"
