@@ -19,7 +19,7 @@
 //!
 //! What one timed call does, on each side:
 //!
-//! - ustack: `Stack::handle_packet(now, packet, tx)`. Parses the IPv4 header
+//! - ustack: `IpStack::handle_packet(now, packet, info, tx)`. Parses the IPv4 header
 //!   and verifies its checksum, parses the TCP header and options and
 //!   verifies the TCP checksum over the pseudo-header, looks the connection
 //!   up by 4-tuple, and runs RFC 9293 segment processing: PAWS and
@@ -61,8 +61,9 @@ use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
-use ustack_benches::{pattern, CLIENT_ADDR, SERVER_ADDR, SERVER_PORT};
-use ustack_tcp::{ConnId, Instant, ListenerId, Stack, StackConfig, State, XorShiftRng};
+use ustack_benches::{host_with, pattern, Stack, CLIENT_ADDR, SERVER_ADDR, SERVER_PORT};
+use ustack_ipv4::{DeviceCaps, RxInfo, TxPacket};
+use ustack_tcp::{ConnId, Instant, ListenerId, State};
 
 const MTU: usize = 1500;
 /// IPv4 (20) + TCP (20) + timestamp option (12): a full segment carries 1448 bytes.
@@ -118,8 +119,9 @@ impl Queue {
         fill(slot)
     }
 
-    fn push(&mut self, p: &[u8]) {
-        self.push_with(p.len(), |slot| slot.copy_from_slice(p));
+    /// Appends a packet a stack sends, gathered from its parts.
+    fn push_tx(&mut self, p: &TxPacket<'_>) {
+        self.push_with(p.len(), |slot| p.copy_to(slot));
     }
 
     fn as_slice(&self) -> &[Vec<u8>] {
@@ -168,14 +170,14 @@ struct UstackPair {
 
 impl UstackPair {
     fn new() -> UstackPair {
-        let config = |addr| {
-            let mut cfg = StackConfig::new(addr, MTU);
-            cfg.tcp.send_buffer = SOCKET_BUFFER;
-            cfg.tcp.recv_buffer = SOCKET_BUFFER;
-            cfg
+        let host = |addr, seed| {
+            host_with(addr, DeviceCaps::ip(MTU), seed, |cfg| {
+                cfg.tcp.send_buffer = SOCKET_BUFFER;
+                cfg.tcp.recv_buffer = SOCKET_BUFFER;
+            })
         };
-        let mut sender = Stack::new(config(SERVER_ADDR), Box::new(XorShiftRng::new(0x5eed_0001)));
-        let mut receiver = Stack::new(config(CLIENT_ADDR), Box::new(XorShiftRng::new(0x5eed_0002)));
+        let mut sender = host(SERVER_ADDR, 0x5eed_0001);
+        let mut receiver = host(CLIENT_ADDR, 0x5eed_0002);
         let listener = sender.listen(SERVER_PORT, 4).expect("listen");
         let r_conn = receiver
             .connect(
@@ -207,7 +209,8 @@ impl Pair for UstackPair {
     }
 
     fn send(&mut self, data: &[u8]) -> usize {
-        self.sender.send(self.s_conn(), data).unwrap_or(0)
+        let id = self.s_conn();
+        self.sender.send(id, data).unwrap_or(0)
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> usize {
@@ -216,26 +219,28 @@ impl Pair for UstackPair {
 
     fn sender_output(&mut self, now: u64, q: &mut Queue) {
         let now = Instant::from_micros(now);
-        self.sender.poll(now, &mut |p: &[u8]| q.push(p));
+        self.sender.poll(now, &mut |p| q.push_tx(p));
     }
 
     fn receiver_output(&mut self, now: u64, q: &mut Queue) {
         let now = Instant::from_micros(now);
-        self.receiver.poll(now, &mut |p: &[u8]| q.push(p));
+        self.receiver.poll(now, &mut |p| q.push_tx(p));
     }
 
     #[inline]
     fn receiver_input(&mut self, now: u64, packet: &[u8]) {
-        let mut sink = |_: &[u8]| panic!("receiver answered data at once");
+        let mut sink = |_: &TxPacket<'_>| panic!("receiver answered data at once");
+        let now = Instant::from_micros(now);
         self.receiver
-            .handle_packet(Instant::from_micros(now), packet, &mut sink);
+            .handle_packet(now, packet, RxInfo::default(), &mut sink);
     }
 
     #[inline]
     fn sender_input(&mut self, now: u64, packet: &[u8]) {
-        let mut sink = |_: &[u8]| panic!("sender answered an ACK at once");
+        let mut sink = |_: &TxPacket<'_>| panic!("sender answered an ACK at once");
+        let now = Instant::from_micros(now);
         self.sender
-            .handle_packet(Instant::from_micros(now), packet, &mut sink);
+            .handle_packet(now, packet, RxInfo::default(), &mut sink);
     }
 
     fn next_timer(&mut self, _now: u64) -> Option<u64> {

@@ -7,13 +7,39 @@
 //! end-to-end benchmark measures is a real, byte-exact transfer.
 //!
 //! Nothing here is used by the stack itself. Below: `ustack-link` (the pipe),
-//! `ustack-tcp` (the engines) and, for their wire formats, `ustack-ipv4`.
+//! `ustack-ipv4` (the IP layer) and `ustack-tcp` (the engines).
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
+use ustack_ipv4::{DeviceCaps, IpConfig, IpStack, Ipv4Subnet};
 use ustack_link::{pipe, Link, LinkStats, PipeEnd, TxPacket};
-use ustack_tcp::{ConnId, Instant, Stack, StackConfig, State, TcpError, XorShiftRng};
+use ustack_tcp::{ConnId, Instant, State, Tcp, TcpError, TcpLayerConfig, XorShiftRng};
+
+/// A whole host: the IP layer carrying TCP.
+pub type Stack = IpStack<Tcp>;
+
+/// A host at `addr`/24 on a device that can do `caps`, its MSS following
+/// the MTU (the default caps it at 1460), as smoltcp derives its own from
+/// the device's MTU; `seed` makes its ISNs and timestamps reproducible.
+pub fn host(addr: Ipv4Addr, caps: DeviceCaps, seed: u64) -> Stack {
+    host_with(addr, caps, seed, |_| {})
+}
+
+/// [`host`] with the TCP configuration adjusted by `tune`.
+pub fn host_with(
+    addr: Ipv4Addr,
+    caps: DeviceCaps,
+    seed: u64,
+    tune: impl FnOnce(&mut TcpLayerConfig),
+) -> Stack {
+    let mut cfg = TcpLayerConfig::default();
+    cfg.tcp.mss = caps.mtu.saturating_sub(40).min(usize::from(u16::MAX)) as u16;
+    tune(&mut cfg);
+    let tcp = Tcp::new(cfg, Box::new(XorShiftRng::new(seed)));
+    let subnet = Ipv4Subnet::new(addr, 24).expect("a /24");
+    IpStack::new(IpConfig::new(subnet), caps, tcp)
+}
 
 /// Address of the side that listens and, in the bulk benchmark, sends.
 pub const SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
@@ -30,7 +56,7 @@ const TICK: Duration = Duration::from_micros(5);
 /// timer anyway.
 const MAX_IDLE_STEPS: u32 = 10_000;
 
-/// Two [`Stack`]s joined by an in-memory [`pipe`], with one established
+/// Two hosts ([`Stack`]s) joined by an in-memory [`pipe`], with one established
 /// connection between them, driven by a virtual clock on one thread.
 pub struct PipePair {
     server: Stack,
@@ -98,15 +124,8 @@ impl PipePair {
     /// [`SERVER_PORT`].
     pub fn new(mtu: usize, capacity: usize) -> Result<PipePair, HarnessError> {
         let (server_end, client_end) = pipe(mtu, capacity);
-        // The MSS follows the MTU both ways (the default caps it at 1460),
-        // as smoltcp derives its own from the device's MTU.
-        let config = |addr| {
-            let mut cfg = StackConfig::new(addr, mtu);
-            cfg.tcp.mss = mtu.saturating_sub(40).min(usize::from(u16::MAX)) as u16;
-            cfg
-        };
-        let mut server = Stack::new(config(SERVER_ADDR), Box::new(XorShiftRng::new(0x5eed_0001)));
-        let mut client = Stack::new(config(CLIENT_ADDR), Box::new(XorShiftRng::new(0x5eed_0002)));
+        let mut server = host(SERVER_ADDR, server_end.caps(), 0x5eed_0001);
+        let mut client = host(CLIENT_ADDR, client_end.caps(), 0x5eed_0002);
         let listener = server
             .listen(SERVER_PORT, 4)
             .map_err(|e| HarnessError::Tcp("listen", e))?;
@@ -287,14 +306,9 @@ fn pump(stack: &mut Stack, end: &mut PipeEnd, packet: &mut [u8], now: Instant) -
             Err(e) => panic!("pipe receive failed: {e}"),
         };
         moved = true;
-        let tx = &mut |p: &[u8]| send(end, p);
-        if rx.info.checksum.needs_verify() {
-            stack.handle_packet(now, &packet[..rx.len], tx);
-        } else {
-            stack.handle_packet_trusted(now, &packet[..rx.len], tx);
-        }
+        stack.handle_packet(now, &packet[..rx.len], rx.info, &mut |p| send(end, p));
     }
-    stack.poll(now, &mut |p: &[u8]| {
+    stack.poll(now, &mut |p| {
         moved = true;
         send(end, p);
     });
@@ -304,8 +318,8 @@ fn pump(stack: &mut Stack, end: &mut PipeEnd, packet: &mut [u8], now: Instant) -
 /// Sends one packet into the pipe. A packet the pipe refuses is larger than
 /// the MTU, a stack bug: fail loudly rather than measure a stall. (A full
 /// queue is not refused; it is a drop, counted in [`LinkStats::tx_dropped`].)
-fn send(end: &mut PipeEnd, packet: &[u8]) {
-    if let Err(e) = end.send(&TxPacket::new(&[packet])) {
+fn send(end: &mut PipeEnd, packet: &TxPacket<'_>) {
+    if let Err(e) = end.send(packet) {
         panic!("pipe refused a {}-byte packet: {e}", packet.len());
     }
 }

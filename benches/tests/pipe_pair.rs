@@ -1,8 +1,9 @@
 //! Two whole stacks over the in-memory pipe link: 10 MB each way at once,
 //! byte-exact, and every way a connection can end.
 
+use ustack_benches::Stack;
 use ustack_benches::{pattern, PipePair};
-use ustack_tcp::{ConnId, Stack, State, TcpError};
+use ustack_tcp::{ConnId, State, TcpError};
 
 const MTU: usize = 1500;
 

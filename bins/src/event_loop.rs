@@ -5,15 +5,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::warn;
-use ustack_link::{Link, LinkError, TxPacket};
-use ustack_tcp::{Instant, Stack};
+use ustack_ipv4::{TxPacket, MAX_PACKET_LEN};
+use ustack_link::{Link, LinkError};
+use ustack_tcp::{Instant, Tcp};
+
+use crate::Stack;
 
 /// Packets read from the link per wake-up before the stack gets to send:
 /// bounds latency under load and lets ACKs coalesce.
 const RX_BATCH: usize = 64;
-
-/// Largest IPv4 packet (the total-length field is 16 bits).
-pub const MAX_IPV4_PACKET: usize = ustack_ipv4::MAX_PACKET_LEN;
 
 /// Converts the OS monotonic clock into the engine's [`Instant`].
 #[derive(Debug, Clone, Copy)]
@@ -49,8 +49,8 @@ pub enum Control {
 /// An application on top of the stack.
 pub trait App {
     /// Called every turn after received packets were processed: accept,
-    /// read and write on the stack's sockets.
-    fn on_turn(&mut self, stack: &mut Stack, now: Instant) -> Result<Control, RuntimeError>;
+    /// read and write on TCP's sockets.
+    fn on_turn(&mut self, tcp: &mut Tcp, now: Instant) -> Result<Control, RuntimeError>;
 
     /// Extra file descriptors to wait on (e.g. stdin) and the events wanted.
     fn wait_fds(&self, _out: &mut Vec<(RawFd, i16)>) {}
@@ -85,7 +85,7 @@ pub fn run<L: Link, A: App + ?Sized>(
 ) -> Result<(), RuntimeError> {
     // Not the MTU: Linux loopback hands raw sockets unsegmented GSO packets
     // of up to 64 KiB whatever the MSS, so take any legal IPv4 packet.
-    let mut buf = vec![0u8; MAX_IPV4_PACKET];
+    let mut buf = vec![0u8; MAX_PACKET_LEN];
     let mut fds: Vec<(RawFd, i16)> = Vec::with_capacity(4);
     let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(4);
     let mut send_errors: u64 = 0;
@@ -100,20 +100,11 @@ pub fn run<L: Link, A: App + ?Sized>(
                 break;
             };
             received += 1;
-            let n = rx.len;
-            let tx = &mut |p: &[u8]| transmit(link, p, 0, &mut send_errors);
-            if rx.info.checksum.needs_verify() {
-                stack.handle_packet(now, &buf[..n], tx);
-            } else {
-                stack.handle_packet_trusted(now, &buf[..n], tx);
-            }
+            let tx = &mut |p: &TxPacket<'_>| transmit(link, p, &mut send_errors);
+            stack.handle_packet(now, &buf[..rx.len], rx.info, tx);
         }
-        let exit = app.on_turn(stack, now)? == Control::Exit;
-        if link.caps().tso_max > 0 {
-            stack.poll_segmented(now, &mut |p, seg| transmit(link, p, seg, &mut send_errors));
-        } else {
-            stack.poll(now, &mut |p| transmit(link, p, 0, &mut send_errors));
-        }
+        let exit = app.on_turn(stack.transport_mut(), now)? == Control::Exit;
+        stack.poll(now, &mut |p| transmit(link, p, &mut send_errors));
         if exit {
             return Ok(());
         }
@@ -169,13 +160,10 @@ pub fn run<L: Link, A: App + ?Sized>(
     }
 }
 
-/// Sends one packet; `segment_payload` > 0 makes it a super-frame for the
-/// link's segmentation offload.
-fn transmit<L: Link>(link: &mut L, packet: &[u8], segment_payload: u16, errors: &mut u64) {
-    let sent = link.send(&TxPacket {
-        parts: &[packet],
-        segment: (segment_payload > 0).then_some(segment_payload),
-    });
+/// Sends one packet (a TSO super-frame when `packet.segment` is set); a
+/// failure is counted and logged, never fatal (TCP retransmits).
+fn transmit<L: Link>(link: &mut L, packet: &TxPacket<'_>, errors: &mut u64) {
+    let sent = link.send(packet);
     if let Err(e) = sent {
         *errors += 1;
         // One line per power of two: loud enough to notice, never a flood.

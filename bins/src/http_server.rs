@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tracing::debug;
 use ustack_http::{HttpConfig, HttpConn, Stats};
-use ustack_tcp::{ConnId, Instant, ListenerId, Stack, State, TcpError};
+use ustack_tcp::{ConnId, Instant, ListenerId, State, Tcp, TcpError};
 
 use crate::event_loop::{App, Control, RuntimeError};
 
@@ -23,7 +23,7 @@ struct Conn {
 }
 
 impl HttpServer {
-    pub fn new(stack: &mut Stack, port: u16, backlog: usize) -> Result<HttpServer, TcpError> {
+    pub fn new(stack: &mut Tcp, port: u16, backlog: usize) -> Result<HttpServer, TcpError> {
         Ok(HttpServer {
             listener: stack.listen(port, backlog)?,
             config: HttpConfig::default(),
@@ -40,7 +40,7 @@ impl HttpServer {
         &self.stats
     }
 
-    fn drive(&mut self, stack: &mut Stack, id: ConnId, now: Instant) {
+    fn drive(&mut self, stack: &mut Tcp, id: ConnId, now: Instant) {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -82,7 +82,7 @@ impl HttpServer {
         }
     }
 
-    fn finish(&mut self, stack: &mut Stack, id: ConnId, now: Instant) {
+    fn finish(&mut self, stack: &mut Tcp, id: ConnId, now: Instant) {
         if let Some(c) = self.conns.remove(&id) {
             self.stats.merge(c.http.stats());
         }
@@ -91,7 +91,7 @@ impl HttpServer {
 }
 
 impl App for HttpServer {
-    fn on_turn(&mut self, stack: &mut Stack, now: Instant) -> Result<Control, RuntimeError> {
+    fn on_turn(&mut self, stack: &mut Tcp, now: Instant) -> Result<Control, RuntimeError> {
         while let Some(id) = stack.accept(self.listener) {
             self.conns.insert(
                 id,

@@ -2,12 +2,14 @@
 //!
 //! The imperative shell around the sans-I/O layers: it owns a `ustack-link`
 //! device, reads the clock, sleeps in `poll(2)` until a packet arrives or the
-//! stack's next timer is due, and moves packets between the device and a
-//! `ustack-tcp` [`Stack`]. Applications (the HTTP server, the nc-like client)
-//! plug in through [`App`].
+//! stack's next timer is due, and moves packets between the device and the
+//! [`Stack`]: the `ustack-ipv4` IP layer carrying `ustack-tcp`. Applications
+//! (the HTTP server, the nc-like client) plug in through [`App`] and see
+//! only TCP's socket API.
 //!
-//! Below: `ustack-link` (TUN, raw socket, pipe). Above: the `tun-server` and
-//! `raw-client` binaries. It does not parse packets or run TCP itself.
+//! Below: `ustack-link` (TUN, raw socket, AF_PACKET, pipe). Above: the
+//! `tun-server` and `raw-client` binaries. It does not parse packets or run
+//! IP or TCP itself.
 //!
 //! Also here: [`rst_guard`] (the nftables rule that keeps the host kernel from
 //! resetting raw-socket flows) and [`netns`] (throw-away network namespaces
@@ -20,7 +22,20 @@ pub mod netns;
 pub mod rst_guard;
 
 pub use event_loop::{run, App, Clock, Control, RuntimeError};
-pub use ustack_tcp::Stack;
+
+use ustack_ipv4::{DeviceCaps, IpConfig, IpStack, Ipv4Subnet};
+use ustack_tcp::{Tcp, TcpLayerConfig, XorShiftRng};
+
+/// The host the binaries run: the IP layer of one interface carrying TCP.
+/// It dereferences to [`Tcp`], whose socket API applications use.
+pub type Stack = IpStack<Tcp>;
+
+/// A [`Stack`] at `subnet` over a device that can do `caps`, its RNG seeded
+/// from the OS.
+pub fn new_stack(subnet: Ipv4Subnet, caps: DeviceCaps, tcp: TcpLayerConfig) -> Stack {
+    let tcp = Tcp::new(tcp, Box::new(XorShiftRng::new(os_seed())));
+    IpStack::new(IpConfig::new(subnet), caps, tcp)
+}
 
 /// Seeds the stack's RNG from the OS (the only place randomness enters).
 pub fn os_seed() -> u64 {

@@ -227,6 +227,21 @@ pub enum IcmpError {
     ParameterProblem,
 }
 
+impl core::fmt::Display for IcmpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            IcmpError::NetUnreachable => "network unreachable",
+            IcmpError::HostUnreachable => "host unreachable",
+            IcmpError::ProtocolUnreachable => "protocol unreachable",
+            IcmpError::PortUnreachable => "port unreachable",
+            IcmpError::FragNeeded { .. } => "fragmentation needed",
+            IcmpError::SourceRouteFailed => "source route failed",
+            IcmpError::TimeExceeded => "time to live exceeded",
+            IcmpError::ParameterProblem => "parameter problem",
+        })
+    }
+}
+
 impl IcmpError {
     /// The meaning of an ICMP message's type, code and second word (the
     /// next-hop MTU of Fragmentation Needed sits in its low 16 bits), or

@@ -20,7 +20,7 @@ pub enum TcpError {
     /// or user timeout) after an ICMP error said why: RFC 1122 §4.2.3.9
     /// soft errors are reported only then, as Linux reports EHOSTUNREACH
     /// rather than ETIMEDOUT.
-    #[error("connection timed out: {} (ICMP) after {retries} retransmissions", describe(.cause))]
+    #[error("connection timed out: {cause} (ICMP) after {retries} retransmissions")]
     Unreachable {
         /// The last ICMP error received about the connection's segments.
         cause: IcmpError,
@@ -39,18 +39,4 @@ pub enum TcpError {
     TooManyConnections(usize),
     #[error("no free ephemeral port towards {0}")]
     NoEphemeralPort(SocketAddrV4),
-}
-
-/// What an ICMP error says, for messages.
-fn describe(e: &IcmpError) -> &'static str {
-    match e {
-        IcmpError::NetUnreachable => "network unreachable",
-        IcmpError::HostUnreachable => "host unreachable",
-        IcmpError::ProtocolUnreachable => "protocol unreachable",
-        IcmpError::PortUnreachable => "port unreachable",
-        IcmpError::FragNeeded { .. } => "fragmentation needed",
-        IcmpError::SourceRouteFailed => "source route failed",
-        IcmpError::TimeExceeded => "time to live exceeded",
-        IcmpError::ParameterProblem => "parameter problem",
-    }
 }

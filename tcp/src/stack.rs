@@ -653,6 +653,15 @@ impl Tcp {
         Ok(self.user_entry(id)?.tcb.recv_queue_len())
     }
 
+    /// The last soft ICMP error (host or network unreachable, TTL exceeded,
+    /// ...) since the connection last made progress: what to tell a user
+    /// whose connect is about to be given up (RFC 1122 §4.2.3.9). Such
+    /// errors never end a connection; if TCP itself gives up, the error is
+    /// [`TcpError::Unreachable`] with the same cause.
+    pub fn soft_error(&self, id: ConnId) -> Result<Option<IcmpError>, TcpError> {
+        Ok(self.user_entry(id)?.tcb.soft_error())
+    }
+
     /// The connection's path MTU: the interface MTU until an ICMP
     /// Fragmentation Needed lowered it (RFC 1191; never below
     /// [`MIN_PATH_MTU`](crate::MIN_PATH_MTU)).

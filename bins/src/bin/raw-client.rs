@@ -24,8 +24,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
 use ustack::linkopts::{ephemeral_port, parse_cidr, LinkKind, LinkOpts, StackAddr};
 use ustack::{run, App, Clock, Control, RuntimeError};
+use ustack_ipv4::Ipv4Subnet;
 use ustack_link::{AnyLink, Link};
-use ustack_tcp::{ConnId, Instant, Stack, StackConfig, State, TcpError, XorShiftRng};
+use ustack_tcp::{ConnId, Instant, State, Tcp, TcpError, TcpLayerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -126,7 +127,7 @@ fn open_raw(
     args: &Args,
     remote: SocketAddrV4,
     holds: &mut Holds,
-) -> Result<(AnyLink, SocketAddrV4), Box<dyn std::error::Error>> {
+) -> Result<(AnyLink, SocketAddrV4, u8), Box<dyn std::error::Error>> {
     if args.src.is_some() {
         return Err(
             "--src is for --link afpacket; over a raw socket the kernel's address is used".into(),
@@ -149,7 +150,7 @@ fn open_raw(
         remote,
         mtu: args.mtu.unwrap_or(1500),
     })?;
-    Ok((link.into(), local))
+    Ok((link.into(), local, 32))
 }
 
 #[cfg(not(feature = "raw"))]
@@ -157,7 +158,7 @@ fn open_raw(
     _: &Args,
     _: SocketAddrV4,
     _: &mut Holds,
-) -> Result<(AnyLink, SocketAddrV4), Box<dyn std::error::Error>> {
+) -> Result<(AnyLink, SocketAddrV4, u8), Box<dyn std::error::Error>> {
     Err(LinkKind::Raw.require().unwrap_err().into())
 }
 
@@ -166,7 +167,7 @@ fn open_link(
     kind: LinkKind,
     remote: SocketAddrV4,
     holds: &mut Holds,
-) -> Result<(AnyLink, SocketAddrV4), Box<dyn std::error::Error>> {
+) -> Result<(AnyLink, SocketAddrV4, u8), Box<dyn std::error::Error>> {
     match kind {
         LinkKind::Raw => open_raw(args, remote, holds),
         LinkKind::Afpacket => {
@@ -180,7 +181,7 @@ fn open_link(
                 .src_port
                 .unwrap_or_else(|| ephemeral_port(ustack::os_seed()));
             let link = args.link.open_afpacket(src, args.mtu)?;
-            Ok((link, SocketAddrV4::new(src.addr, port)))
+            Ok((link, SocketAddrV4::new(src.addr, port), src.prefix_len))
         }
         LinkKind::Tun => Err("raw-client runs over --link raw or --link afpacket, not tun".into()),
     }
@@ -194,15 +195,15 @@ fn client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let mut holds: Holds = Vec::new();
-    let (link, local) = open_link(args, kind, remote, &mut holds)?;
+    let (link, local, prefix_len) = open_link(args, kind, remote, &mut holds)?;
     let (local_ip, port) = (*local.ip(), local.port());
     debug!(%local, %remote, "connecting");
     let mut link = args.link.wrap(kind, link)?;
     let clock = Clock::new();
     // Checksums left partial on loopback come up RxChecksum::Partial per
     // packet; the run loop skips verifying exactly those.
-    let cfg = StackConfig::new(local_ip, link.caps().mtu);
-    let mut stack = Stack::new(cfg, Box::new(XorShiftRng::new(ustack::os_seed())));
+    let subnet = Ipv4Subnet::new(local_ip, prefix_len).ok_or("prefix longer than 32 bits")?;
+    let mut stack = ustack::new_stack(subnet, link.caps(), TcpLayerConfig::default());
     let conn = stack.connect(clock.now(), remote, Some(port))?;
     let mut app = Nc {
         conn,
@@ -240,12 +241,14 @@ impl Nc {
         RuntimeError::App(match e {
             TcpError::ConnectionRefused(a) => format!("connection to {a} refused"),
             TcpError::ConnectionReset => format!("connection reset by {}", self.remote),
-            TcpError::TimedOut { .. } => format!("connection to {} timed out ({e})", self.remote),
+            TcpError::TimedOut { .. } | TcpError::Unreachable { .. } => {
+                format!("connection to {} timed out ({e})", self.remote)
+            }
             other => format!("{}: {other}", self.remote),
         })
     }
 
-    fn pump_stdin(&mut self, stack: &mut Stack, now: Instant) -> Result<(), RuntimeError> {
+    fn pump_stdin(&mut self, stack: &mut Tcp, now: Instant) -> Result<(), RuntimeError> {
         if !self.stdin_ready || self.stdin_eof || stack.send_space(self.conn).unwrap_or(0) == 0 {
             return Ok(());
         }
@@ -284,14 +287,19 @@ impl Nc {
 }
 
 impl App for Nc {
-    fn on_turn(&mut self, stack: &mut Stack, now: Instant) -> Result<Control, RuntimeError> {
+    fn on_turn(&mut self, stack: &mut Tcp, now: Instant) -> Result<Control, RuntimeError> {
         let state = stack.state(self.conn).map_err(|e| self.fail(e))?;
         if let Ok(Some(e)) = stack.error(self.conn) {
             return Err(self.fail(e));
         }
         if state == State::SynSent && now >= self.connect_deadline {
+            // An ICMP error on the way says why (RFC 1122 §4.2.3.9).
+            let why = match stack.soft_error(self.conn) {
+                Ok(Some(cause)) => format!(": {cause} (ICMP)"),
+                _ => String::new(),
+            };
             return Err(RuntimeError::App(format!(
-                "timed out connecting to {}",
+                "timed out connecting to {}{why}",
                 self.remote
             )));
         }

@@ -16,8 +16,9 @@ use tracing::info;
 use ustack::http_server::HttpServer;
 use ustack::linkopts::{LinkKind, LinkOpts, StackAddr};
 use ustack::{run, Clock};
+use ustack_ipv4::Ipv4Subnet;
 use ustack_link::{AnyLink, Link};
-use ustack_tcp::{Stack, StackConfig, XorShiftRng};
+use ustack_tcp::TcpLayerConfig;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -117,11 +118,13 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let mut link = args.link.wrap(kind, open_link(args, kind)?)?;
-    let mut cfg = StackConfig::new(args.addr, link.caps().mtu);
-    cfg.max_connections = args.max_connections;
-    // Zero unless the link (all its middleware included) offloads segmentation.
-    cfg.tso_max = link.caps().tso_max;
-    let mut stack = Stack::new(cfg, Box::new(XorShiftRng::new(ustack::os_seed())));
+    let subnet = Ipv4Subnet::new(args.addr, args.prefix).ok_or("--prefix is at most 32")?;
+    let tcp = TcpLayerConfig {
+        max_connections: args.max_connections,
+        ..TcpLayerConfig::default()
+    };
+    // The link (all its middleware included) says what it offloads.
+    let mut stack = ustack::new_stack(subnet, link.caps(), tcp);
     let mut server = HttpServer::new(&mut stack, args.port, 1024)?;
     let url = if args.port == 80 {
         format!("http://{}/", args.addr)
@@ -146,13 +149,14 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     info!(device = link.name(), addr = %args.addr, port = args.port, "serving");
 
     let result = run(&mut link, &mut stack, &mut server, &Clock::new(), &stop);
-    let s = stack.stats();
+    let (s, ip) = (stack.stats(), stack.ip_stats());
     info!(
         responses = server.stats().responses,
         rx_segments = s.tcp_rx_segments,
         tx_segments = s.tcp_tx_segments,
         rst_sent = s.tcp_rst_sent,
-        bad_checksum = s.tcp_bad_checksum + s.ip.rx_bad_checksum,
+        bad_checksum = s.tcp_bad_checksum + ip.rx_bad_checksum,
+        fragments_reassembled = ip.rx_reassembled,
         "shutting down {}",
         link.name()
     );

@@ -79,6 +79,11 @@ impl Tcb {
         self.path_mtu
     }
 
+    /// The last soft ICMP error since the connection last made progress.
+    pub fn soft_error(&self) -> Option<IcmpError> {
+        self.soft_error
+    }
+
     /// The error a connection that gives up after `retries` reports: the
     /// last soft ICMP error if one arrived since the last progress.
     pub(super) fn timeout_error(&self, retries: u32) -> TcpError {
