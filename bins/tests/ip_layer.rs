@@ -124,8 +124,8 @@ fn connect_against_icmp(tag: &str, icmp_type: &str, timeout: &str) -> (String, D
     nft_apply(
         &p.b,
         &format!(
-            "table inet icmp_test {{ chain input {{ type filter hook input priority 0; \
-             tcp dport 9 reject with icmp type {icmp_type} }} }}"
+            "table ip icmp_test {{\n chain input {{\n type filter hook input priority 0;\n \
+             tcp dport 9 reject with icmp type {icmp_type}\n }}\n}}\n"
         ),
     );
     let args = [
