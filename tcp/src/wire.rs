@@ -612,6 +612,7 @@ impl TcpRepr {
     /// Reads a header and its options. Does not verify the checksum (the caller
     /// knows the addresses and calls [`TcpPacket::verify_checksum`] first). `ack`
     /// is the raw field even when the ACK flag is clear.
+    #[inline(always)]
     pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &TcpPacket<&T>) -> Result<TcpRepr, WireError> {
         packet.check_len()?;
         Ok(TcpRepr {

@@ -104,9 +104,16 @@ impl Timers {
         at != Timers::UNSET && now.total_micros() >= at
     }
 
-    /// The earliest armed timer. A minimum over eight words: it runs after
-    /// every segment in and out.
+    /// When the earliest armed timer is due. A minimum over eight words
+    /// (branch-free): it runs after every segment in and out.
     #[inline]
+    pub(crate) fn earliest(&self) -> Option<Instant> {
+        let at = self.at.iter().fold(Timers::UNSET, |a, &b| a.min(b));
+        (at != Timers::UNSET).then_some(Instant::from_micros(at))
+    }
+
+    /// The earliest armed timer and its kind.
+    #[cfg(test)]
     pub(crate) fn next(&self) -> Option<(TimerKind, Instant)> {
         let mut best = 0;
         for i in 1..TimerKind::COUNT {
@@ -126,7 +133,7 @@ impl Tcb {
         if self.state == State::Closed {
             return None;
         }
-        self.timers.next().map(|(_, at)| at)
+        self.timers.earliest()
     }
 
     /// Keep-alive (RFC 1122 §4.2.3.6) applies only to an idle connection:
