@@ -82,7 +82,7 @@ pub struct PipePair {
 pub enum HarnessError {
     /// A socket call failed with something other than `WouldBlock`.
     Tcp(&'static str, TcpError),
-    /// Nothing moved for [`MAX_IDLE_STEPS`] steps.
+    /// Nothing moved for `MAX_IDLE_STEPS` (10,000) steps in a row.
     Stalled {
         what: &'static str,
         done: u64,

@@ -65,7 +65,7 @@ impl NetNs {
     }
 }
 
-/// A borrowed reference to a namespace by name; see [`NetNs::create_handle`].
+/// A namespace referred to by name only ([`NetNsHandle::named`]): it is not removed on drop.
 #[derive(Debug, Clone)]
 pub struct NetNsHandle {
     name: String,

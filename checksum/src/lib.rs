@@ -352,7 +352,7 @@ fn word<const N: usize>(chunk: &[u8; N], at: usize) -> u128 {
 }
 
 /// `fold(sum(header, 0))` for a 20-byte header without options, as five
-/// 32-bit words in the machine's byte order (see [`native_sum`]).
+/// 32-bit words in the machine's byte order (see `native_sum`).
 #[inline(always)]
 pub fn sum_header(h: &[u8; 20]) -> u16 {
     let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
