@@ -167,6 +167,11 @@ impl BufferPool {
         }
     }
 
+    /// Bytes of ring storage held for reuse.
+    pub fn held_bytes(&self) -> usize {
+        self.free.iter().map(|b| b.len()).sum()
+    }
+
     /// Storage held for reuse.
     #[cfg(test)]
     pub fn pooled(&self) -> usize {

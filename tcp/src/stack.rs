@@ -211,6 +211,19 @@ impl Tcp {
         self.live
     }
 
+    /// Bytes of send and receive ring storage the layer holds: in live
+    /// connections and kept for reuse. A walk over the table: for
+    /// monitoring, not for the packet path.
+    pub fn buffer_memory(&self) -> usize {
+        let live: usize = self
+            .slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .map(|e| e.tcb.buffer_bytes())
+            .sum();
+        live + self.pool.held_bytes()
+    }
+
     // ----------------------------------------------------------- packet in
 
     fn handle_tcp(

@@ -10,11 +10,13 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use tracing::info;
 use ustack::http_server::HttpServer;
 use ustack::linkopts::{LinkKind, LinkOpts, StackAddr};
+use ustack::stats_file::StatsFile;
 use ustack::{run, Clock};
 use ustack_ipv4::Ipv4Subnet;
 use ustack_link::{AnyLink, Link};
@@ -55,6 +57,11 @@ struct Args {
     /// Most connections in any state (TIME-WAIT included).
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
+    /// Rewrite FILE every second with the server's counters (one CSV line
+    /// under a header: connections, buffer bytes, connections opened and
+    /// closed), for monitors and soak tests.
+    #[arg(long, value_name = "FILE")]
+    stats: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -125,7 +132,8 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     // The link (all its middleware included) says what it offloads.
     let mut stack = ustack::new_stack(subnet, link.caps(), tcp);
-    let mut server = HttpServer::new(&mut stack, args.port, 1024)?;
+    let server = HttpServer::new(&mut stack, args.port, 1024)?;
+    let mut server = StatsFile::new(server, args.stats.clone(), Duration::from_secs(1));
     let url = if args.port == 80 {
         format!("http://{}/", args.addr)
     } else {
@@ -151,7 +159,7 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let result = run(&mut link, &mut stack, &mut server, &Clock::new(), &stop);
     let (s, ip) = (stack.stats(), stack.ip_stats());
     info!(
-        responses = server.stats().responses,
+        responses = server.inner().stats().responses,
         rx_segments = s.tcp_rx_segments,
         tx_segments = s.tcp_tx_segments,
         rst_sent = s.tcp_rst_sent,

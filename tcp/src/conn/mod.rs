@@ -330,6 +330,11 @@ impl Tcb {
         self.fin_received && self.recv_buf.is_empty()
     }
 
+    /// Bytes of ring storage this connection holds (both directions).
+    pub fn buffer_bytes(&self) -> usize {
+        self.send_buf.capacity() + self.recv_buf.capacity()
+    }
+
     /// Gives the buffers back once they can hold nothing more: closed, or in
     /// TIME-WAIT with everything acknowledged and read. A retransmitted FIN
     /// in TIME-WAIT then meets a zero window and is still ACKed.

@@ -1,0 +1,89 @@
+//! A server's counters in a file, for monitors and soak tests: an [`App`]
+//! wrapper that rewrites one CSV line at most once per interval.
+
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tracing::warn;
+use ustack_tcp::{Instant, Tcp};
+
+use crate::event_loop::{App, Control, RuntimeError};
+
+/// The header of the line [`StatsFile`] writes.
+pub const STATS_HEADER: &str = "elapsed_ms,connections,buffer_bytes,conns_opened,conns_closed";
+
+/// Wraps an [`App`] and, when a path is given, replaces the file's content
+/// with [`STATS_HEADER`] and one line of current figures every `interval`
+/// (written to a temporary file and renamed, so a reader never sees half a
+/// line). Without a path it only forwards.
+pub struct StatsFile<A> {
+    inner: A,
+    path: Option<PathBuf>,
+    interval: Duration,
+    next_at: Option<Instant>,
+    started: Option<Instant>,
+}
+
+impl<A: App> StatsFile<A> {
+    /// `inner`, reporting to `path` every `interval` when `path` is set.
+    pub fn new(inner: A, path: Option<PathBuf>, interval: Duration) -> StatsFile<A> {
+        StatsFile {
+            inner,
+            path,
+            interval,
+            next_at: None,
+            started: None,
+        }
+    }
+
+    /// The wrapped application.
+    pub fn inner(&self) -> &A {
+        &self.inner
+    }
+
+    fn write(&self, tcp: &Tcp, elapsed: Duration) {
+        let Some(path) = &self.path else { return };
+        let s = tcp.stats();
+        let line = format!(
+            "{STATS_HEADER}\n{},{},{},{},{}\n",
+            elapsed.as_millis(),
+            tcp.connection_count(),
+            tcp.buffer_memory(),
+            s.tcp_conns_opened,
+            s.tcp_conns_closed
+        );
+        let tmp = path.with_extension("tmp");
+        if let Err(e) = std::fs::write(&tmp, line).and_then(|()| std::fs::rename(&tmp, path)) {
+            warn!(path = %path.display(), %e, "cannot write the stats file");
+        }
+    }
+}
+
+impl<A: App> App for StatsFile<A> {
+    fn on_turn(&mut self, tcp: &mut Tcp, now: Instant) -> Result<Control, RuntimeError> {
+        let control = self.inner.on_turn(tcp, now)?;
+        if self.path.is_some() && self.next_at.is_none_or(|t| now >= t) {
+            let started = *self.started.get_or_insert(now);
+            self.write(tcp, now.saturating_duration_since(started));
+            self.next_at = Some(now + self.interval);
+        }
+        Ok(control)
+    }
+
+    fn wait_fds(&self, out: &mut Vec<(RawFd, i16)>) {
+        self.inner.wait_fds(out);
+    }
+
+    fn on_fd_ready(&mut self, fd: RawFd, revents: i16) {
+        self.inner.on_fd_ready(fd, revents);
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        let own = self.path.as_ref().and(self.next_at);
+        match (self.inner.poll_at(), own) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
