@@ -10,7 +10,8 @@ use crate::time::Instant;
 
 /// The engine's only source of randomness. The runtime seeds one from the OS;
 /// simulations use a seeded generator so that every run can be replayed.
-pub trait Rng {
+pub trait Rng: Send {
+    /// The next 64 random bits.
     fn next_u64(&mut self) -> u64;
 }
 

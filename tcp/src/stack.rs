@@ -558,16 +558,25 @@ impl Tcp {
     }
 
     /// Queues data for sending; returns how much was taken.
+    ///
+    /// Takes `min(data.len(), send_space())` bytes: the send ring's free
+    /// space may wrap around its end, so the copy goes in up to two pieces.
     pub fn send(&mut self, id: ConnId, data: &[u8]) -> Result<usize, TcpError> {
-        self.send_with(id, |space| {
-            let n = space.len().min(data.len());
-            space[..n].copy_from_slice(&data[..n]);
-            n
-        })
+        let first = self.send_with(id, |space| copy_into(space, data))?;
+        match data.get(first..).filter(|rest| !rest.is_empty()) {
+            Some(rest) => match self.send_with(id, |space| copy_into(space, rest)) {
+                Ok(more) => Ok(first + more),
+                Err(TcpError::WouldBlock) => Ok(first),
+                Err(e) => Err(e),
+            },
+            None => Ok(first),
+        }
     }
 
     /// Zero-copy send: `f` writes into the send queue's next contiguous free
-    /// region and returns how many bytes it wrote.
+    /// region and returns how many bytes it wrote. That region ends at the
+    /// ring's wrap point, so it may be shorter than [`Tcp::send_space`];
+    /// call again for the rest.
     pub fn send_with(
         &mut self,
         id: ConnId,
@@ -895,6 +904,13 @@ impl Tcp {
     fn user_idx(&self, id: ConnId) -> Result<u32, TcpError> {
         self.user_entry(id).map(|_| id.idx)
     }
+}
+
+/// Copies as much of `from` as fits into `space`; returns how much.
+fn copy_into(space: &mut [u8], from: &[u8]) -> usize {
+    let n = space.len().min(from.len());
+    space[..n].copy_from_slice(&from[..n]);
+    n
 }
 
 fn conn_span(local: SocketAddrV4, remote: SocketAddrV4) -> tracing::Span {

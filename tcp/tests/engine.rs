@@ -637,3 +637,47 @@ fn cwnd_restarts_from_the_initial_window_after_an_idle_rto_rfc5681_4_1() {
         "burst of {long} segments: the restart window is the IW"
     );
 }
+
+/// `send` takes all of `min(len, send_space())` even when the free space
+/// wraps around the end of the send ring (it used to stop at the wrap).
+#[test]
+fn send_takes_all_of_send_space_across_the_ring_wrap() {
+    let mut net = Net::new();
+    let (c, s) = connected(&mut net);
+    let first = pattern(1000, 1);
+    assert_eq!(net.a.send(c, &first), Ok(1000));
+    let mut buf = vec![0u8; 4096];
+    let mut got = 0;
+    net.run_until(1000, |n| {
+        if let Ok(k) = n.b.recv(s, &mut buf) {
+            got += k;
+        }
+        got == 1000 && n.a.send_queue_len(c) == Ok(0)
+    });
+    // The ring's write position is now 1000 bytes in: its free space runs
+    // to the end and on from the start.
+    let space = net.a.send_space(c).expect("send space");
+    let data = pattern(space + 10, 2);
+    assert_eq!(net.a.send(c, &data), Ok(space));
+    assert_eq!(net.a.send_space(c), Ok(0));
+    let mut received = Vec::new();
+    net.run_until(1_000_000, |n| {
+        while let Ok(k) = n.b.recv(s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            received.extend_from_slice(&buf[..k]);
+        }
+        received.len() >= space
+    });
+    assert_eq!(received, data[..space]);
+}
+
+/// A whole host can move to another thread (the runtime and the socket
+/// layer above run it on one of their own).
+#[test]
+fn a_host_is_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let net = Net::new();
+    assert_send(&*net.a);
+}
