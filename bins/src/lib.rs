@@ -20,6 +20,7 @@ pub mod http_server;
 pub mod linkopts;
 pub mod netns;
 pub mod rst_guard;
+pub mod socket;
 pub mod stats_file;
 
 pub use event_loop::{run, App, Clock, Control, RuntimeError};

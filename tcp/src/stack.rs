@@ -599,6 +599,17 @@ impl Tcp {
         Ok(self.user_entry(id)?.tcb.send_space())
     }
 
+    /// Turns Nagle's algorithm off (`true`: small writes leave at once) or
+    /// back on for one connection.
+    pub fn set_nodelay(&mut self, id: ConnId, on: bool) -> Result<(), TcpError> {
+        let idx = self.user_idx(id)?;
+        if let Some(e) = self.entry_mut(idx) {
+            e.tcb.set_nodelay(on);
+        }
+        self.enqueue_tx(idx);
+        Ok(())
+    }
+
     /// Half-close: a FIN follows the queued data; receiving goes on.
     pub fn shutdown(&mut self, id: ConnId, now: Instant) -> Result<(), TcpError> {
         let idx = self.user_idx(id)?;

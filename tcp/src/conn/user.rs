@@ -64,6 +64,11 @@ impl Tcb {
         })
     }
 
+    /// Turns Nagle's algorithm (RFC 9293 §3.7.4) off (`true`) or on.
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.nodelay = on;
+    }
+
     /// Zero-copy SEND: `f` writes straight into the send queue's free space and
     /// returns how much it wrote. May be called repeatedly (the space may wrap).
     pub fn send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, TcpError> {
