@@ -3,6 +3,7 @@
 //! arbitrary input) are in `props`.
 
 mod props;
+mod rfc;
 
 use crate::{body_byte, fill_body, HttpConfig, HttpConn, HttpError, MAX_BYTES_LEN};
 
@@ -187,14 +188,14 @@ fn get_root_bare_lf_and_leading_empty_line() {
 
 #[test]
 fn get_root_with_query_and_absolute_form() {
-    check(b"GET /?a=b HTTP/1.1\r\n\r\n", &hello(""), false);
+    check(b"GET /?a=b HTTP/1.1\r\nHost: t\r\n\r\n", &hello(""), false);
     check(
-        b"GET http://example.com HTTP/1.1\r\n\r\n",
+        b"GET http://example.com HTTP/1.1\r\nHost: t\r\n\r\n",
         &hello(""),
         false,
     );
     check(
-        b"GET HTTP://example.com/bytes/3 HTTP/1.1\r\n\r\n",
+        b"GET HTTP://example.com/bytes/3 HTTP/1.1\r\nHost: t\r\n\r\n",
         &bytes_response(3, "", false),
         false,
     );
@@ -203,7 +204,7 @@ fn get_root_with_query_and_absolute_form() {
 #[test]
 fn head_root_has_headers_but_no_body() {
     check(
-        b"HEAD / HTTP/1.1\r\n\r\n",
+        b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n",
         &response("200 OK", "text/plain", 12, "", b""),
         false,
     );
@@ -214,7 +215,7 @@ fn head_root_has_headers_but_no_body() {
 #[test]
 fn get_bytes_small_sizes() {
     for n in [0u64, 1, 12345] {
-        let req = format!("GET /bytes/{n} HTTP/1.1\r\n\r\n");
+        let req = format!("GET /bytes/{n} HTTP/1.1\r\nHost: t\r\n\r\n");
         check(req.as_bytes(), &bytes_response(n, "", false), false);
     }
 }
@@ -222,12 +223,12 @@ fn get_bytes_small_sizes() {
 #[test]
 fn head_bytes() {
     check(
-        b"HEAD /bytes/12345 HTTP/1.1\r\n\r\n",
+        b"HEAD /bytes/12345 HTTP/1.1\r\nHost: t\r\n\r\n",
         &bytes_response(12345, "", true),
         false,
     );
     check(
-        b"HEAD /bytes/1099511627776 HTTP/1.1\r\n\r\n",
+        b"HEAD /bytes/1099511627776 HTTP/1.1\r\nHost: t\r\n\r\n",
         &bytes_response(MAX_BYTES_LEN, "", true),
         false,
     );
@@ -238,7 +239,7 @@ fn get_bytes_10mb_streams_exact_pattern() {
     const N: u64 = 10 * 1000 * 1000;
     let head = bytes_response(N, "", true);
     let mut conn = HttpConn::new(&HttpConfig::default());
-    let req = format!("GET /bytes/{N} HTTP/1.1\r\n\r\n");
+    let req = format!("GET /bytes/{N} HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(conn.on_recv(req.as_bytes()), req.len());
     let mut out = vec![0u8; 65536];
     let mut all = Vec::new();
@@ -269,7 +270,7 @@ fn get_bytes_10mb_streams_exact_pattern() {
 #[test]
 fn get_bytes_1tib_is_generated_lazily() {
     let mut conn = HttpConn::new(&HttpConfig::default());
-    let req = b"GET /bytes/1099511627776 HTTP/1.1\r\n\r\n";
+    let req = b"GET /bytes/1099511627776 HTTP/1.1\r\nHost: t\r\n\r\n";
     assert_eq!(conn.on_recv(req), req.len());
     let head = bytes_response(MAX_BYTES_LEN, "", true);
     let mut out = vec![0u8; 1000];
@@ -298,7 +299,8 @@ fn invalid_byte_counts_are_400() {
         "/bytes/1099511627777",
         "/bytes/99999999999999999999999",
     ] {
-        let req = format!("GET {target} HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+        let req =
+            format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
         check(
             req.as_bytes(),
             &error_response("400 Bad Request", CLOSE, false),
@@ -306,7 +308,7 @@ fn invalid_byte_counts_are_400() {
         );
     }
     check(
-        b"HEAD /bytes/x HTTP/1.1\r\n\r\n",
+        b"HEAD /bytes/x HTTP/1.1\r\nHost: t\r\n\r\n",
         &error_response("400 Bad Request", CLOSE, true),
         true,
     );
@@ -318,7 +320,7 @@ fn invalid_byte_counts_are_400() {
 fn sink_content_length_1mib_in_chunks() {
     const L: usize = 1 << 20;
     let mut rt = Runtime::new();
-    rt.recv(format!("POST /sink HTTP/1.1\r\nContent-Length: {L}\r\n\r\n").as_bytes());
+    rt.recv(format!("POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: {L}\r\n\r\n").as_bytes());
     let chunk = vec![b'x'; 1460];
     let mut sent = 0;
     while sent < L {
@@ -334,9 +336,13 @@ fn sink_content_length_1mib_in_chunks() {
 
 #[test]
 fn sink_empty_body() {
-    check(b"POST /sink HTTP/1.1\r\n\r\n", &sink_response(0, ""), false);
     check(
-        b"POST /sink HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"POST /sink HTTP/1.1\r\nHost: t\r\n\r\n",
+        &sink_response(0, ""),
+        false,
+    );
+    check(
+        b"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
         &sink_response(0, ""),
         false,
     );
@@ -344,12 +350,12 @@ fn sink_empty_body() {
 
 #[test]
 fn sink_chunked_with_extensions_and_trailers() {
-    let req = b"POST /sink HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+    let req = b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
         5\r\nhello\r\n\
         1A;name=value\r\nabcdefghijklmnopqrstuvwxyz\r\n\
         0000000003 ; ext\r\n\r\n\n\r\n\
         0\r\nTrailer: yes\r\nOther: 1\r\n\r\n\
-        GET / HTTP/1.1\r\n\r\n";
+        GET / HTTP/1.1\r\nHost: t\r\n\r\n";
     let mut want = sink_response(5 + 26 + 3, "");
     want.extend_from_slice(&hello(""));
     check(req, &want, false);
@@ -357,13 +363,14 @@ fn sink_chunked_with_extensions_and_trailers() {
 
 #[test]
 fn sink_chunked_1mib() {
-    let mut req = b"POST /sink HTTP/1.1\r\nTransfer-Encoding: gzip-not, chunked\r\n\r\n".to_vec();
+    let mut req =
+        b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip-not, chunked\r\n\r\n".to_vec();
     // That coding list is refused (501); use plain chunked below.
     let (out, close) = serve(&req);
     assert_bytes(&out, &error_response("501 Not Implemented", CLOSE, false));
     assert!(close);
 
-    req = b"POST /sink HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    req = b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     let mut total = 0u64;
     for size in (1..).map(|k| (k * 7919) % 65536 + 1) {
         if total >= 1 << 20 {
@@ -385,7 +392,7 @@ fn sink_chunked_1mib() {
 #[test]
 fn expect_100_continue_is_answered_before_the_body() {
     let mut rt = Runtime::new();
-    rt.recv(b"POST /sink HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    rt.recv(b"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
     assert_bytes(&rt.output, b"HTTP/1.1 100 Continue\r\n\r\n");
     assert!(rt.conn.wants_recv());
     rt.recv(b"abcd");
@@ -394,7 +401,7 @@ fn expect_100_continue_is_answered_before_the_body() {
     assert_bytes(&rt.output, &want);
     assert_eq!(rt.conn.stats().informational, 1);
 
-    let chunked = b"POST /sink HTTP/1.1\r\nExpect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let chunked = b"POST /sink HTTP/1.1\r\nHost: t\r\nExpect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
     let mut want = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
     want.extend_from_slice(&sink_response(3, ""));
     check(chunked, &want, false);
@@ -403,7 +410,7 @@ fn expect_100_continue_is_answered_before_the_body() {
 #[test]
 fn expect_is_ignored_without_body_or_on_http10() {
     check(
-        b"POST /sink HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        b"POST /sink HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n",
         &sink_response(0, ""),
         false,
     );
@@ -426,7 +433,8 @@ fn malformed_chunked_bodies_are_400() {
         b"10000000000000000\r\n",
         b"5\r\nhello\r\n0\r\nTrailer\n",
     ] {
-        let mut req = b"POST /sink HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut req =
+            b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         req.extend_from_slice(body);
         let (out, close) = serve(&req);
         assert_bytes(&out, &error_response("400 Bad Request", CLOSE, false));
@@ -451,24 +459,24 @@ fn serve_err(input: &[u8]) -> Option<HttpError> {
 fn body_framing_errors() {
     let bad = error_response("400 Bad Request", CLOSE, false);
     for head in [
-        "POST /sink HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n\r\n",
         "POST /sink HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nContent-Length: 3, 4\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nContent-Length: 0x3\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nContent-Length:\r\n\r\n",
-        "POST /sink HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 4\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: +3\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 0x3\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n\r\n",
+        "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999999999999999\r\n\r\n",
     ] {
         let (out, close) = serve(head.as_bytes());
         assert_bytes(&out, &bad);
         assert!(close, "{head}");
     }
     check(
-        b"POST /sink HTTP/1.1\r\nContent-Length: 3, 3\r\nContent-length: 3\r\n\r\nabc",
+        b"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3, 3\r\nContent-length: 3\r\n\r\nabc",
         &sink_response(3, ""),
         false,
     );
@@ -482,7 +490,7 @@ fn unknown_path_is_404_and_keeps_alive() {
     want.extend_from_slice(&error_response("404 Not Found", "", true));
     want.extend_from_slice(&hello(""));
     check(
-        b"GET /nope HTTP/1.1\r\n\r\nHEAD /bytes HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\nHEAD /bytes HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n",
         &want,
         false,
     );
@@ -493,15 +501,15 @@ fn wrong_method_is_405_with_allow() {
     let get = error_response("405 Method Not Allowed", "Allow: GET, HEAD\r\n", false);
     let post = error_response("405 Method Not Allowed", "Allow: POST\r\n", false);
     check(
-        b"PUT / HTTP/1.1\r\nContent-Length: 2\r\n\r\nab",
+        b"PUT / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nab",
         &get,
         false,
     );
-    check(b"DELETE /bytes/5 HTTP/1.1\r\n\r\n", &get, false);
-    check(b"get / HTTP/1.1\r\n\r\n", &get, false);
-    check(b"GET /sink HTTP/1.1\r\n\r\n", &post, false);
+    check(b"DELETE /bytes/5 HTTP/1.1\r\nHost: t\r\n\r\n", &get, false);
+    check(b"get / HTTP/1.1\r\nHost: t\r\n\r\n", &get, false);
+    check(b"GET /sink HTTP/1.1\r\nHost: t\r\n\r\n", &post, false);
     check(
-        b"HEAD /sink HTTP/1.1\r\n\r\n",
+        b"HEAD /sink HTTP/1.1\r\nHost: t\r\n\r\n",
         &error_response("405 Method Not Allowed", "Allow: POST\r\n", true),
         false,
     );
@@ -511,11 +519,11 @@ fn wrong_method_is_405_with_allow() {
 fn malformed_request_is_400_and_closes() {
     let bad = error_response("400 Bad Request", CLOSE, false);
     for input in [
-        &b"GARBAGE\r\n\r\nGET / HTTP/1.1\r\n\r\n"[..],
+        &b"GARBAGE\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n"[..],
         b"GET / HTTP/2.0\r\n\r\n",
-        b"GET  / HTTP/1.1\r\n\r\n",
-        b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
-        b"GET / HTTP/1.1\r\n Folded: x\r\n\r\n",
+        b"GET  / HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: t\r\n Folded: x\r\n\r\n",
         b"\x00\x01\x02",
     ] {
         let mut rt = Runtime::new();
@@ -528,18 +536,21 @@ fn malformed_request_is_400_and_closes() {
             Some(HttpError::Malformed(_))
         ));
         // Input after the decision to close is swallowed.
-        assert_eq!(rt.conn.on_recv(b"GET / HTTP/1.1\r\n\r\n"), 18);
+        assert_eq!(rt.conn.on_recv(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"), 27);
         assert_eq!(rt.conn.poll_send(&mut [0; 100]), 0);
     }
 }
 
 #[test]
 fn oversized_head_is_431() {
-    let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(9000)
+    );
     let want = error_response("431 Request Header Fields Too Large", CLOSE, false);
     check(big.as_bytes(), &want, true);
     // Exactly at the limit is still served.
-    let prefix = "GET / HTTP/1.1\r\nX: ";
+    let prefix = "GET / HTTP/1.1\r\nHost: t\r\nX: ";
     let fits = format!("{prefix}{}\r\n\r\n", "a".repeat(8192 - prefix.len() - 4));
     assert_eq!(fits.len(), 8192);
     check(fits.as_bytes(), &hello(""), false);
@@ -547,7 +558,7 @@ fn oversized_head_is_431() {
     check(over.as_bytes(), &want, true);
 
     let many: String = (0..33).map(|i| format!("H{i}: v\r\n")).collect();
-    let req = format!("GET / HTTP/1.1\r\n{many}\r\n");
+    let req = format!("GET / HTTP/1.1\r\nHost: t\r\n{many}\r\n");
     check(req.as_bytes(), &want, true);
     assert!(matches!(
         serve_err(req.as_bytes()),
@@ -572,13 +583,13 @@ fn http10_closes_unless_keep_alive() {
 
 #[test]
 fn connection_close_closes_after_the_response() {
-    let req = b"GET /bytes/3 HTTP/1.1\r\nConnection: foo, close\r\n\r\nGET / HTTP/1.1\r\n\r\n";
+    let req = b"GET /bytes/3 HTTP/1.1\r\nHost: t\r\nConnection: foo, close\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n";
     check(req, &bytes_response(3, CLOSE, false), true);
 }
 
 #[test]
 fn pipelined_requests_answered_in_order() {
-    let req = b"GET / HTTP/1.1\r\n\r\nGET /bytes/300 HTTP/1.1\r\n\r\nPOST /sink HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+    let req = b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /bytes/300 HTTP/1.1\r\nHost: t\r\n\r\nPOST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc";
     let mut want = hello("");
     want.extend_from_slice(&bytes_response(300, "", false));
     want.extend_from_slice(&sink_response(3, ""));
@@ -587,7 +598,7 @@ fn pipelined_requests_answered_in_order() {
 
 #[test]
 fn get_body_is_skipped_before_next_request() {
-    let req = b"GET / HTTP/1.1\r\nContent-Length: 18\r\n\r\nGET /nope HTTP/1.1GET /bytes/2 HTTP/1.1\r\n\r\n";
+    let req = b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 18\r\n\r\nGET /nope HTTP/1.1GET /bytes/2 HTTP/1.1\r\nHost: t\r\n\r\n";
     let mut want = hello("");
     want.extend_from_slice(&bytes_response(2, "", false));
     check(req, &want, false);
@@ -596,8 +607,8 @@ fn get_body_is_skipped_before_next_request() {
 #[test]
 fn streaming_response_applies_back_pressure() {
     let mut conn = HttpConn::new(&HttpConfig::default());
-    let req = b"GET /bytes/100000 HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n";
-    let first = req.len() - 18;
+    let req = b"GET /bytes/100000 HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let first = req.len() - 27;
     assert_eq!(conn.on_recv(req), first);
     assert!(!conn.wants_recv());
     assert_eq!(conn.on_recv(&req[first..]), 0);
@@ -609,14 +620,14 @@ fn streaming_response_applies_back_pressure() {
         total += n;
     }
     assert_eq!(total, bytes_response(100000, "", true).len() + 100000);
-    assert_eq!(conn.on_recv(&req[first..]), 18);
+    assert_eq!(conn.on_recv(&req[first..]), 27);
     let n = conn.poll_send(&mut out);
     assert_bytes(&out[..n], &hello(""));
 }
 
 #[test]
 fn many_small_pipelined_requests_are_throttled_not_buffered() {
-    let one = b"GET / HTTP/1.1\r\n\r\n";
+    let one = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
     let input: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
     let mut conn = HttpConn::new(&HttpConfig::default());
     let n = conn.on_recv(&input);
@@ -638,8 +649,8 @@ fn eof_before_complete_request_closes_silently() {
         &b""[..],
         b"GET / HTT",
         b"GET / HTTP/1.1\r\nHost: x\r\n",
-        b"POST /sink HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc",
-        b"POST /sink HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        b"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc",
+        b"POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
     ] {
         let mut rt = Runtime::new();
         rt.recv(input);
@@ -655,7 +666,7 @@ fn eof_before_complete_request_closes_silently() {
 #[test]
 fn eof_with_invalid_partial_head_is_400() {
     let mut rt = Runtime::new();
-    rt.recv(b"GET / HTTP/1.1\r\n");
+    rt.recv(b"GET / HTTP/1.1\r\nHost: t\r\n");
     rt.recv(b"Bad Header");
     assert!(rt.output.is_empty());
     rt.eof();
@@ -665,7 +676,7 @@ fn eof_with_invalid_partial_head_is_400() {
 #[test]
 fn eof_after_request_still_sends_response_then_closes() {
     let mut conn = HttpConn::new(&HttpConfig::default());
-    conn.on_recv(b"GET /bytes/10 HTTP/1.1\r\n\r\n");
+    conn.on_recv(b"GET /bytes/10 HTTP/1.1\r\nHost: t\r\n\r\n");
     conn.on_eof();
     assert!(!conn.wants_close(), "response still to send");
     let mut out = [0u8; 1024];
@@ -676,7 +687,7 @@ fn eof_after_request_still_sends_response_then_closes() {
 #[test]
 fn stats_count_by_class() {
     let mut rt = Runtime::new();
-    rt.recv(b"GET / HTTP/1.1\r\n\r\nGET /x HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nBad\r\n\r\n");
+    rt.recv(b"GET / HTTP/1.1\r\nHost: t\r\n\r\nGET /x HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nBad\r\n\r\n");
     let s = *rt.conn.stats();
     assert_eq!(
         (s.responses, s.success, s.client_error, s.server_error),
@@ -697,10 +708,10 @@ fn custom_config() {
         server_name: "test",
     };
     let mut rt = Runtime::with(config.clone(), vec![7]);
-    rt.recv(b"GET / HTTP/1.1\r\nA: b\r\n\r\n");
+    rt.recv(b"GET / HTTP/1.1\r\nHost: t\r\nA: b\r\n\r\n");
     assert!(text(&rt.output).contains("Server: test\r\n"));
     let mut rt = Runtime::with(config, vec![7]);
-    rt.recv(b"GET / HTTP/1.1\r\nA: b\r\nC: d\r\n\r\n");
+    rt.recv(b"GET / HTTP/1.1\r\nHost: t\r\nA: b\r\nC: d\r\n\r\n");
     assert!(text(&rt.output).starts_with("HTTP/1.1 431 "));
     // A zero limit refuses everything rather than looping.
     let zero = HttpConfig {
@@ -708,6 +719,6 @@ fn custom_config() {
         ..HttpConfig::default()
     };
     let mut rt = Runtime::with(zero, vec![100]);
-    rt.recv(b"GET / HTTP/1.1\r\n\r\n");
+    rt.recv(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(text(&rt.output).starts_with("HTTP/1.1 431 "));
 }

@@ -44,11 +44,11 @@ impl Req {
             }
             Req::Bytes { n, head } => {
                 let m = if *head { "HEAD" } else { "GET" };
-                format!("{m} /bytes/{n} HTTP/1.1\r\n\r\n").into_bytes()
+                format!("{m} /bytes/{n} HTTP/1.1\r\nHost: t\r\n\r\n").into_bytes()
             }
             Req::SinkLength { body, expect: e } => {
                 let mut r = format!(
-                    "POST /sink HTTP/1.1\r\n{}Content-Length: {}\r\n\r\n",
+                    "POST /sink HTTP/1.1\r\nHost: t\r\n{}Content-Length: {}\r\n\r\n",
                     expect(*e),
                     body.len()
                 )
@@ -58,7 +58,7 @@ impl Req {
             }
             Req::SinkChunked { chunks, expect: e } => {
                 let mut r = format!(
-                    "POST /sink HTTP/1.1\r\nTransfer-Encoding: chunked\r\n{}\r\n",
+                    "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n{}\r\n",
                     expect(*e)
                 )
                 .into_bytes();
@@ -71,10 +71,11 @@ impl Req {
                 r.extend_from_slice(b"0\r\n\r\n");
                 r
             }
-            Req::NotFound => b"GET /missing HTTP/1.1\r\n\r\n".to_vec(),
-            Req::WrongMethod => b"OPTIONS / HTTP/1.1\r\n\r\n".to_vec(),
+            Req::NotFound => b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
+            Req::WrongMethod => b"OPTIONS / HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(),
             Req::GetWithBody { len } => {
-                let mut r = format!("GET / HTTP/1.1\r\nContent-Length: {len}\r\n\r\n").into_bytes();
+                let mut r = format!("GET / HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n")
+                    .into_bytes();
                 r.extend_from_slice(&vec![b'G'; *len]);
                 r
             }
