@@ -22,6 +22,16 @@ pub enum HttpError {
         /// The effective `HttpConfig::max_headers`.
         limit: usize,
     },
+    /// An HTTP/1.1 request without a `Host` field (RFC 9112 §3.2).
+    #[error("HTTP/1.1 request without Host")]
+    MissingHost,
+    /// More than one `Host` field line in a request (RFC 9112 §3.2).
+    #[error("more than one Host field")]
+    MultipleHost,
+    /// A `Host` value that is not `uri-host [":" port]` (RFC 9112 §3.2,
+    /// RFC 9110 §7.2).
+    #[error("invalid Host field value")]
+    InvalidHost,
     /// A `Content-Length` value that is not a decimal number fitting in 64 bits.
     #[error("Content-Length is not a decimal number of at most 64 bits")]
     InvalidContentLength,
@@ -94,6 +104,9 @@ impl HttpError {
             HttpError::HeadTooLarge { .. } | HttpError::TooManyHeaders { .. } => 431,
             HttpError::UnsupportedTransferCoding => 501,
             HttpError::Malformed(_)
+            | HttpError::MissingHost
+            | HttpError::MultipleHost
+            | HttpError::InvalidHost
             | HttpError::InvalidContentLength
             | HttpError::ConflictingContentLength { .. }
             | HttpError::LengthAndTransferEncoding

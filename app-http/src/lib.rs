@@ -23,8 +23,28 @@
 //! **What it does not do.** No TLS, no HTTP/2, no routing framework or
 //! handlers, no request bodies other than `Content-Length` and plain
 //! `chunked` (other transfer codings get `501`), no compression, no `Date`
-//! header. As a deliberate leniency for test tools, a `Host` header is not
-//! required on HTTP/1.1 requests (RFC 9112 §3.2 says to reject those).
+//! header.
+//!
+//! **What it refuses.** Every refusal (`400`, `431`, `501`) closes the
+//! connection after the response, since what follows a request we refused
+//! cannot be framed with confidence.
+//!
+//! * `400` for an HTTP/1.1 request without `Host`, for any request with more
+//!   than one `Host` field line, or with a `Host` value that is not
+//!   `uri-host [":" port]` (RFC 9112 §3.2); HTTP/1.0 requests may omit it;
+//! * `400` for a request-line that is not exactly method, target and version
+//!   separated by single spaces (RFC 9112 §3), for whitespace between a field
+//!   name and its colon (§5.1) and for obs-fold line continuations (§5.2);
+//!   `httparse` rejects all of these and tests pin that down;
+//! * `400` for a `Content-Length` that is not a decimal number, or whose
+//!   values differ within one field or across fields (§6.3 rule 5; identical
+//!   repeats count as one), for `Content-Length` together with
+//!   `Transfer-Encoding` (§6.3 rule 3), for `Transfer-Encoding` in an HTTP/1.0
+//!   request (§6.1) and for one that does not end in a single `chunked`
+//!   (§6.3 rule 4); `501` for any other transfer coding (§6.1);
+//! * `431` (RFC 6585 §5) for a head longer than
+//!   [`HttpConfig::max_header_bytes`] or with more than
+//!   [`HttpConfig::max_headers`] fields.
 //!
 //! **Layering.** The crate owns no socket, timer or thread and does not depend
 //! on the TCP crate. Below it sits the `ustack-tcp` socket API; the runtime in
@@ -62,15 +82,23 @@ pub const MAX_BYTES_LEN: u64 = 1 << 40;
 /// stack while a head is parsed, so the configured value is clamped to this.
 pub const MAX_HEADERS_LIMIT: usize = 128;
 
+/// Default [`HttpConfig::max_header_bytes`]: 8 KiB, what common servers allow.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Default [`HttpConfig::max_headers`]: 32 fields, plenty for curl and browsers.
+pub const DEFAULT_MAX_HEADERS: usize = 32;
+
 /// Per-connection limits and identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Largest request head (request line plus header fields plus the empty
-    /// line) that is buffered; a longer one is answered with `431` and the
-    /// connection is closed. Also bounds chunked-body trailer sections.
+    /// line) that is buffered; a longer one is answered with `431` (RFC 6585
+    /// §5) and the connection is closed. Also bounds chunked-body trailer
+    /// sections. Default [`DEFAULT_MAX_HEADER_BYTES`].
     pub max_header_bytes: usize,
     /// Most header fields accepted in one request (clamped to
-    /// [`MAX_HEADERS_LIMIT`]); more is answered with `431`.
+    /// [`MAX_HEADERS_LIMIT`]); more is answered with `431` (RFC 6585 §5) and
+    /// the connection is closed. Default [`DEFAULT_MAX_HEADERS`].
     pub max_headers: usize,
     /// Value of the `Server` response header.
     pub server_name: &'static str,
@@ -79,8 +107,8 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            max_header_bytes: 8 * 1024,
-            max_headers: 32,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_headers: DEFAULT_MAX_HEADERS,
             server_name: "ustack",
         }
     }

@@ -98,6 +98,7 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, Refused> {
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     let mut expect_continue = false;
+    let mut hosts = 0u32;
     for header in req.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {
@@ -132,7 +133,20 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, Refused> {
             }
         } else if name.eq_ignore_ascii_case("expect") {
             expect_continue |= trim_ows(header.value).eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+            if !valid_host(trim_ows(header.value)) {
+                return Err(refuse(HttpError::InvalidHost));
+            }
         }
+    }
+
+    // RFC 9112 §3.2: exactly one Host on HTTP/1.1, at most one on HTTP/1.0.
+    if hosts > 1 {
+        return Err(refuse(HttpError::MultipleHost));
+    }
+    if hosts == 0 && !http10 {
+        return Err(refuse(HttpError::MissingHost));
     }
 
     // RFC 9112 §6.1 and §6.3 rules 3-6.
@@ -226,6 +240,45 @@ fn origin_path(target: &str) -> &str {
         }
     }
     target
+}
+
+/// Whether a `Host` field value is `uri-host [ ":" port ]` (RFC 9110 §7.2,
+/// RFC 3986 §3.2.2): a bracketed IP literal or a run of reg-name / IPv4
+/// characters, then optionally a colon and digits. Empty is valid (a target
+/// without authority). IP literals are checked by character class only.
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value {
+        [b'[', rest @ ..] => match rest.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let literal = &rest[..end];
+                let ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| b.is_ascii_hexdigit() || b":.".contains(&b) || is_reg_name(b));
+                if !ok {
+                    return false;
+                }
+                (&b""[..], &rest[end + 1..])
+            }
+            None => return false,
+        },
+        _ => match value.iter().position(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &b""[..]),
+        },
+    };
+    let port_ok = match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    port_ok && host.iter().all(|&b| is_reg_name(b))
+}
+
+/// `unreserved / pct-encoded / sub-delims` bytes (RFC 3986 §3.2.2); `%` is
+/// accepted without checking the two hex digits that follow.
+fn is_reg_name(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
 }
 
 /// A non-empty run of ASCII digits as a `u64`; no sign, no spaces, no overflow.
