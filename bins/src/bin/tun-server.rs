@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use tracing::info;
@@ -55,6 +56,11 @@ struct Args {
     /// Most connections in any state (TIME-WAIT included).
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
+    /// On SIGINT/SIGTERM, seconds that responses in flight get to finish
+    /// before their connections are reset (0: reset at once; a second
+    /// signal also resets at once).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    grace: u64,
 }
 
 fn main() -> ExitCode {
@@ -126,6 +132,7 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // The link (all its middleware included) says what it offloads.
     let mut stack = ustack::new_stack(subnet, link.caps(), tcp);
     let mut server = HttpServer::new(&mut stack, args.port, 1024)?;
+    server.set_grace(Duration::from_secs(args.grace));
     let url = if args.port == 80 {
         format!("http://{}/", args.addr)
     } else {
@@ -148,6 +155,8 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     info!(device = link.name(), addr = %args.addr, port = args.port, "serving");
 
+    // Returns on a signal only once the shutdown is done: the listener
+    // closed, the grace period over, what remained reset and the RSTs sent.
     let result = run(&mut link, &mut stack, &mut server, &Clock::new(), &stop);
     let (s, ip) = (stack.stats(), stack.ip_stats());
     info!(
@@ -157,7 +166,7 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         rst_sent = s.tcp_rst_sent,
         bad_checksum = s.tcp_bad_checksum + ip.rx_bad_checksum,
         fragments_reassembled = ip.rx_reassembled,
-        "shutting down {}",
+        "stopped; removing {}",
         link.name()
     );
     drop(link); // removes a TUN device, flushes a capture
