@@ -106,7 +106,8 @@ pub struct Shutdown {
     pub active: usize,
     /// The grace period the app asked for in [`App::on_stop`].
     pub grace: Duration,
-    /// Connections still there at its end, reset (RST) and dropped.
+    /// Connections reset at its end (a RST sent to each peer); those that
+    /// owed nothing (TIME-WAIT) are dropped silently.
     pub reset: usize,
     /// A second stop request cut the grace period short.
     pub cut_short: bool,

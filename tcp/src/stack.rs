@@ -502,7 +502,9 @@ impl Tcp {
     /// [`close`](Self::close)): each synchronized one sends the peer a RST on
     /// the next poll (RFC 9293 §3.10.5 ABORT; none for TIME-WAIT, CLOSING or
     /// LAST-ACK), and all are freed, so every [`ConnId`] becomes invalid.
-    /// Listeners stay open. Returns how many connections were dropped.
+    /// Listeners stay open. Returns how many connections were reset (a RST
+    /// queued for the peer); those that owed nothing, such as TIME-WAIT, are
+    /// dropped silently and not counted.
     /// For a process that is about to exit: poll once more afterwards so
     /// the RSTs actually leave.
     pub fn abort_all(&mut self) -> usize {
@@ -513,15 +515,17 @@ impl Tcp {
             .filter(|(_, s)| s.entry.is_some())
             .map(|(i, _)| i as u32)
             .collect();
+        let queued = self.rst_queue.len();
         for &idx in &all {
             self.abort_idx_unbounded(idx);
         }
+        let reset = self.rst_queue.len() - queued;
         for l in self.listeners.values_mut() {
             // Everything queued there was just reset.
             l.queue.clear();
             l.pending = 0;
         }
-        all.len()
+        reset
     }
 
     /// Takes the next established connection from a listener's queue.
