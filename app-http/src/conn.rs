@@ -40,6 +40,9 @@ pub struct HttpConn {
     stream: Option<Stream>,
     stats: Stats,
     last_error: Option<HttpError>,
+    /// [`close_after_current`](HttpConn::close_after_current) was called:
+    /// the request under way is the last one.
+    last_request: bool,
 }
 
 #[derive(Debug)]
@@ -87,6 +90,7 @@ impl HttpConn {
             stream: None,
             stats: Stats::default(),
             last_error: None,
+            last_request: false,
         }
     }
 
@@ -126,6 +130,19 @@ impl HttpConn {
         }
         self.head_buf.clear();
         self.input = Input::Closed;
+    }
+
+    /// Graceful shutdown of this connection: serve no request beyond the
+    /// one under way. A response being sent is finished; a request whose
+    /// head or body is still arriving is read and answered, with
+    /// `Connection: close`. Between requests the connection closes at once:
+    /// [`wants_close`](Self::wants_close) holds as soon as the output is
+    /// drained. Pipelined requests not yet started are not served.
+    pub fn close_after_current(&mut self) {
+        self.last_request = true;
+        if matches!(self.input, Input::Head) && self.head_buf.is_empty() {
+            self.input = Input::Closed;
+        }
     }
 
     /// Fills `out` with response bytes to send and returns how many (0 when
@@ -312,7 +329,8 @@ impl HttpConn {
 
     /// Queues the response to a complete request whose body had `received` bytes.
     fn respond(&mut self, request: &RequestHead, received: u64) {
-        let connection = match (request.keep_alive, request.http10) {
+        let keep_alive = request.keep_alive && !self.last_request;
+        let connection = match (keep_alive, request.http10) {
             (false, _) => ConnectionHeader::Close,
             (true, true) => ConnectionHeader::KeepAlive,
             (true, false) => ConnectionHeader::Omit,
@@ -373,7 +391,7 @@ impl HttpConn {
             }
         }
         self.count_response(head.status);
-        self.input = if request.keep_alive {
+        self.input = if keep_alive {
             Input::Head
         } else {
             Input::Closed

@@ -3,6 +3,7 @@
 //! connection's buffers.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tracing::debug;
 use ustack_http::{HttpConfig, HttpConn, Stats};
@@ -10,8 +11,16 @@ use ustack_tcp::{ConnId, Instant, ListenerId, State, Tcp, TcpError};
 
 use crate::event_loop::{App, Control, RuntimeError};
 
+/// The grace period of a shutdown unless [`HttpServer::set_grace`] says otherwise.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// The HTTP server app: accepts on one port and answers each connection
+/// with an [`HttpConn`].
 pub struct HttpServer {
-    listener: ListenerId,
+    /// None once [`App::on_stop`] closed it.
+    listener: Option<ListenerId>,
+    /// How long a stop request lets responses in flight finish.
+    grace: Duration,
     config: HttpConfig,
     conns: HashMap<ConnId, Conn>,
     stats: Stats,
@@ -23,19 +32,30 @@ struct Conn {
 }
 
 impl HttpServer {
+    /// Listens on `port` with an accept queue of `backlog` connections.
     pub fn new(stack: &mut Tcp, port: u16, backlog: usize) -> Result<HttpServer, TcpError> {
         Ok(HttpServer {
-            listener: stack.listen(port, backlog)?,
+            listener: Some(stack.listen(port, backlog)?),
+            grace: DEFAULT_GRACE,
             config: HttpConfig::default(),
             conns: HashMap::new(),
             stats: Stats::default(),
         })
     }
 
+    /// Sets how long, after a stop request, responses in flight may take to
+    /// finish before their connections are reset (default [`DEFAULT_GRACE`];
+    /// zero resets at once).
+    pub fn set_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+
+    /// Connections being served (accepted and not yet closed).
     pub fn open_connections(&self) -> usize {
         self.conns.len()
     }
 
+    /// What the connections closed so far have answered.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -92,7 +112,7 @@ impl HttpServer {
 
 impl App for HttpServer {
     fn on_turn(&mut self, stack: &mut Tcp, now: Instant) -> Result<Control, RuntimeError> {
-        while let Some(id) = stack.accept(self.listener) {
+        while let Some(id) = self.listener.and_then(|l| stack.accept(l)) {
             self.conns.insert(
                 id,
                 Conn {
@@ -106,5 +126,23 @@ impl App for HttpServer {
             self.drive(stack, id, now);
         }
         Ok(Control::Continue)
+    }
+
+    /// Closes the listener (new SYNs get a RST, unaccepted connections are
+    /// reset), lets each connection finish the request under way and closes
+    /// idle keep-alive ones now; returns the grace period.
+    fn on_stop(&mut self, stack: &mut Tcp, now: Instant) -> Duration {
+        if let Some(l) = self.listener.take() {
+            let reset = stack.unlisten(l);
+            debug!(reset, "listener closed");
+        }
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.http.close_after_current();
+            }
+            self.drive(stack, id, now);
+        }
+        self.grace
     }
 }

@@ -23,7 +23,7 @@ pub mod rst_guard;
 pub mod socket;
 pub mod stats_file;
 
-pub use event_loop::{run, App, Clock, Control, RuntimeError};
+pub use event_loop::{run, App, Clock, Control, Outcome, RuntimeError, Shutdown};
 
 use ustack_ipv4::{DeviceCaps, IpConfig, IpStack, Ipv4Subnet};
 use ustack_tcp::{Tcp, TcpLayerConfig, XorShiftRng};

@@ -1,5 +1,6 @@
 //! A server's counters in a file, for monitors and soak tests: an [`App`]
-//! wrapper that rewrites one CSV line at most once per interval.
+//! wrapper that rewrites one CSV line at most once per interval. It
+//! forwards every `App` method, `on_stop` included, to the app it wraps.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -69,6 +70,10 @@ impl<A: App> App for StatsFile<A> {
             self.next_at = Some(now + self.interval);
         }
         Ok(control)
+    }
+
+    fn on_stop(&mut self, tcp: &mut Tcp, now: Instant) -> Duration {
+        self.inner.on_stop(tcp, now)
     }
 
     fn wait_fds(&self, out: &mut Vec<(RawFd, i16)>) {

@@ -224,6 +224,18 @@ impl Tcp {
         live + self.pool.held_bytes()
     }
 
+    /// Connections that still have something to finish: every state but
+    /// TIME-WAIT (and CLOSED), whoever holds them (the application, an
+    /// accept queue, or nobody after [`close`](Self::close)). What a graceful
+    /// shutdown waits for: once this is 0, no peer is owed anything.
+    pub fn active_connection_count(&self) -> usize {
+        self.slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .filter(|e| !matches!(e.tcb.state(), State::TimeWait | State::Closed))
+            .count()
+    }
+
     // ----------------------------------------------------------- packet in
 
     fn handle_tcp(
@@ -472,6 +484,63 @@ impl Tcp {
         Ok(ListenerId(port))
     }
 
+    /// Closes a listener: its port answers new SYNs with a RST from now on.
+    /// Connections it had not handed out yet (in the handshake or waiting in
+    /// the accept queue) are reset, as Linux does when a listening socket
+    /// closes; those already accepted are not affected. Returns how many
+    /// were reset; an unknown (already closed) listener is a no-op giving 0.
+    pub fn unlisten(&mut self, l: ListenerId) -> usize {
+        if self.listeners.remove(&l.0).is_none() {
+            return 0;
+        }
+        let owned: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                s.entry
+                    .as_ref()
+                    .is_some_and(|e| matches!(e.owner, Owner::Listener { port, .. } if port == l.0))
+            })
+            .map(|(i, _)| i as u32)
+            .collect();
+        for &idx in &owned {
+            self.abort_idx_unbounded(idx);
+        }
+        owned.len()
+    }
+
+    /// Resets every connection in the table at once, whoever holds it
+    /// (application handles, accept queues, orphans left by
+    /// [`close`](Self::close)): each synchronized one sends the peer a RST on
+    /// the next poll (RFC 9293 §3.10.5 ABORT; none for TIME-WAIT, CLOSING or
+    /// LAST-ACK), and all are freed, so every [`ConnId`] becomes invalid.
+    /// Listeners stay open. Returns how many connections were reset (a RST
+    /// queued for the peer); those that owed nothing, such as TIME-WAIT, are
+    /// dropped silently and not counted.
+    /// For a process that is about to exit: poll once more afterwards so
+    /// the RSTs actually leave.
+    pub fn abort_all(&mut self) -> usize {
+        let all: Vec<u32> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.entry.is_some())
+            .map(|(i, _)| i as u32)
+            .collect();
+        let queued = self.rst_queue.len();
+        for &idx in &all {
+            self.abort_idx_unbounded(idx);
+        }
+        let reset = self.rst_queue.len() - queued;
+        for l in self.listeners.values_mut() {
+            // Everything queued there was just reset.
+            l.queue.clear();
+            l.pending = 0;
+        }
+        reset
+    }
+
     /// Takes the next established connection from a listener's queue.
     pub fn accept(&mut self, l: ListenerId) -> Option<ConnId> {
         loop {
@@ -649,11 +718,22 @@ impl Tcp {
     }
 
     fn abort_idx(&mut self, idx: u32) {
+        self.abort_with_limit(idx, MAX_PENDING_RST);
+    }
+
+    /// [`abort_idx`](Self::abort_idx) for a deliberate mass reset: the RST
+    /// queue may grow past [`MAX_PENDING_RST`] (at most one RST per
+    /// connection, so by the connection table's size), so no peer is missed.
+    fn abort_idx_unbounded(&mut self, idx: u32) {
+        self.abort_with_limit(idx, usize::MAX);
+    }
+
+    fn abort_with_limit(&mut self, idx: u32, limit: usize) {
         let Some(e) = self.entry_mut(idx) else { return };
         let (local, remote) = (e.tcb.local(), e.tcb.remote());
         let _span = e.span.clone().entered();
         if let Some(rst) = e.tcb.abort() {
-            if self.rst_queue.len() < MAX_PENDING_RST {
+            if self.rst_queue.len() < limit {
                 self.rst_queue.push_back((local, remote, rst));
             }
         }

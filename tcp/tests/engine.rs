@@ -681,3 +681,77 @@ fn a_host_is_send() {
     let net = Net::new();
     assert_send(&*net.a);
 }
+
+#[test]
+fn unlisten_refuses_new_syns_and_resets_unaccepted_connections() {
+    let mut net = Net::new();
+    let l = net.b.listen(80, 16).expect("listen");
+    let waiting = net
+        .a
+        .connect(net.now, Net::addr_b(80), Some(40001))
+        .unwrap();
+    net.run_until(100, |n| n.a.state(waiting) == Ok(State::Established));
+    assert_eq!(net.b.connection_count(), 1, "queued, never accepted");
+    assert_eq!(net.b.unlisten(l), 1);
+    assert_eq!(net.b.unlisten(l), 0, "already closed");
+    net.run_until(100, |n| n.a.state(waiting) == Ok(State::Closed));
+    assert_eq!(net.a.error(waiting), Ok(Some(TcpError::ConnectionReset)));
+    let late = net
+        .a
+        .connect(net.now, Net::addr_b(80), Some(40002))
+        .unwrap();
+    net.run_until(100, |n| n.a.state(late) == Ok(State::Closed));
+    assert_eq!(
+        net.a.error(late),
+        Ok(Some(TcpError::ConnectionRefused(Net::addr_b(80))))
+    );
+    assert_eq!(net.b.accept(l), None);
+}
+
+#[test]
+fn abort_all_resets_handles_and_orphans_and_active_count_ignores_time_wait() {
+    let mut net = Net::new();
+    let l = net.b.listen(80, 16).expect("listen");
+    let mut clients = Vec::new();
+    let mut servers = Vec::new();
+    for port in 40010..40013 {
+        let c = net.a.connect(net.now, Net::addr_b(80), Some(port)).unwrap();
+        net.run_until(100, |n| {
+            if let Some(s) = n.b.accept(l) {
+                servers.push(s);
+            }
+            n.a.state(c) == Ok(State::Established) && servers.len() == clients.len() + 1
+        });
+        clients.push(c);
+    }
+    // One finished cleanly (B ends in TIME-WAIT), one orphaned with unsent
+    // data still queued, one held by the application.
+    net.b.shutdown(servers[0], net.now).unwrap();
+    net.a.close(clients[0], net.now).unwrap();
+    net.run_until(100, |n| n.b.state(servers[0]) == Ok(State::TimeWait));
+    net.b.send(servers[1], &pattern(300_000, 7)).unwrap();
+    net.b.close(servers[1], net.now).unwrap();
+    assert_eq!(net.b.connection_count(), 3);
+    assert_eq!(net.b.active_connection_count(), 2, "TIME-WAIT is done");
+
+    let rst_before = net.b.stats().tcp_rst_sent;
+    assert_eq!(net.b.abort_all(), 2, "TIME-WAIT is dropped without a RST");
+    assert_eq!(net.b.connection_count(), 0);
+    assert_eq!(net.b.active_connection_count(), 0);
+    assert_eq!(net.b.state(servers[2]), Err(TcpError::InvalidHandle));
+    net.run_until(1000, |n| {
+        n.a.state(clients[1]) == Ok(State::Closed) && n.a.state(clients[2]) == Ok(State::Closed)
+    });
+    assert_eq!(net.a.error(clients[1]), Ok(Some(TcpError::ConnectionReset)));
+    assert_eq!(net.a.error(clients[2]), Ok(Some(TcpError::ConnectionReset)));
+    assert!(
+        net.b.stats().tcp_rst_sent >= rst_before + 2,
+        "one RST per synchronized connection"
+    );
+    // The listener is still there.
+    let again = net
+        .a
+        .connect(net.now, Net::addr_b(80), Some(40020))
+        .unwrap();
+    net.run_until(100, |n| n.a.state(again) == Ok(State::Established));
+}

@@ -722,3 +722,59 @@ fn custom_config() {
     rt.recv(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(text(&rt.output).starts_with("HTTP/1.1 431 "));
 }
+
+// ---- graceful shutdown ----
+
+#[test]
+fn close_after_current_between_requests_closes_at_once() {
+    let mut rt = Runtime::new();
+    rt.recv(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(!rt.conn.wants_close(), "keep-alive");
+    rt.conn.close_after_current();
+    assert!(rt.conn.wants_close());
+    assert!(!rt.conn.wants_recv());
+    assert_bytes(&rt.output, &hello(""));
+}
+
+#[test]
+fn close_after_current_finishes_the_response_being_streamed() {
+    let mut rt = Runtime::with(HttpConfig::default(), vec![1000]);
+    rt.conn
+        .on_recv(b"GET /bytes/100000 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 1000];
+    let mut out = Vec::new();
+    let n = rt.conn.poll_send(&mut buf);
+    out.extend_from_slice(&buf[..n]);
+    rt.conn.close_after_current();
+    assert!(!rt.conn.wants_close(), "the body is not finished");
+    loop {
+        let n = rt.conn.poll_send(&mut buf);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    assert_bytes(&out, &bytes_response(100_000, "", false));
+    assert!(rt.conn.wants_close());
+}
+
+#[test]
+fn close_after_current_answers_a_request_still_arriving_with_close() {
+    let mut rt = Runtime::new();
+    rt.recv(b"POST /sink HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab");
+    rt.conn.close_after_current();
+    assert!(!rt.conn.wants_close());
+    rt.recv(b"cde");
+    assert_bytes(&rt.output, &sink_response(5, CLOSE));
+    assert!(rt.conn.wants_close());
+
+    let mut rt = Runtime::new();
+    rt.recv(b"GET / HTT");
+    rt.conn.close_after_current();
+    rt.recv(b"P/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_bytes(&rt.output, &hello(CLOSE));
+    assert!(
+        rt.conn.wants_close(),
+        "the pipelined second request is not served"
+    );
+}

@@ -23,7 +23,7 @@ use clap::Parser;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
 use ustack::linkopts::{ephemeral_port, parse_cidr, LinkKind, LinkOpts, StackAddr};
-use ustack::{run, App, Clock, Control, RuntimeError};
+use ustack::{run, App, Clock, Control, Outcome, RuntimeError};
 use ustack_ipv4::Ipv4Subnet;
 use ustack_link::{AnyLink, Link};
 use ustack_tcp::{ConnId, Instant, State, Tcp, TcpError, TcpLayerConfig};
@@ -214,14 +214,17 @@ fn client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         stdin_eof: false,
         out: std::io::stdout(),
     };
+    // On Ctrl-C, `Nc` keeps the default `App::on_stop` (no grace period):
+    // `run` resets the connection and returns once the RST has left, so the
+    // RST guard below is removed only after it (the guard lets our own RSTs
+    // through, but the kernel's must not follow once it is gone).
     let result = run(&mut link, &mut stack, &mut app, &clock, &stop);
     drop(link); // flushes a capture before the guard goes
     drop(holds);
-    result?;
-    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-        return Err("interrupted".into());
+    match result? {
+        Outcome::Exited => Ok(()),
+        Outcome::Stopped(_) => Err("interrupted: connection reset".into()),
     }
-    Ok(())
 }
 
 struct Nc {

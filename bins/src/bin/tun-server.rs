@@ -62,6 +62,11 @@ struct Args {
     /// closed), for monitors and soak tests.
     #[arg(long, value_name = "FILE")]
     stats: Option<std::path::PathBuf>,
+    /// On SIGINT/SIGTERM, seconds that responses in flight get to finish
+    /// before their connections are reset (0: reset at once; a second
+    /// signal also resets at once).
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    grace: u64,
 }
 
 fn main() -> ExitCode {
@@ -132,7 +137,8 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     // The link (all its middleware included) says what it offloads.
     let mut stack = ustack::new_stack(subnet, link.caps(), tcp);
-    let server = HttpServer::new(&mut stack, args.port, 1024)?;
+    let mut server = HttpServer::new(&mut stack, args.port, 1024)?;
+    server.set_grace(Duration::from_secs(args.grace));
     let mut server = StatsFile::new(server, args.stats.clone(), Duration::from_secs(1));
     let url = if args.port == 80 {
         format!("http://{}/", args.addr)
@@ -156,6 +162,8 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     info!(device = link.name(), addr = %args.addr, port = args.port, "serving");
 
+    // Returns on a signal only once the shutdown is done: the listener
+    // closed, the grace period over, what remained reset and the RSTs sent.
     let result = run(&mut link, &mut stack, &mut server, &Clock::new(), &stop);
     let (s, ip) = (stack.stats(), stack.ip_stats());
     info!(
@@ -165,7 +173,7 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         rst_sent = s.tcp_rst_sent,
         bad_checksum = s.tcp_bad_checksum + ip.rx_bad_checksum,
         fragments_reassembled = ip.rx_reassembled,
-        "shutting down {}",
+        "stopped; removing {}",
         link.name()
     );
     drop(link); // removes a TUN device, flushes a capture

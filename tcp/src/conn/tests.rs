@@ -406,3 +406,26 @@ fn soft_errors_never_abort_an_established_connection_rfc1122_4_2_3_9() {
         })
     );
 }
+
+#[test]
+fn abort_after_a_retransmission_timeout_resets_from_snd_max() {
+    let mut p = Pair::connected(TcpConfig::default());
+    p.a.send(&pattern(20_000)).expect("send");
+    let lost = p.a_transmit(1);
+    assert!(!lost.is_empty());
+    // A tail loss probe may come first; everything A sends is lost.
+    for _ in 0..10 {
+        let at = p.a.poll_at().expect("retransmission timer");
+        p.now = p.now.max(at);
+        p.a.on_timer(&p.cfg, p.now);
+        if p.a.snd_nxt != p.a.snd_max {
+            break;
+        }
+        p.a_transmit(1);
+    }
+    assert!(p.a.snd_nxt != p.a.snd_max, "the timeout rewound SND.NXT");
+    let snd_max = p.a.snd_max;
+    let rst = p.a.abort().expect("a RST for an established connection");
+    assert!(rst.flags.rst());
+    assert_eq!(rst.seq, snd_max, "never below what the peer may have");
+}

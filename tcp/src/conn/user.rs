@@ -121,7 +121,13 @@ impl Tcb {
             | State::CloseWait => Some(TcpRepr {
                 flags: Flags::RST | Flags::ACK,
                 ack: self.rcv_nxt,
-                ..self.rst_with_seq(self.snd_nxt)
+                // SND.MAX, not SND.NXT: after a retransmission timeout
+                // SND.NXT is rewound below what the peer may have received,
+                // and a RST below its RCV.NXT is dropped as old (Linux
+                // tcp_sequence), leaving the peer hanging. SND.MAX never
+                // passes the peer's window edge, so it is either exact or in
+                // the window (drawing a challenge ACK, RFC 5961 §3.2).
+                ..self.rst_with_seq(self.snd_max)
             }),
             _ => None,
         };
