@@ -1,0 +1,24 @@
+//! A TCP echo server on ustack over a TUN device, with the blocking sockets.
+//! As root: `cargo run --example echo_blocking`, then `nc 10.0.0.2 7`.
+
+use std::net::Ipv4Addr;
+use ustack::socket::{NetStack, TcpListener};
+use ustack_ipv4::Ipv4Subnet;
+use ustack_link::{TunConfig, TunLink};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let tun = TunConfig {
+        name: "tun0".into(),
+        host_addr: Ipv4Addr::new(10, 0, 0, 1),
+        prefix_len: 24,
+        mtu: 1500,
+        offload: true,
+    };
+    let subnet = Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 2), 24).ok_or("bad prefix")?;
+    let stack = NetStack::spawn(TunLink::create(&tun)?, subnet, Default::default())?;
+    let listener = TcpListener::bind(&stack, 7)?;
+    loop {
+        let (stream, _) = listener.accept()?;
+        std::thread::spawn(move || std::io::copy(&mut &stream, &mut &stream));
+    }
+}
