@@ -476,19 +476,22 @@ fn timeout_as_would_block(e: io::Error) -> io::Error {
     }
 }
 
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.read_shut.load(Ordering::Relaxed) {
-            return Ok(0);
-        }
-        let deadline = TcpStream::deadline(&self.read_timeout);
+impl TcpStream {
+    /// Runs `op` (a recv or a send) until it stops saying `WouldBlock`,
+    /// waiting for the driver's turns in between, at most for `timeout`;
+    /// then wakes the driver, which may owe a window update or new data.
+    fn blocking(
+        &self,
+        timeout: &Mutex<Option<Duration>>,
+        mut op: impl FnMut(&mut Stack) -> Result<usize, TcpError>,
+    ) -> io::Result<usize> {
+        let deadline = TcpStream::deadline(timeout);
         let shared = self.net.shared();
         let mut stack = shared.lock();
         loop {
-            match stack.recv(self.id, buf) {
+            match op(&mut stack) {
                 Ok(n) => {
                     drop(stack);
-                    // Reading opened the window: the driver may owe an update.
                     shared.wake_driver();
                     return Ok(n);
                 }
@@ -503,29 +506,21 @@ impl Read for &TcpStream {
     }
 }
 
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.read_shut.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        self.blocking(&self.read_timeout, |stack| stack.recv(self.id, buf))
+    }
+}
+
 impl Write for &TcpStream {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if data.is_empty() {
             return Ok(0);
         }
-        let deadline = TcpStream::deadline(&self.write_timeout);
-        let shared = self.net.shared();
-        let mut stack = shared.lock();
-        loop {
-            match stack.send(self.id, data) {
-                Ok(n) => {
-                    drop(stack);
-                    shared.wake_driver();
-                    return Ok(n);
-                }
-                Err(TcpError::WouldBlock) => {
-                    stack = shared
-                        .wait(stack, deadline)
-                        .map_err(timeout_as_would_block)?;
-                }
-                Err(e) => return Err(io_error(e)),
-            }
-        }
+        self.blocking(&self.write_timeout, |stack| stack.send(self.id, data))
     }
 
     fn flush(&mut self) -> io::Result<()> {
