@@ -285,6 +285,7 @@ impl Tcp {
         self.free_slot(idx);
     }
 
+    /// The connection's RFC 9293 state.
     pub fn state(&self, id: ConnId) -> Result<State, TcpError> {
         Ok(self.user_entry(id)?.tcb.state())
     }
@@ -294,10 +295,12 @@ impl Tcp {
         Ok(self.user_entry(id)?.tcb.error())
     }
 
+    /// This end's address and port.
     pub fn local_addr(&self, id: ConnId) -> Result<SocketAddrV4, TcpError> {
         Ok(self.user_entry(id)?.tcb.local())
     }
 
+    /// The peer's address and port.
     pub fn peer_addr(&self, id: ConnId) -> Result<SocketAddrV4, TcpError> {
         Ok(self.user_entry(id)?.tcb.remote())
     }
@@ -307,6 +310,7 @@ impl Tcp {
         Ok(self.user_entry(id)?.tcb.send_queue_len())
     }
 
+    /// Bytes received in order and not yet read.
     pub fn recv_queue_len(&self, id: ConnId) -> Result<usize, TcpError> {
         Ok(self.user_entry(id)?.tcb.recv_queue_len())
     }
