@@ -17,18 +17,18 @@ use ustack_link::ethernet::{EthernetFrame, EthernetRepr, ETHERTYPE_ARP, HEADER_L
 const OURS: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Input<'a> {
     capacity: u8,
     queue_per_neighbour: u8,
     queue_total: u8,
     max_requests: u8,
-    ops: Vec<Op>,
+    ops: Vec<Op<'a>>,
 }
 
 #[derive(Arbitrary, Debug)]
-enum Op {
+enum Op<'a> {
     /// A received frame: Ethernet header, then (for ARP) the ARP packet.
-    Frame(Vec<u8>),
+    Frame(&'a [u8]),
     /// An IPv4 packet of this length to a neighbour 10.1.0.x.
     Send {
         host: u8,
@@ -37,7 +37,7 @@ enum Op {
     Advance(u16),
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<'_>| {
     let cfg = NeighbourConfig {
         capacity: 1 + usize::from(input.capacity % 16),
         queue_per_neighbour: 1 + usize::from(input.queue_per_neighbour % 8),
@@ -52,7 +52,7 @@ fuzz_target!(|input: Input| {
     for op in input.ops {
         match op {
             Op::Frame(frame) => {
-                let Ok(eth) = EthernetFrame::new_checked(&frame[..]) else {
+                let Ok(eth) = EthernetFrame::new_checked(frame) else {
                     assert!(frame.len() < HEADER_LEN);
                     continue;
                 };

@@ -8,15 +8,15 @@ use libfuzzer_sys::fuzz_target;
 use ustack_http::fuzzing::ChunkedDecoder;
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Input<'a> {
     limit: u8,
-    splits: Vec<u8>,
-    body: Vec<u8>,
+    splits: &'a [u8],
+    body: &'a [u8],
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<'_>| {
     let limit = usize::from(input.limit) * 4;
-    let body = &input.body[..];
+    let body = input.body;
     let whole = ChunkedDecoder::new(limit).feed(body);
     if let Ok((consumed, data, done)) = whole {
         assert!(consumed <= body.len() && data <= consumed as u64);

@@ -14,12 +14,12 @@ use ustack_http::{HttpConfig, HttpConn};
 const OUTPUT_CAP: usize = 256 * 1024;
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Input<'a> {
     max_header_bytes: u16,
     max_headers: u8,
     eof: bool,
     steps: Vec<Step>,
-    stream: Vec<u8>,
+    stream: &'a [u8],
 }
 
 #[derive(Arbitrary, Debug, Clone, Copy)]
@@ -82,13 +82,13 @@ impl Run {
     }
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<'_>| {
     let cfg = HttpConfig {
         max_header_bytes: usize::from(input.max_header_bytes % 4096),
         max_headers: usize::from(input.max_headers),
         server_name: "fuzz",
     };
-    let stream = &input.stream[..];
+    let stream = input.stream;
     let new_run = || Run {
         conn: HttpConn::new(&cfg),
         pos: 0,

@@ -24,17 +24,17 @@ use ustack_tcp::{ConnId, Instant, ListenerId, Tcp, TcpConfig};
 const HISTORY: usize = 32;
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Input<'a> {
     preset: u8,
     conns: u8,
-    ops: Vec<Op>,
+    ops: Vec<Op<'a>>,
 }
 
 #[derive(Arbitrary, Debug)]
-enum Op {
+enum Op<'a> {
     /// Arbitrary bytes to B; `addressed` writes A→B addresses, `fix` the checksums.
     Raw {
-        bytes: Vec<u8>,
+        bytes: &'a [u8],
         addressed: bool,
         fix: bool,
     },
@@ -46,7 +46,7 @@ enum Op {
         seq_off: i16,
         ack_off: i16,
         window: u16,
-        options: Vec<u8>,
+        options: &'a [u8],
         payload: u16,
         fix: bool,
     },
@@ -292,13 +292,14 @@ fn ip_packet(protocol: u8, ident: u16, frag: (bool, u16), l4: &[u8]) -> Vec<u8> 
     p
 }
 
-fn run(w: &mut World, op: Op) {
+fn run(w: &mut World, op: Op<'_>) {
     match op {
         Op::Raw {
-            mut bytes,
+            bytes,
             addressed,
             fix,
         } => {
+            let mut bytes = bytes.to_vec();
             if addressed && bytes.len() >= 20 {
                 bytes[12..16].copy_from_slice(&A.octets());
                 bytes[16..20].copy_from_slice(&B.octets());
@@ -483,7 +484,7 @@ fn run(w: &mut World, op: Op) {
     }
 }
 
-fuzz_target!(|input: Input| {
+fuzz_target!(|input: Input<'_>| {
     let mut w = World::new(input.preset);
     let n = usize::from(input.conns % 3) + 1;
     for i in 0..n {

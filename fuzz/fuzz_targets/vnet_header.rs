@@ -16,17 +16,17 @@ use ustack_link::fuzzing::{finish_transport_checksum, tcp4_tx_header, vnet_rx, V
 use ustack_tcp::wire::TcpPacket;
 
 #[derive(Arbitrary, Debug)]
-struct Input {
+struct Input<'a> {
     hdr: [u8; VNET_HDR_LEN],
     segment: u16,
     mtu: u16,
     /// Fix the IPv4 header checksum (and a TCP/ICMP one) before the test.
     fix: bool,
-    packet: Vec<u8>,
+    packet: &'a [u8],
 }
 
-fuzz_target!(|input: Input| {
-    let mut packet = input.packet;
+fuzz_target!(|input: Input<'_>| {
+    let mut packet = input.packet.to_vec();
     if input.fix {
         fix_checksums(&mut packet);
     }
