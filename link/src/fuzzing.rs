@@ -1,5 +1,5 @@
 //! Entry points for the fuzz targets in `fuzz/` into the crate-private
-//! virtio-net header code ([`crate::vnet`] is private). Not a stable API:
+//! virtio-net header code (the `vnet` module is private). Not a stable API:
 //! hidden from the documentation and free to change with the internals.
 
 use ustack_ipv4::{RxInfo, TxPacket};
