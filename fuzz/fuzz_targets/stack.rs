@@ -8,6 +8,9 @@
 //! hosts' `Tcp::check_invariants` (sequence space, rings, table), the
 //! connection count within `max_connections`, reassembly memory within its
 //! budget, and every connection's queues within the configured buffers.
+//!
+//! SYN cookies do not exist in ustack yet, so there is no cookie path here:
+//! SYNs beyond the backlog or `max_connections` are dropped.
 #![no_main]
 
 use std::collections::VecDeque;
