@@ -25,9 +25,7 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 
 /// The `arbitrary` tag selecting variant `k` of an enum of `n` variants.
 fn tag(k: u64, n: u64) -> [u8; 4] {
-    (((k << 32) + n - 1) / n)
-        .min(u64::from(u32::MAX))
-        .to_le_bytes()[..4]
+    (k << 32).div_ceil(n).min(u64::from(u32::MAX)).to_le_bytes()[..4]
         .try_into()
         .expect("four bytes")
 }

@@ -71,7 +71,7 @@ fuzz_target!(|input: Input| {
                     dst_addr: Ipv4Addr::new(10, 0, 0, 9),
                     // TCP, ICMP, UDP and an unknown protocol.
                     protocol: [6, 1, 17, 99][usize::from(d >> 1) & 3],
-                    payload_len: wrong_len.map_or(len, |w| usize::from(w)),
+                    payload_len: wrong_len.map_or(len, usize::from),
                     ttl: 64,
                     ident: u16::from(d) * 0x0101,
                     dont_frag: false,

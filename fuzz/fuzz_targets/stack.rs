@@ -184,7 +184,7 @@ impl World {
     }
 
     /// One packet to B; what B sends at once goes in flight towards A.
-    fn to_b(&mut self, pkt: &[u8]) {
+    fn deliver_to_b(&mut self, pkt: &[u8]) {
         self.out.clear();
         deliver(&mut self.b, self.now, pkt, &mut self.out);
         for p in self.out.drain(..) {
@@ -211,7 +211,7 @@ impl World {
         self.poll_both();
         self.now += Duration::from_micros(100);
         for p in std::mem::take(&mut self.to_b) {
-            self.to_b(&p);
+            self.deliver_to_b(&p);
         }
         let mut out = Vec::new();
         for p in std::mem::take(&mut self.to_a) {
@@ -312,7 +312,7 @@ fn run(w: &mut World, op: Op<'_>) {
             if fix {
                 fix_checksums(&mut bytes);
             }
-            w.to_b(&bytes);
+            w.deliver_to_b(&bytes);
         }
         Op::Forge {
             conn,
@@ -359,7 +359,7 @@ fn run(w: &mut World, op: Op<'_>) {
             if fix {
                 fix_checksums(&mut p);
             }
-            w.to_b(&p);
+            w.deliver_to_b(&p);
         }
         Op::Mutate { index, edits, fix } => {
             let Some(mut p) = w.captured(index) else {
@@ -372,11 +372,11 @@ fn run(w: &mut World, op: Op<'_>) {
             if fix {
                 fix_checksums(&mut p);
             }
-            w.to_b(&p);
+            w.deliver_to_b(&p);
         }
         Op::Replay { index } => {
             if let Some(p) = w.captured(index) {
-                w.to_b(&p);
+                w.deliver_to_b(&p);
             }
         }
         Op::Fragment {
@@ -403,7 +403,7 @@ fn run(w: &mut World, op: Op<'_>) {
                 frags.reverse();
             }
             for f in frags {
-                w.to_b(&f);
+                w.deliver_to_b(&f);
             }
         }
         Op::Icmp {
@@ -424,7 +424,7 @@ fn run(w: &mut World, op: Op<'_>) {
             icmp.extend_from_slice(q);
             let mut p = ip_packet(1, 9, (false, 0), &icmp);
             fix_checksums(&mut p);
-            w.to_b(&p);
+            w.deliver_to_b(&p);
         }
         Op::Exchange { rounds } => {
             for _ in 0..rounds % 8 + 1 {

@@ -14,7 +14,10 @@ use ustack_tcp::SeqNumber;
 /// What a repr looks like after emit and parse.
 fn round_trip(r: &TcpRepr) -> TcpRepr {
     let hl = r.header_len();
-    assert!((20..=60).contains(&hl) && hl % 4 == 0, "header length {hl}");
+    assert!(
+        (20..=60).contains(&hl) && hl.is_multiple_of(4),
+        "header length {hl}"
+    );
     let mut buf = vec![0u8; hl];
     r.emit(&mut TcpPacket::new_unchecked(&mut buf[..]));
     let p = TcpPacket::new_checked(&buf[..]).expect("an emitted header checks");
