@@ -64,6 +64,8 @@
 mod chunked;
 mod conn;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod pattern;
 mod request;
 mod response;

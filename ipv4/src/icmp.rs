@@ -165,7 +165,15 @@ pub fn echo_reply_header<T: AsRef<[u8]>>(request: &IcmpPacket<T>) -> Option<[u8;
     let old_word = u16::from_be_bytes([msg_type::ECHO_REQUEST, 0]);
     let new_word = u16::from_be_bytes([msg_type::ECHO_REPLY, 0]);
     let sum = u32::from(!request.checksum()) + u32::from(!old_word) + u32::from(new_word);
-    header[field::CHECKSUM].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+    // Eqn. 3 yields 0x0000 where the true checksum is 0xffff: for a reply
+    // that is all zeros otherwise (identifier, sequence number and data 0),
+    // 0x0000 fails verification. 0xffff verifies whenever 0x0000 would
+    // (both are zero in ones' complement), so use it instead.
+    let updated = match !checksum::fold(sum) {
+        0 => 0xffff,
+        c => c,
+    };
+    header[field::CHECKSUM].copy_from_slice(&updated.to_be_bytes());
     Some(header)
 }
 

@@ -231,6 +231,21 @@ fn echo_reply_header_keeps_ident_and_fixes_checksum() {
     assert!(echo_reply_header(&IcmpPacket::new_unchecked(&code[..])).is_none());
 }
 
+/// Found by the `icmp` fuzz target: an echo request with identifier,
+/// sequence number and data all zero (its checksum 0xf7ff) got a reply
+/// checksum of 0x0000, which fails verification; the true one is 0xffff.
+#[test]
+fn echo_reply_to_all_zero_request_verifies() {
+    let icmp = [8u8, 0, 0xf7, 0xff, 0, 0, 0, 0];
+    let req = IcmpPacket::new_checked(&icmp[..]).unwrap();
+    assert!(req.verify_checksum());
+    let header = echo_reply_header(&req).expect("an echo request");
+    assert_eq!(header, [0, 0, 0xff, 0xff, 0, 0, 0, 0]);
+    assert!(IcmpPacket::new_checked(&header[..])
+        .unwrap()
+        .verify_checksum());
+}
+
 #[test]
 fn icmp_errors_and_their_quotes() {
     use icmp::IcmpError;

@@ -81,6 +81,8 @@ use enum_dispatch::enum_dispatch;
 mod afpacket;
 pub mod arp;
 pub mod ethernet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod middleware;
 mod pipe;
 #[cfg(feature = "raw")]

@@ -335,6 +335,49 @@ impl Tcb {
         self.send_buf.capacity() + self.recv_buf.capacity()
     }
 
+    /// Checks what must hold between any two events, for the fuzz targets
+    /// (through `Tcp::check_invariants`): SND.UNA <= SND.NXT <= SND.MAX in
+    /// sequence space, the rings within their capacity and within
+    /// `cfg`'s buffer sizes, and, once synchronized, everything sent but
+    /// unacknowledged still held in the send ring (plus SYN and FIN).
+    pub fn check_invariants(&self, cfg: &TcpConfig) -> Result<(), String> {
+        let (una, nxt, max) = (self.snd_una, self.snd_nxt, self.snd_max);
+        if !(una <= nxt && nxt <= max) {
+            return Err(format!(
+                "sequence space: SND.UNA {una:?} SND.NXT {nxt:?} SND.MAX {max:?} in {:?}",
+                self.state
+            ));
+        }
+        let (send, recv) = (&self.send_buf, &self.recv_buf);
+        if send.len() > send.capacity() || send.capacity() > cfg.send_buffer {
+            return Err(format!(
+                "send ring holds {} of {} bytes (configured {})",
+                send.len(),
+                send.capacity(),
+                cfg.send_buffer
+            ));
+        }
+        if recv.len() > recv.capacity() || recv.capacity() > cfg.recv_buffer {
+            return Err(format!(
+                "receive ring holds {} of {} bytes (configured {})",
+                recv.len(),
+                recv.capacity(),
+                cfg.recv_buffer
+            ));
+        }
+        if self.state.is_synchronized() {
+            let in_flight = max - una;
+            if in_flight as usize > send.len() + 2 {
+                return Err(format!(
+                    "{in_flight} bytes in flight but {} in the send ring in {:?}",
+                    send.len(),
+                    self.state
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Gives the buffers back once they can hold nothing more: closed, or in
     /// TIME-WAIT with everything acknowledged and read. A retransmitted FIN
     /// in TIME-WAIT then meets a zero window and is still ACKed.
