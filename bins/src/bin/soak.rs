@@ -111,6 +111,18 @@ fn soak(args: &Args) -> Result<bool, BoxError> {
         None => std::env::current_exe()?.with_file_name("tun-server"),
     };
     let ns = NetNs::create("soak")?;
+    // The clients close first, so their TIME-WAITs sit in this namespace's
+    // kernel: hundreds of new connections a second would exhaust the
+    // default 28k ports within a minute. Reuse them, as the TUN bench does.
+    let status = ns
+        .command("sysctl")
+        .args(["-qw", "net.ipv4.tcp_tw_reuse=1"])
+        .args(["-w", "net.ipv4.ip_local_port_range=1024 65535"])
+        .stdout(Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err("sysctl in the soak namespace failed".into());
+    }
     let stats_path = std::env::temp_dir().join(format!("ustack-soak-{}.csv", std::process::id()));
     let server = start_server(&ns, &tun_server, &stats_path, args)?;
     let pid = server.0.id();
