@@ -15,8 +15,17 @@ fn one_minute_soak_passes() {
         return;
     }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_soak"));
-    cmd.args(["--duration", "60", "--sample", "10", "--warmup", "20"])
-        .args(["--tun-server", env!("CARGO_BIN_EXE_tun-server")]);
+    cmd.args([
+        "--duration",
+        "60",
+        "--sample",
+        "10",
+        "--warmup",
+        "30",
+        "--workers",
+        "1",
+    ])
+    .args(["--tun-server", env!("CARGO_BIN_EXE_tun-server")]);
     let out = common::output_within(cmd, Duration::from_secs(180));
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");

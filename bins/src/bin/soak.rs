@@ -42,7 +42,7 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     warmup: u64,
     /// Client threads of each kind (keep-alive, new connections, downloads, uploads).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     workers: u32,
     /// Largest download or upload, in bytes.
     #[arg(long, default_value_t = 4_000_000)]
