@@ -128,6 +128,7 @@ fn soak(args: &Args) -> Result<bool, BoxError> {
     let pid = server.0.id();
     let counters = Arc::new(Counters::default());
     let stop = Arc::new(AtomicBool::new(false));
+    prewarm(ns.name(), 16 * args.workers as usize, &counters);
     let workers = spawn_workers(ns.name(), args, &counters, &stop);
 
     let started = Instant::now();
@@ -313,6 +314,39 @@ fn spawn_workers(
     handles
 }
 
+/// Brings the server's pool of ring buffers to its steady state before the
+/// load: `n` connections at once (four for each of the load's), each moving
+/// more than a ring's worth both ways, so every pooled ring has been
+/// written end to end. Without it, RSS keeps stepping up for minutes as the
+/// load's peak concurrency creeps higher, which the RSS check would read as
+/// growth.
+fn prewarm(ns: &str, n: usize, c: &Arc<Counters>) {
+    let barrier = Arc::new(std::sync::Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (ns, c, barrier) = (NetNsHandle::named(ns), c.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                let run = || -> std::io::Result<()> {
+                    ns.enter_current_thread().map_err(std::io::Error::other)?;
+                    let mut s = connect()?;
+                    barrier.wait();
+                    upload_on(&mut s, 300_000)?;
+                    get_bytes_on(&mut s, 300_000)?;
+                    barrier.wait();
+                    Ok(())
+                };
+                if let Err(e) = run() {
+                    eprintln!("soak: warm-up: {e}");
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
 /// xorshift64: sizes for the transfers, reproducible per worker.
 struct Rng(u64);
 
@@ -384,9 +418,15 @@ fn get(s: &mut TcpStream, path: &str, expect: &[u8]) -> std::io::Result<()> {
 }
 
 fn download(n: u64, c: &Counters) -> std::io::Result<()> {
-    let mut s = connect()?;
+    get_bytes_on(&mut connect()?, n)?;
+    c.bytes.fetch_add(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `GET /bytes/n` on `s`, every byte checked.
+fn get_bytes_on(s: &mut TcpStream, n: u64) -> std::io::Result<()> {
     write!(s, "GET /bytes/{n} HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n")?;
-    let len = read_head(&mut s)?;
+    let len = read_head(s)?;
     if len != n {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -410,12 +450,17 @@ fn download(n: u64, c: &Counters) -> std::io::Result<()> {
         }
         at += got as u64;
     }
-    c.bytes.fetch_add(n, Ordering::Relaxed);
     Ok(())
 }
 
 fn upload(n: u64, c: &Counters) -> std::io::Result<()> {
-    let mut s = connect()?;
+    upload_on(&mut connect()?, n)?;
+    c.bytes.fetch_add(n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `POST /sink` of `n` bytes on `s`; the count in the answer is checked.
+fn upload_on(s: &mut TcpStream, n: u64) -> std::io::Result<()> {
     write!(
         s,
         "POST /sink HTTP/1.1\r\nHost: 10.0.0.2\r\nContent-Length: {n}\r\n\r\n"
@@ -428,7 +473,7 @@ fn upload(n: u64, c: &Counters) -> std::io::Result<()> {
         s.write_all(&buf[..k])?;
         at += k as u64;
     }
-    let len = read_head(&mut s)?;
+    let len = read_head(s)?;
     let mut body = vec![0u8; len as usize];
     s.read_exact(&mut body)?;
     if body != format!("{n}\n").as_bytes() {
@@ -437,7 +482,6 @@ fn upload(n: u64, c: &Counters) -> std::io::Result<()> {
             "wrong count",
         ));
     }
-    c.bytes.fetch_add(n, Ordering::Relaxed);
     Ok(())
 }
 
