@@ -1,0 +1,292 @@
+//! Blocking [`TcpListener`] and [`TcpStream`], shaped like `std::net`'s.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant as StdInstant};
+
+use ustack_tcp::{ConnId, ListenerId, State, TcpError};
+
+use super::{io_error, NetStack, BACKLOG};
+use crate::Stack;
+
+/// A listening port on a [`NetStack`].
+pub struct TcpListener {
+    net: NetStack,
+    id: ListenerId,
+}
+
+impl TcpListener {
+    /// Listens on `port` of the stack's address.
+    pub fn bind(net: &NetStack, port: u16) -> io::Result<TcpListener> {
+        let id = net
+            .shared()
+            .lock()
+            .listen(port, BACKLOG)
+            .map_err(io_error)?;
+        Ok(TcpListener {
+            net: net.clone(),
+            id,
+        })
+    }
+
+    /// Waits for the next connection.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let shared = self.net.shared();
+        let mut stack = shared.lock();
+        loop {
+            if let Some(id) = stack.accept(self.id) {
+                let peer = stack.peer_addr(id).map_err(io_error)?;
+                drop(stack);
+                return Ok((TcpStream::new(&self.net, id), SocketAddr::V4(peer)));
+            }
+            stack = shared.wait(stack, None)?;
+        }
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(SocketAddr::V4(SocketAddrV4::new(
+            self.net.addr(),
+            self.id.port(),
+        )))
+    }
+}
+
+/// A TCP connection on a [`NetStack`]. Dropping it closes the connection
+/// (FIN, or RST when received data was left unread, as Linux does).
+pub struct TcpStream {
+    net: NetStack,
+    id: ConnId,
+    read_shut: AtomicBool,
+    read_timeout: Mutex<Option<Duration>>,
+    write_timeout: Mutex<Option<Duration>>,
+}
+
+impl TcpStream {
+    fn new(net: &NetStack, id: ConnId) -> TcpStream {
+        TcpStream {
+            net: net.clone(),
+            id,
+            read_shut: AtomicBool::new(false),
+            read_timeout: Mutex::new(None),
+            write_timeout: Mutex::new(None),
+        }
+    }
+
+    /// Connects to `addr` (IPv4 only) from an ephemeral port, waiting for
+    /// the handshake; `ConnectionRefused` on a RST or ICMP port
+    /// unreachable, `TimedOut` when TCP gives up.
+    pub fn connect(net: &NetStack, addr: SocketAddr) -> io::Result<TcpStream> {
+        Self::connect_inner(net, addr, None)
+    }
+
+    /// [`TcpStream::connect`] that gives up after `timeout`.
+    pub fn connect_timeout(
+        net: &NetStack,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<TcpStream> {
+        Self::connect_inner(net, addr, Some(StdInstant::now() + timeout))
+    }
+
+    fn connect_inner(
+        net: &NetStack,
+        addr: SocketAddr,
+        deadline: Option<StdInstant>,
+    ) -> io::Result<TcpStream> {
+        let SocketAddr::V4(remote) = addr else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "ustack speaks IPv4 only",
+            ));
+        };
+        let shared = net.shared();
+        let mut stack = shared.lock();
+        let id = stack
+            .connect(shared.clock.now(), remote, None)
+            .map_err(io_error)?;
+        shared.wake_driver();
+        let outcome = loop {
+            if let Ok(Some(e)) = stack.error(id) {
+                break Err(io_error(e));
+            }
+            match stack.state(id) {
+                Ok(State::SynSent) => {}
+                Ok(_) => break Ok(()),
+                Err(e) => break Err(io_error(e)),
+            }
+            stack = match shared.wait(stack, deadline) {
+                Ok(s) => s,
+                Err(e) => {
+                    // The failed wait took the guard along: lock again to
+                    // give the half-open connection up.
+                    let _ = shared.lock().abort(id);
+                    return Err(e);
+                }
+            };
+        };
+        if let Err(e) = outcome {
+            let _ = stack.abort(id);
+            return Err(e);
+        }
+        drop(stack);
+        Ok(TcpStream::new(net, id))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        let stack = self.net.shared().lock();
+        stack
+            .peer_addr(self.id)
+            .map(SocketAddr::V4)
+            .map_err(io_error)
+    }
+
+    /// This end's address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        let stack = self.net.shared().lock();
+        stack
+            .local_addr(self.id)
+            .map(SocketAddr::V4)
+            .map_err(io_error)
+    }
+
+    /// Shuts down reading, writing (a FIN after the queued data) or both.
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        use std::net::Shutdown;
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.read_shut.store(true, Ordering::Relaxed);
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            let shared = self.net.shared();
+            let now = shared.clock.now();
+            shared.lock().shutdown(self.id, now).map_err(io_error)?;
+            shared.wake_driver();
+        }
+        Ok(())
+    }
+
+    /// Sets how long a read waits (`None`: for ever); a read that times out
+    /// fails with `WouldBlock`, as std's does on Unix. A zero duration is
+    /// refused, as std refuses it.
+    pub fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        set_timeout(&self.read_timeout, t)
+    }
+
+    /// Sets how long a write waits for send space (`None`: for ever).
+    pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        set_timeout(&self.write_timeout, t)
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        let shared = self.net.shared();
+        shared.lock().set_nodelay(self.id, on).map_err(io_error)?;
+        shared.wake_driver();
+        Ok(())
+    }
+
+    fn deadline(t: &Mutex<Option<Duration>>) -> Option<StdInstant> {
+        let t = *t.lock().unwrap_or_else(|p| p.into_inner());
+        t.map(|d| StdInstant::now() + d)
+    }
+}
+
+fn set_timeout(slot: &Mutex<Option<Duration>>, t: Option<Duration>) -> io::Result<()> {
+    if t == Some(Duration::ZERO) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a zero timeout",
+        ));
+    }
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    Ok(())
+}
+
+/// A timed-out wait reads as std's does on Unix: `WouldBlock`.
+fn timeout_as_would_block(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::TimedOut {
+        io::Error::new(io::ErrorKind::WouldBlock, "timed out")
+    } else {
+        e
+    }
+}
+
+impl TcpStream {
+    /// Runs `op` (a recv or a send) until it stops saying `WouldBlock`,
+    /// waiting for the driver's turns in between, at most for `timeout`;
+    /// then wakes the driver, which may owe a window update or new data.
+    fn blocking(
+        &self,
+        timeout: &Mutex<Option<Duration>>,
+        mut op: impl FnMut(&mut Stack) -> Result<usize, TcpError>,
+    ) -> io::Result<usize> {
+        let deadline = TcpStream::deadline(timeout);
+        let shared = self.net.shared();
+        let mut stack = shared.lock();
+        loop {
+            match op(&mut stack) {
+                Ok(n) => {
+                    drop(stack);
+                    shared.wake_driver();
+                    return Ok(n);
+                }
+                Err(TcpError::WouldBlock) => {
+                    stack = shared
+                        .wait(stack, deadline)
+                        .map_err(timeout_as_would_block)?;
+                }
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+    }
+}
+
+impl Read for &TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.read_shut.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        self.blocking(&self.read_timeout, |stack| stack.recv(self.id, buf))
+    }
+}
+
+impl Write for &TcpStream {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        self.blocking(&self.write_timeout, |stack| stack.send(self.id, data))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        (&*self).write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let shared = self.net.shared();
+        let now = shared.clock.now();
+        let _ = shared.lock().close(self.id, now);
+        shared.wake_driver();
+    }
+}
