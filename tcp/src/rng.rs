@@ -62,6 +62,19 @@ impl IsnGenerator {
         let m = (now.total_micros() / 4) as u32;
         SeqNumber(m.wrapping_add(f))
     }
+
+    /// The offset of our timestamp clock for a 4-tuple (RFC 7323 §5.4): a
+    /// keyed hash, so it is the same for every incarnation of the 4-tuple
+    /// and a reopened connection's TSval is newer than the old one's, as the
+    /// peer's TIME-WAIT needs to admit it (RFC 6191).
+    pub fn ts_offset(&self, local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
+        let mut h = SipHasher24::new_with_keys(self.key.1, self.key.0);
+        h.write(&local.ip().octets());
+        h.write_u16(local.port());
+        h.write(&remote.ip().octets());
+        h.write_u16(remote.port());
+        h.finish() as u32
+    }
 }
 
 #[cfg(test)]

@@ -521,6 +521,14 @@ impl Tcb {
         // number is above the old connection's final one may reopen the tuple.
         self.state == State::TimeWait && syn_seq.distance(self.rcv_nxt) > 0
     }
+
+    /// What a TIME-WAIT record keeps once this TCB is gone (RFC 9293
+    /// §3.10.7.4): SND.NXT, RCV.NXT, (TS.Recent, our timestamp offset) when
+    /// timestamps are in use, and the window field to repeat in its ACKs.
+    pub fn time_wait_state(&self) -> (SeqNumber, SeqNumber, Option<(u32, u32)>, u16) {
+        let ts = self.ts_ok.then_some((self.ts_recent, self.ts_offset));
+        (self.snd_max, self.rcv_nxt, ts, self.window_field(false))
+    }
 }
 
 #[cfg(test)]

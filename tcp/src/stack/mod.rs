@@ -22,15 +22,24 @@ use crate::time::Instant;
 use crate::wire::{Flags, TcpPacket, TcpRepr};
 
 mod socket_api;
+mod time_wait;
 mod transport;
+
+pub use time_wait::TimeWaitStats;
+use time_wait::{Record, TimeWaitTable, Verdict};
 
 /// Configuration of the TCP layer: the connection table and the defaults
 /// of every connection. The interface (address, MTU, segmentation offload)
 /// comes from the IP layer below, when it attaches this transport.
 #[derive(Debug, Clone)]
 pub struct TcpLayerConfig {
-    /// Upper bound on connections of every state, TIME-WAIT included.
+    /// Upper bound on connections the application can see or is owed
+    /// (handshaking, open, closing). Connections that closed first and wait
+    /// out TIME-WAIT alone are records, bounded by `max_time_wait` instead.
     pub max_connections: usize,
+    /// Upper bound on TIME-WAIT records (about 80 bytes each with their
+    /// index). At the bound the oldest record goes first.
+    pub max_time_wait: usize,
     /// Local ports `connect` picks from when none is given.
     pub ephemeral_ports: (u16, u16),
     /// Per-connection tunables. `tcp.mss` is lowered to fit the MTU.
@@ -41,6 +50,7 @@ impl Default for TcpLayerConfig {
     fn default() -> TcpLayerConfig {
         TcpLayerConfig {
             max_connections: 4096,
+            max_time_wait: 262_144,
             ephemeral_ports: (49152, 65535),
             tcp: TcpConfig::default(),
         }
@@ -159,6 +169,8 @@ pub struct Tcp {
     scratch: Vec<u8>,
     /// Storage of closed connections' buffers, reused by new ones.
     pool: BufferPool,
+    /// Connections that closed first and wait out 2 × MSL as records.
+    time_wait: TimeWaitTable,
 }
 
 const IP_HDR: usize = Ipv4Repr::HEADER_LEN;
@@ -174,6 +186,7 @@ impl Tcp {
     /// an [`IpStack`](ustack_ipv4::IpStack) attaches it.
     pub fn new(cfg: TcpLayerConfig, mut rng: Box<dyn Rng>) -> Tcp {
         let isn = IsnGenerator::new(rng.as_mut());
+        let time_wait = TimeWaitTable::new(cfg.max_time_wait, cfg.tcp.time_wait);
         Tcp {
             cfg,
             addr: Ipv4Addr::UNSPECIFIED,
@@ -193,6 +206,7 @@ impl Tcp {
             stats: TcpStats::default(),
             scratch: Vec::new(),
             pool: BufferPool::new(BUFFER_POOL),
+            time_wait,
         }
     }
 
@@ -211,6 +225,21 @@ impl Tcp {
     /// Connections in the table, of every state.
     pub fn connection_count(&self) -> usize {
         self.live
+    }
+
+    /// 4-tuples in TIME-WAIT, kept as records outside the connection table.
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait.len()
+    }
+
+    /// Counters of the TIME-WAIT records.
+    pub fn time_wait_stats(&self) -> &TimeWaitStats {
+        self.time_wait.stats()
+    }
+
+    /// Bytes the TIME-WAIT records and their index hold.
+    pub fn time_wait_memory(&self) -> usize {
+        self.time_wait.memory()
     }
 
     /// Bytes of send and receive ring storage the layer holds: in live
@@ -300,6 +329,15 @@ impl Tcp {
             }
             debug!(%local, %remote, "new SYN recycles a TIME-WAIT connection");
             self.free_slot(idx);
+        } else if let Some(v) =
+            self.time_wait
+                .on_segment(now, &(local, remote), &seg, payload.len())
+        {
+            match v {
+                Verdict::Drop => return,
+                Verdict::Ack(ack) => return self.send_control(local, remote, &ack, tx),
+                Verdict::Reopen => debug!(%local, %remote, "new SYN reopens a TIME-WAIT 4-tuple"),
+            }
         }
 
         if self.listeners.contains_key(&local.port()) {
@@ -343,7 +381,7 @@ impl Tcp {
         }
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
-        let ts_offset = self.rng.next_u64() as u32;
+        let ts_offset = self.isn.ts_offset(local, remote);
         let pool = &mut self.pool;
         let tcb = span
             .in_scope(|| Tcb::accept_syn(&self.cfg.tcp, pool, local, remote, iss, ts_offset, seg));
@@ -365,6 +403,7 @@ impl Tcp {
     fn poll_inner(&mut self, now: Instant, tx: &mut impl IpSend) {
         // Each entry due now is handled once: a timer re-armed for `now`
         // waits for the next poll instead of spinning this loop.
+        self.time_wait.expire(now);
         let mut budget = self.timers.len();
         while let Some(&Reverse((at, idx, gen))) = self.timers.peek() {
             if at > now || budget == 0 {
@@ -452,7 +491,11 @@ impl Tcp {
         if !self.tx_queue.is_empty() || !self.rst_queue.is_empty() {
             return Some(Instant::ZERO);
         }
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
+        let conn = self.timers.peek().map(|Reverse((at, _, _))| *at);
+        match (conn, self.time_wait.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The next connection whose application-visible state changed (data to
@@ -603,6 +646,16 @@ impl Tcp {
             self.free_slot(idx);
             return;
         }
+        if state == State::TimeWait && owner == Owner::Orphan {
+            if want_tx {
+                // The ACK of the peer's FIN leaves first; the transmit path
+                // comes back here and the TCB becomes a record.
+                self.enqueue_tx(idx);
+            } else if self.entry(idx).is_some_and(|e| !e.in_tx) {
+                self.enter_time_wait(idx, now);
+            }
+            return;
+        }
         let Some(e) = self.entry_mut(idx) else { return };
         if notify {
             match owner {
@@ -650,6 +703,17 @@ impl Tcp {
         }
     }
 
+    /// Frees the slot of an orphaned connection in TIME-WAIT and keeps a
+    /// record of it instead: it no longer counts against `max_connections`.
+    fn enter_time_wait(&mut self, idx: u32, now: Instant) {
+        let Some(e) = self.entry(idx) else { return };
+        let (snd_nxt, rcv_nxt, ts, window) = e.tcb.time_wait_state();
+        let tuple = (e.tcb.local(), e.tcb.remote());
+        self.free_slot(idx);
+        self.time_wait
+            .insert(now, tuple, Record::new(snd_nxt, rcv_nxt, ts, window));
+    }
+
     fn send_rst(
         &mut self,
         local: SocketAddrV4,
@@ -657,13 +721,25 @@ impl Tcp {
         rst: &TcpRepr,
         tx: &mut impl IpSend,
     ) {
-        let mut header = [0u8; 60];
-        let hl = rst.header_len();
-        let mut pkt = TcpPacket::new_unchecked(&mut header[..hl]);
-        rst.emit(&mut pkt);
-        pkt.fill_checksum(*local.ip(), *remote.ip());
         self.stats.tcp_rst_sent += 1;
         trace!(%remote, seq = %rst.seq, "tx RST");
+        self.send_control(local, remote, rst, tx);
+    }
+
+    /// Sends a segment without data that belongs to no TCB (a RST, an ACK
+    /// from a TIME-WAIT record).
+    fn send_control(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        seg: &TcpRepr,
+        tx: &mut impl IpSend,
+    ) {
+        let mut header = [0u8; 60];
+        let hl = seg.header_len();
+        let mut pkt = TcpPacket::new_unchecked(&mut header[..hl]);
+        seg.emit(&mut pkt);
+        pkt.fill_checksum(*local.ip(), *remote.ip());
         tx.send(&Outgoing {
             src: *local.ip(),
             dst: *remote.ip(),

@@ -114,12 +114,12 @@ impl Tcp {
             None => self.pick_ephemeral(remote)?,
         };
         let local = SocketAddrV4::new(self.addr, port);
-        if self.table.contains_key(&(local, remote)) {
+        if self.table.contains_key(&(local, remote)) || self.time_wait.contains(&(local, remote)) {
             return Err(TcpError::AddrInUse(local));
         }
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
-        let ts_offset = self.rng.next_u64() as u32;
+        let ts_offset = self.isn.ts_offset(local, remote);
         let pool = &mut self.pool;
         let tcb =
             span.in_scope(|| Tcb::connect(&self.cfg.tcp, pool, local, remote, iss, ts_offset));
@@ -135,7 +135,12 @@ impl Tcp {
         for i in 0..span {
             let port = lo + ((start + i) % span) as u16;
             let local = SocketAddrV4::new(self.addr, port);
-            if !self.table.contains_key(&(local, remote)) && !self.listeners.contains_key(&port) {
+            // RFC 6056 §2.2: never a port whose 4-tuple is still in use,
+            // TIME-WAIT included.
+            if !self.table.contains_key(&(local, remote))
+                && !self.time_wait.contains(&(local, remote))
+                && !self.listeners.contains_key(&port)
+            {
                 return Ok(port);
             }
         }

@@ -17,6 +17,7 @@ pub struct HostConfig {
     /// TCP segmentation offload of the host's device (0: none).
     pub tso_max: usize,
     pub max_connections: usize,
+    pub max_time_wait: usize,
     pub ephemeral_ports: (u16, u16),
     pub tcp: TcpConfig,
 }
@@ -29,6 +30,7 @@ impl HostConfig {
             mtu,
             tso_max: 0,
             max_connections: d.max_connections,
+            max_time_wait: d.max_time_wait,
             ephemeral_ports: d.ephemeral_ports,
             tcp: d.tcp,
         }
@@ -45,6 +47,7 @@ impl Host {
         let tcp = Tcp::new(
             TcpLayerConfig {
                 max_connections: cfg.max_connections,
+                max_time_wait: cfg.max_time_wait,
                 ephemeral_ports: cfg.ephemeral_ports,
                 tcp: cfg.tcp,
             },
