@@ -12,7 +12,8 @@ use ustack_tcp::{Instant, Tcp};
 use crate::event_loop::{App, Control, RuntimeError};
 
 /// The header of the line [`StatsFile`] writes.
-pub const STATS_HEADER: &str = "elapsed_ms,connections,buffer_bytes,conns_opened,conns_closed";
+pub const STATS_HEADER: &str =
+    "elapsed_ms,connections,buffer_bytes,conns_opened,conns_closed,time_wait";
 
 /// Wraps an [`App`] and, when a path is given, replaces the file's content
 /// with [`STATS_HEADER`] and one line of current figures every `interval`
@@ -47,12 +48,13 @@ impl<A: App> StatsFile<A> {
         let Some(path) = &self.path else { return };
         let s = tcp.stats();
         let line = format!(
-            "{STATS_HEADER}\n{},{},{},{},{}\n",
+            "{STATS_HEADER}\n{},{},{},{},{},{}\n",
             elapsed.as_millis(),
             tcp.connection_count(),
             tcp.buffer_memory(),
             s.tcp_conns_opened,
-            s.tcp_conns_closed
+            s.tcp_conns_closed,
+            tcp.time_wait_count()
         );
         let tmp = path.with_extension("tmp");
         if let Err(e) = std::fs::write(&tmp, line).and_then(|()| std::fs::rename(&tmp, path)) {

@@ -231,3 +231,79 @@ fn without_offloads_no_packet_exceeds_the_mtu() {
     let (written, read) = tun0_average_packets(&ns);
     assert!(written <= 1500 && read <= 1500, "{written} / {read}");
 }
+
+/// Connection churn where the server closes first (`Connection: close`):
+/// each connection leaves tun-server in TIME-WAIT. Those are records outside
+/// the connection table, so more than ten thousand of them — far past the
+/// table's 4,096 slots — never lock a new client out.
+#[test]
+fn ten_thousand_server_closed_connections_never_lock_clients_out() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let Some(ns) = netns("churn") else { return };
+    let stats = std::env::temp_dir().join(format!("ustack-churn-{}.csv", std::process::id()));
+    let stats_arg = stats.to_string_lossy().into_owned();
+    let _server = start_tun_server(&ns, &["--stats", &stats_arg]);
+    const N: usize = 10_500;
+    let started = Instant::now();
+    let handle = ustack::netns::NetNsHandle::named(ns.name());
+    let worker = std::thread::spawn(move || -> Result<usize, String> {
+        handle.enter_current_thread().map_err(|e| e.to_string())?;
+        let req = b"GET / HTTP/1.1\r\nHost: 10.0.0.2\r\nConnection: close\r\n\r\n";
+        for i in 0..N {
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(format!("only {i} connections in a minute"));
+            }
+            let mut s =
+                TcpStream::connect_timeout(&"10.0.0.2:80".parse().unwrap(), Duration::from_secs(2))
+                    .map_err(|e| format!("connection #{i}: {e}"))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(|e| e.to_string())?;
+            s.write_all(req).map_err(|e| format!("request #{i}: {e}"))?;
+            let mut body = Vec::new();
+            s.read_to_end(&mut body)
+                .map_err(|e| format!("response #{i}: {e}"))?;
+            if !body.ends_with(b"Hello World!") {
+                return Err(format!(
+                    "response #{i}: {:?}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+        }
+        Ok(N)
+    });
+    let done = worker.join().expect("client thread");
+    assert_eq!(done, Ok(N));
+    // A fresh client straight after the churn is answered at once.
+    let (out, took) = common::curl_within(&ns, &["http://10.0.0.2/"], 5);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
+    assert!(took < Duration::from_secs(1), "fresh curl took {took:?}");
+    // The server holds the 4-tuples as TIME-WAIT records (stats file column
+    // `time_wait`, rewritten every second), not as connections.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (conns, tw) = loop {
+        let text = std::fs::read_to_string(&stats).unwrap_or_default();
+        let cols: Vec<u64> = text
+            .lines()
+            .nth(1)
+            .map(|l| l.split(',').filter_map(|c| c.parse().ok()).collect())
+            .unwrap_or_default();
+        if cols.len() == 6 && cols[3] as usize > N {
+            break (cols[1], cols[5]);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stats file never caught up: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = std::fs::remove_file(&stats);
+    // (Fewer records than connections: the kernel client reuses some ports,
+    // and their newer SYNs reopen the 4-tuple, RFC 6191.) More records than
+    // the table has slots shows they never took one.
+    assert!(
+        tw > 4096,
+        "{tw} TIME-WAIT records for {N} server-closed connections"
+    );
+    assert!(conns < 16, "{conns} connections still in the table");
+}

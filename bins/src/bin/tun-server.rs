@@ -54,12 +54,17 @@ struct Args {
     /// segmentation and checksum offload): one packet per read and write.
     #[arg(long)]
     no_offload: bool,
-    /// Most connections in any state (TIME-WAIT included).
+    /// Most connections open or closing at once. Connections the server
+    /// closed first wait out TIME-WAIT as small records outside this limit.
     #[arg(long, default_value_t = 4096)]
     max_connections: usize,
+    /// Most 4-tuples kept in TIME-WAIT (about 80 bytes each); at the limit
+    /// the oldest record goes first.
+    #[arg(long, default_value_t = 262_144)]
+    max_time_wait: usize,
     /// Rewrite FILE every second with the server's counters (one CSV line
     /// under a header: connections, buffer bytes, connections opened and
-    /// closed), for monitors and soak tests.
+    /// closed, TIME-WAIT records), for monitors and soak tests.
     #[arg(long, value_name = "FILE")]
     stats: Option<std::path::PathBuf>,
     /// On SIGINT/SIGTERM, seconds that responses in flight get to finish
@@ -133,6 +138,7 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let subnet = Ipv4Subnet::new(args.addr, args.prefix).ok_or("--prefix is at most 32")?;
     let tcp = TcpLayerConfig {
         max_connections: args.max_connections,
+        max_time_wait: args.max_time_wait,
         ..TcpLayerConfig::default()
     };
     // The link (all its middleware included) says what it offloads.
