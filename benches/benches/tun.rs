@@ -21,9 +21,12 @@
 //! this binary re-executed with `USTACK_TUN_BENCH_ROLE` set.
 //!
 //! Environment: `USTACK_TUN_BENCH_SECS` (default 5) is the length of each
-//! request-loop measurement; `USTACK_TUN_SERVER` overrides the path of the
-//! tun-server binary.
+//! request-loop measurement; `USTACK_TUN_BENCH_CHURN_SECS` (default 60, 0
+//! skips it) the length of the server-closes churn per server;
+//! `USTACK_TUN_SERVER` overrides the path of the tun-server binary.
 
+#[path = "tun/churn.rs"]
+mod churn;
 #[path = "tun/client.rs"]
 mod client;
 #[path = "tun/kernel_server.rs"]
@@ -76,10 +79,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// `USTACK_TUN_BENCH_ROLE=load tun ADDR:PORT CONNS SECS keep-alive|new`:
+/// `USTACK_TUN_BENCH_ROLE=load tun ADDR:PORT CONNS SECS keep-alive|new|server-closes`:
 /// one request loop against any server, to dig into a figure by hand.
 fn load_once() -> Result<(), String> {
-    let usage = "usage: USTACK_TUN_BENCH_ROLE=load tun ADDR:PORT CONNS SECS keep-alive|new";
+    let usage =
+        "usage: USTACK_TUN_BENCH_ROLE=load tun ADDR:PORT CONNS SECS keep-alive|new|server-closes";
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [addr, conns, secs, mode] = args.as_slice() else {
         return Err(usage.into());
@@ -87,19 +91,14 @@ fn load_once() -> Result<(), String> {
     let addr: SocketAddr = addr.parse().map_err(|_| usage)?;
     let conns: usize = conns.parse().map_err(|_| usage)?;
     let secs: u64 = secs.parse().map_err(|_| usage)?;
-    let keep_alive = match mode.as_str() {
-        "keep-alive" => true,
-        "new" => false,
+    let mode = match mode.as_str() {
+        "keep-alive" => client::Mode::KeepAlive,
+        "new" => client::Mode::ClientCloses,
+        "server-closes" => client::Mode::ServerCloses,
         _ => return Err(usage.into()),
     };
     let stop = AtomicBool::new(false);
-    let l = client::load(
-        addr,
-        conns,
-        Duration::from_secs(secs.min(60)),
-        keep_alive,
-        &stop,
-    );
+    let l = client::load(addr, conns, Duration::from_secs(secs.min(120)), mode, &stop);
     println!(
         "{:.0} requests/s, p50 {:.0} µs, p99 {:.0} µs, {} errors",
         l.per_sec(),
@@ -160,6 +159,11 @@ fn orchestrate() -> Result<(), String> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(5)
         .clamp(1, 30);
+    let churn_secs: u64 = std::env::var("USTACK_TUN_BENCH_CHURN_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60)
+        .min(600);
     let tun_server = tun_server_path()?;
     remove_stale_namespaces();
     let started = Instant::now();
@@ -225,11 +229,14 @@ fn orchestrate() -> Result<(), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let me = me.to_str().ok_or("non-UTF-8 executable path")?;
     let tun_server = tun_server.to_str().ok_or("non-UTF-8 tun-server path")?;
+    let stats = |tag: &str| format!("/tmp/ustack-tunb-{tag}-{}.csv", std::process::id());
+    let (stats_u, stats_o) = (stats("u"), stats("o"));
     let ustack_srv = Server::spawn(
         "ustack tun-server",
         client_ns
             .command(tun_server)
             .args(["--tun", "tun-u", "--host-addr", "10.0.1.1", "--no-offload"])
+            .args(["--stats", &stats_u])
             .arg("--addr")
             .arg(USTACK_ADDR.to_string())
             .env("RUST_LOG", "warn"),
@@ -238,7 +245,15 @@ fn orchestrate() -> Result<(), String> {
         "ustack tun-server (offloads)",
         client_ns
             .command(tun_server)
-            .args(["--tun", "tun-o", "--host-addr", "10.0.4.1", "--addr"])
+            .args([
+                "--tun",
+                "tun-o",
+                "--host-addr",
+                "10.0.4.1",
+                "--stats",
+                &stats_o,
+            ])
+            .arg("--addr")
             .arg(OFFLOAD_ADDR.to_string())
             .env("RUST_LOG", "warn"),
     )?;
@@ -312,17 +327,41 @@ fn orchestrate() -> Result<(), String> {
     for ((t, f), srv) in targets.iter().zip(&mut figures).zip(servers) {
         check(t, "keep-alive requests")?;
         let cpu = srv.cpu_ns()?;
-        f.keep_alive = client::load(t.addr, CONNS, dur, true, &stop);
+        f.keep_alive = client::load(t.addr, CONNS, dur, client::Mode::KeepAlive, &stop);
         f.keep_alive_cpu_ns = srv.cpu_ns()? - cpu;
         check(t, "new connections")?;
         let cpu = srv.cpu_ns()?;
-        f.new_conns = client::load(t.addr, CONNS, dur, false, &stop);
+        f.new_conns = client::load(t.addr, CONNS, dur, client::Mode::ClientCloses, &stop);
         f.new_conns_cpu_ns = srv.cpu_ns()? - cpu;
+    }
+    let mut churned = Vec::new();
+    if churn_secs > 0 {
+        for (t, srv) in targets.iter().zip(servers) {
+            check(t, &format!("churn, server closes, {churn_secs} s"))?;
+            let mut c = churn::run(&cns, t.addr, CONNS, Duration::from_secs(churn_secs), &stop);
+            // Let the stats files catch up (rewritten once a second).
+            std::thread::sleep(Duration::from_millis(1100));
+            c.time_wait = match t.name {
+                "ustack" => churn::stats_time_wait(&stats_u),
+                "ustack, TUN offloads" => churn::stats_time_wait(&stats_o),
+                "kernel veth" => churn::kernel_time_wait(kernel_ns.name()),
+                _ => None,
+            };
+            c.rss_kib = srv.rss_kib();
+            churned.push(c);
+        }
     }
     for s in servers {
         s.check_alive()?;
     }
     print_table(&figures, secs, started.elapsed());
+    if churn_secs > 0 {
+        let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+        churn::print_table(&names, &churned, churn_secs);
+    }
+    for f in [&stats_u, &stats_o] {
+        let _ = std::fs::remove_file(f);
+    }
     drop((ustack_srv, offload_srv, smol_srv, kernel_srv, upload_file));
     drop((client_ns, kernel_ns));
     Ok(())
@@ -438,6 +477,14 @@ impl Server {
         // SAFETY: sysconf has no preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
         Ok(total * 1_000_000_000 / hz)
+    }
+
+    /// Resident memory of the server process, KiB.
+    fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.borrow().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
     }
 
     fn check_alive(&self) -> Result<(), String> {

@@ -15,6 +15,31 @@ use socket2::{Domain, Protocol, Socket, Type};
 /// and its connection replaced.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+const REQUEST_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+/// Length of each window of [`Load::windows`].
+pub const WINDOW: Duration = Duration::from_secs(10);
+
+/// How connections carry requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Requests back to back on each connection.
+    KeepAlive,
+    /// One request per connection; the client closes it once the answer is
+    /// in, so TIME-WAIT stays on the kernel client side.
+    ClientCloses,
+    /// One request per connection with `Connection: close`: the server hangs
+    /// up first and holds the TIME-WAIT.
+    ServerCloses,
+}
+
+impl Mode {
+    fn request(self) -> &'static [u8] {
+        match self {
+            Mode::ServerCloses => REQUEST_CLOSE,
+            _ => REQUEST,
+        }
+    }
+}
 
 /// Bulk transfer outcome.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,6 +62,8 @@ pub struct Load {
     pub secs: f64,
     /// Per-request latency in nanoseconds, sorted.
     pub latency_ns: Vec<u32>,
+    /// Requests completed in each [`WINDOW`] of the run, in order.
+    pub windows: Vec<u64>,
 }
 
 impl Load {
@@ -147,6 +174,8 @@ struct Conn {
     started: Instant,
     /// New-conn mode: the non-blocking connect has not completed yet.
     connecting: bool,
+    /// Server-closes mode: the answer is in, the server's FIN is awaited.
+    answered: bool,
 }
 
 enum Parse {
@@ -197,19 +226,18 @@ fn start_connect(addr: SocketAddr) -> std::io::Result<Conn> {
         len: 0,
         started,
         connecting: true,
+        answered: false,
     })
 }
 
-/// Requests `GET /` over `conns` concurrent connections for `duration`.
-/// `keep_alive`: each connection carries requests back to back (latency is
-/// per request). Otherwise each connection carries one request and the client
-/// closes it once the answer is in (latency is connect to answer), so TIME-WAIT
-/// stays on the kernel client side, where `tcp_tw_reuse` recycles it.
+/// Requests `GET /` over `conns` concurrent connections for `duration`, as
+/// `mode` says. Latency is per request with keep-alive, from connect to the
+/// answer otherwise.
 pub fn load(
     addr: SocketAddr,
     conns: usize,
     duration: Duration,
-    keep_alive: bool,
+    mode: Mode,
     stop: &AtomicBool,
 ) -> Load {
     let mut out = Load::default();
@@ -245,10 +273,15 @@ pub fn load(
             break;
         }
         let now = Instant::now();
+        let window = (now.duration_since(begin).as_secs_f64() / WINDOW.as_secs_f64()) as usize;
+        if out.windows.len() <= window {
+            out.windows.resize(window + 1, 0);
+        }
+        let before = out.requests;
         for (slot, pfd) in slots.iter_mut().filter(|s| s.is_some()).zip(&pfds) {
             let c = slot.as_mut().expect("filtered");
             let ok = if pfd.revents != 0 {
-                step(c, keep_alive, &mut out, now)
+                step(c, mode, &mut out, now)
             } else {
                 Step::Wait
             };
@@ -262,6 +295,7 @@ pub fn load(
                 Step::Finished => *slot = None,
             }
         }
+        out.windows[window] += out.requests - before;
     }
     out.secs = begin.elapsed().as_secs_f64();
     out.latency_ns.sort_unstable();
@@ -275,7 +309,9 @@ enum Step {
     Failed,
 }
 
-fn step(c: &mut Conn, keep_alive: bool, out: &mut Load, now: Instant) -> Step {
+fn step(c: &mut Conn, mode: Mode, out: &mut Load, now: Instant) -> Step {
+    let keep_alive = mode == Mode::KeepAlive;
+    let request = mode.request();
     if c.connecting {
         if !matches!(c.stream.take_error(), Ok(None)) {
             return Step::Failed;
@@ -285,12 +321,21 @@ fn step(c: &mut Conn, keep_alive: bool, out: &mut Load, now: Instant) -> Step {
             // Latency counts from each request, not from the handshake.
             c.started = now;
         }
-        return match c.stream.write(REQUEST) {
-            Ok(n) if n == REQUEST.len() => Step::Wait,
+        return match c.stream.write(request) {
+            Ok(n) if n == request.len() => Step::Wait,
             _ => Step::Failed,
         };
     }
     loop {
+        if c.answered {
+            // Server-closes mode: only the server's FIN is still to come.
+            let mut rest = [0u8; 64];
+            return match c.stream.read(&mut rest) {
+                Ok(0) => Step::Finished,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Step::Wait,
+                _ => Step::Failed,
+            };
+        }
         if c.len == c.buf.len() {
             return Step::Failed; // responses to GET / are far smaller
         }
@@ -309,6 +354,10 @@ fn step(c: &mut Conn, keep_alive: bool, out: &mut Load, now: Instant) -> Step {
                 out.requests += 1;
                 let ns = done.duration_since(c.started).as_nanos();
                 out.latency_ns.push(ns.min(u128::from(u32::MAX)) as u32);
+                if mode == Mode::ServerCloses {
+                    c.answered = true;
+                    continue;
+                }
                 if !keep_alive {
                     return Step::Finished;
                 }
