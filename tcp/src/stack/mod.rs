@@ -21,8 +21,11 @@ use crate::seq::SeqNumber;
 use crate::time::Instant;
 use crate::wire::{Flags, TcpPacket, TcpRepr};
 
+mod capture;
 mod socket_api;
 mod transport;
+
+pub use capture::{CaptureFilter, CaptureRequest};
 
 /// Configuration of the TCP layer: the connection table and the defaults
 /// of every connection. The interface (address, MTU, segmentation offload)
@@ -159,6 +162,8 @@ pub struct Tcp {
     scratch: Vec<u8>,
     /// Storage of closed connections' buffers, reused by new ones.
     pool: BufferPool,
+    /// Any-address capture, when on.
+    capture: Option<capture::Capture>,
 }
 
 const IP_HDR: usize = Ipv4Repr::HEADER_LEN;
@@ -193,6 +198,7 @@ impl Tcp {
             stats: TcpStats::default(),
             scratch: Vec::new(),
             pool: BufferPool::new(BUFFER_POOL),
+            capture: None,
         }
     }
 
@@ -278,7 +284,7 @@ impl Tcp {
         if let Some(&idx) = self.table.get(&(local, remote)) {
             let reuse = seg.flags.syn()
                 && !seg.flags.ack()
-                && self.listeners.contains_key(&local.port())
+                && (self.listeners.contains_key(&local.port()) || self.capture_takes(local))
                 && self
                     .entry(idx)
                     .is_some_and(|e| e.tcb.time_wait_reusable_by(seg.seq));
@@ -302,7 +308,9 @@ impl Tcp {
             self.free_slot(idx);
         }
 
-        if self.listeners.contains_key(&local.port()) {
+        if self.capture_takes(local) {
+            self.handle_capture(local, remote, &seg, tx);
+        } else if *local.ip() == self.addr && self.listeners.contains_key(&local.port()) {
             self.handle_listen(now, local, remote, &seg, tx);
         } else {
             self.stats.tcp_no_listener += 1;
