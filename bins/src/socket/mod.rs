@@ -273,4 +273,4 @@ fn io_error(e: TcpError) -> io::Error {
 }
 
 mod blocking;
-pub use blocking::{TcpListener, TcpStream};
+pub use blocking::{CaptureListener, PendingConnection, TcpListener, TcpStream};
