@@ -107,7 +107,9 @@ fn parse_mark(s: &str) -> Result<u32, String> {
     }
     .map_err(|e| format!("{s:?}: {e}"))?;
     if v == 0 {
-        return Err("the mark must not be 0 (unmarked packets are the ones routed into the device)".into());
+        return Err(
+            "the mark must not be 0 (unmarked packets are the ones routed into the device)".into(),
+        );
     }
     Ok(v)
 }
@@ -124,7 +126,10 @@ fn check(args: &Args) -> Result<Plan, String> {
         return Err("tun-proxy runs over its own TUN device only (--link tun)".into());
     }
     if args.tun.is_empty() || args.tun.len() > 15 {
-        return Err(format!("--tun {:?}: a device name is 1 to 15 bytes", args.tun));
+        return Err(format!(
+            "--tun {:?}: a device name is 1 to 15 bytes",
+            args.tun
+        ));
     }
     if args.addr == args.host_addr {
         return Err(format!(
@@ -134,11 +139,16 @@ fn check(args: &Args) -> Result<Plan, String> {
     }
     let subnet = Ipv4Subnet::new(args.addr, args.prefix).ok_or("bad --prefix")?;
     if !subnet.contains(args.host_addr) {
-        return Err(format!("--host-addr {} is outside {subnet}", args.host_addr));
+        return Err(format!(
+            "--host-addr {} is outside {subnet}",
+            args.host_addr
+        ));
     }
     for r in &args.routes {
         if r.overlaps(&subnet) {
-            return Err(format!("--route {r} overlaps the device's own subnet {subnet}"));
+            return Err(format!(
+                "--route {r} overlaps the device's own subnet {subnet}"
+            ));
         }
     }
     let socks5 = match &args.socks5 {
@@ -273,7 +283,10 @@ fn run(args: &Args, plan: Plan) -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(capture);
     let reset = net.abort_all(Duration::from_secs(1));
-    info!(reset, "shutting down: removing the routing rule, routes and {device}");
+    info!(
+        reset,
+        "shutting down: removing the routing rule, routes and {device}"
+    );
     drop(routing);
     net.stop();
     Ok(())

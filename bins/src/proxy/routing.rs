@@ -57,7 +57,9 @@ impl PolicyRouting {
         let routes = match ip(&["-4", "route", "show", "table", &table]) {
             Ok(r) => r,
             // Newer iproute2 says so of a table that has never had a route.
-            Err(RoutingError::Command { msg, .. }) if msg.contains("does not exist") => String::new(),
+            Err(RoutingError::Command { msg, .. }) if msg.contains("does not exist") => {
+                String::new()
+            }
             Err(e) => return Err(e),
         };
         if !routes.trim().is_empty() {
@@ -94,7 +96,16 @@ impl PolicyRouting {
         for net in &plan.routes {
             let net_s = net.to_string();
             ip(&[
-                "-4", "route", "add", &net_s, "dev", &plan.device, "src", &src, "table", &table,
+                "-4",
+                "route",
+                "add",
+                &net_s,
+                "dev",
+                &plan.device,
+                "src",
+                &src,
+                "table",
+                &table,
             ])?;
             guard.routes.push(*net);
         }
@@ -124,9 +135,7 @@ impl Drop for PolicyRouting {
         for net in self.routes.drain(..).rev() {
             let net_s = net.to_string();
             let dev = &self.plan.device;
-            if let Err(e) = ip(&[
-                "-4", "route", "del", &net_s, "dev", dev, "table", &table,
-            ]) {
+            if let Err(e) = ip(&["-4", "route", "del", &net_s, "dev", dev, "table", &table]) {
                 // Gone with the device already is fine; say anything else.
                 warn!(%e, "could not remove a route");
             }

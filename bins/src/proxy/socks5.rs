@@ -146,7 +146,10 @@ fn login<S: Read + Write>(s: &mut S, user: &str, pass: &str) -> Result<(), Socks
 /// Checks a username or password's length (RFC 1929: 1–255 bytes).
 pub fn check_credential(what: &str, v: &str) -> Result<(), String> {
     if v.is_empty() || v.len() > 255 {
-        return Err(format!("{what} must be 1 to 255 bytes (RFC 1929), not {}", v.len()));
+        return Err(format!(
+            "{what} must be 1 to 255 bytes (RFC 1929), not {}",
+            v.len()
+        ));
     }
     Ok(())
 }

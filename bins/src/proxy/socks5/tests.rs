@@ -71,7 +71,10 @@ fn failures_say_what_went_wrong() {
     let (r, _) = run(Some(("u", "p")), &[5, 2, 1, 1]);
     assert!(matches!(r, Err(Socks5Error::AuthFailed(1))), "{r:?}");
     let (r, _) = run(None, &[5, 0xff]);
-    assert!(matches!(r, Err(Socks5Error::NoAcceptableMethod(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(Socks5Error::NoAcceptableMethod(_))),
+        "{r:?}"
+    );
     let (r, _) = run(None, &[5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0]);
     let e = r.unwrap_err();
     assert!(e.is_destination());
