@@ -399,3 +399,83 @@ fn socks5_without_and_with_a_password() {
     stop_proxy(&net, proxy);
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn bad_arguments_and_failed_setup_leave_nothing_behind() {
+    let Some(net) = nets("pxy-args") else {
+        return;
+    };
+    let run = |args: &[&str]| {
+        let mut cmd = net.c.command(env!("CARGO_BIN_EXE_tun-proxy"));
+        cmd.args(args);
+        common::output_within(cmd, Duration::from_secs(20))
+    };
+    for args in [
+        &["--route", "10.77.0.2/32", "--route", "10.77.0.2/32"][..],
+        &["--route", "198.18.0.0/16"][..],
+        &[
+            "--route",
+            "10.77.0.2/32",
+            "--socks5",
+            "10.77.0.2:1080",
+            "--socks5-pass",
+            "p",
+        ][..],
+        &["--route", "10.77.0.2/32", "--mark", "0"][..],
+        &["--route", "10.77.0.2/32", "--link", "raw"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} was accepted");
+    }
+    // The routing table is someone else's: refused before anything is made.
+    net.c
+        .ip(&[
+            "route",
+            "add",
+            "192.0.2.0/24",
+            "dev",
+            "veth-c",
+            "table",
+            "7573",
+        ])
+        .expect("foreign route");
+    let out = run(&["--route", "10.77.0.2/32"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("table 7573 is in use"), "{err}");
+    net.c
+        .ip(&[
+            "route",
+            "del",
+            "192.0.2.0/24",
+            "dev",
+            "veth-c",
+            "table",
+            "7573",
+        ])
+        .expect("remove foreign route");
+    assert_eq!(routing_state(&net.c), net.baseline);
+    let links = net.c.ip(&["link", "show"]).expect("ip link");
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("tunproxy0"));
+
+    // Routing that fails half-way (the second route cannot be added)
+    // removes the first again.
+    let plan = ustack::proxy::routing::RoutingPlan {
+        device: "veth-c".into(),
+        src: Ipv4Addr::new(10, 77, 0, 1),
+        routes: vec![
+            ustack_ipv4::Ipv4Subnet::new(Ipv4Addr::new(192, 0, 2, 0), 24).unwrap(),
+            ustack_ipv4::Ipv4Subnet::new(Ipv4Addr::new(192, 0, 2, 0), 24).unwrap(),
+        ],
+        mark: 0x7573,
+        table: 7573,
+        priority: 7573,
+    };
+    let failed = in_ns(&net.c, Duration::from_secs(20), move || {
+        ustack::proxy::routing::PolicyRouting::install(&plan)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert!(failed.unwrap_err().contains("File exists"));
+    assert_eq!(routing_state(&net.c), net.baseline);
+}

@@ -144,7 +144,10 @@ fn check(args: &Args) -> Result<Plan, String> {
             args.host_addr
         ));
     }
-    for r in &args.routes {
+    for (i, r) in args.routes.iter().enumerate() {
+        if args.routes[..i].contains(r) {
+            return Err(format!("--route {r} is given twice"));
+        }
         if r.overlaps(&subnet) {
             return Err(format!(
                 "--route {r} overlaps the device's own subnet {subnet}"
