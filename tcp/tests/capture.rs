@@ -162,6 +162,7 @@ fn unanswered_requests_are_bounded_by_the_backlog() {
     let b = net.b.capture_next().unwrap();
     assert!(net.b.capture_next().is_none());
     assert_ne!(a, b);
+    net.b.check_invariants().unwrap();
     // Stopping capture refuses what is left unanswered.
     assert_eq!(net.b.stop_capture(), 2);
     net.run_for(std::time::Duration::from_millis(50));

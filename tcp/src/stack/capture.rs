@@ -13,7 +13,10 @@
 //! the destination refused it. SYNs the filter does not take get a RST, as a
 //! closed port does (counted in `tcp_no_listener`).
 //!
-//! Ordinary listeners answer only the interface's own address.
+//! Ordinary listeners answer only the interface's own address. ICMP errors
+//! about captured connections are not applied (the IP layer hands TCP only
+//! those quoting the interface's own address), so a captured connection
+//! learns of a smaller path MTU only by retransmitting.
 //!
 //! [`Transport::takes_foreign_dst`]: ustack_ipv4::Transport::takes_foreign_dst
 
@@ -109,8 +112,9 @@ impl Tcp {
         let backlog = backlog.max(1);
         match &mut self.capture {
             Some(c) => {
+                // Requests already waiting keep their places.
                 c.filter = filter;
-                c.backlog = backlog;
+                c.backlog = backlog.max(c.pending.len());
             }
             None => {
                 self.capture = Some(Capture {
@@ -213,6 +217,19 @@ impl Tcp {
             if self.rst_queue.len() < MAX_PENDING_RST {
                 self.rst_queue.push_back((local, remote, rst));
             }
+        }
+    }
+
+    /// The capture's bounds, for [`Tcp::check_invariants`].
+    pub(super) fn check_capture(&self) -> Result<(), String> {
+        match &self.capture {
+            Some(c) if c.pending.len() > c.backlog || c.queue.len() > c.backlog => Err(format!(
+                "capture: {} pending and {} queued, backlog {}",
+                c.pending.len(),
+                c.queue.len(),
+                c.backlog
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -504,6 +504,7 @@ impl Tcp {
                 ));
             }
         }
+        self.check_capture()?;
         for e in self.slots.iter().filter_map(|s| s.entry.as_ref()) {
             e.tcb
                 .check_invariants(&self.cfg.tcp)
