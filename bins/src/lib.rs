@@ -11,7 +11,8 @@
 //! `tun-server` and `raw-client` binaries. It does not parse packets or run
 //! IP or TCP itself.
 //!
-//! Also here: [`rst_guard`] (the nftables rule that keeps the host kernel from
+//! Also here: [`proxy`] (tun-proxy's routing, relay and SOCKS5 client),
+//! [`rst_guard`] (the nftables rule that keeps the host kernel from
 //! resetting raw-socket flows) and [`netns`] (throw-away network namespaces
 //! for privileged tests and benchmarks).
 
@@ -19,6 +20,7 @@ pub mod event_loop;
 pub mod http_server;
 pub mod linkopts;
 pub mod netns;
+pub mod proxy;
 pub mod rst_guard;
 pub mod socket;
 pub mod stats_file;

@@ -32,7 +32,8 @@ pub const MAX_PAYLOAD_PARTS: usize = 6;
 #[derive(Debug, Clone)]
 pub struct IpConfig {
     /// The interface's own address and prefix; packets to any other
-    /// destination are dropped.
+    /// destination are dropped, unless the transport captures them
+    /// ([`Transport::takes_foreign_dst`]).
     pub subnet: Ipv4Subnet,
     /// TTL of the datagrams this host sends (64, as Linux and BSD use).
     pub ttl: u8,
@@ -142,6 +143,16 @@ pub trait Transport {
 
     /// When [`Transport::poll`] must next be called; `None` when idle.
     fn poll_at(&self) -> Option<Instant>;
+
+    /// Any-address capture: true when this transport takes datagrams of
+    /// `protocol` addressed to `dst`, an address that is not the
+    /// interface's own (a TUN device that traffic for whole networks is
+    /// routed into). Asked per datagram, only for unicast destinations;
+    /// the default takes none, as RFC 1122 §3.2.1.3 has a host do.
+    fn takes_foreign_dst(&self, dst: Ipv4Addr, protocol: u8) -> bool {
+        let _ = (dst, protocol);
+        false
+    }
 }
 
 /// An IPv4 host over one device, carrying the transport `T`.
@@ -198,7 +209,7 @@ impl<T: Transport> IpStack<T> {
             Ok(r) => r,
             Err(e) => return self.stats.record(&e),
         };
-        if repr.dst_addr != self.iface.addr() {
+        if repr.dst_addr != self.iface.addr() && !self.captured(&repr) {
             self.stats.rx_not_for_us += 1;
             return;
         }
@@ -240,6 +251,22 @@ impl<T: Transport> IpStack<T> {
             let info = RxInfo::default();
             deliver(now, iface, transport, &d.repr, d.payload, info, &mut out);
         }
+    }
+
+    /// Whether the transport captures `repr`, a datagram to an address not
+    /// our own: only unicast destinations qualify (TCP never runs to a
+    /// broadcast or multicast address, RFC 1122 §4.2.3.10), and never ICMP,
+    /// which is answered for the interface's own address only.
+    fn captured(&self, repr: &Ipv4Repr) -> bool {
+        let dst = repr.dst_addr;
+        let unicast = !(dst.is_broadcast()
+            || dst.is_multicast()
+            || dst.is_unspecified()
+            || dst == self.iface.subnet.broadcast() && self.iface.subnet.prefix_len() < 31);
+        unicast
+            && repr.protocol != protocol::ICMP
+            && self.transport.handles(repr.protocol)
+            && self.transport.takes_foreign_dst(dst, repr.protocol)
     }
 
     /// Fires due timers (reassembly and the transport's) and sends

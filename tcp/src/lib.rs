@@ -75,5 +75,7 @@ pub use conn::{State, TcpConfig, MIN_PATH_MTU};
 pub use error::TcpError;
 pub use rng::{Rng, XorShiftRng};
 pub use seq::SeqNumber;
-pub use stack::{ConnId, ListenerId, Tcp, TcpLayerConfig, TcpStats, TimeWaitStats};
+pub use stack::{
+    CaptureFilter, CaptureRequest, ConnId, ListenerId, Tcp, TcpLayerConfig, TcpStats, TimeWaitStats,
+};
 pub use time::Instant;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant as StdInstant};
 
-use ustack_tcp::{ConnId, ListenerId, State, TcpError};
+use ustack_tcp::{CaptureFilter, CaptureRequest, ConnId, ListenerId, State, TcpError};
 
 use super::{io_error, NetStack, BACKLOG};
 use crate::Stack;
@@ -51,6 +51,136 @@ impl TcpListener {
             self.net.addr(),
             self.id.port(),
         )))
+    }
+}
+
+/// Any-address capture on a [`NetStack`]: connections to every destination
+/// its filter takes (addresses that are not the stack's own, e.g. those
+/// routed into its TUN device), answered one by one. The handshake waits
+/// for the answer: [`PendingConnection::accept`] completes it from the
+/// original destination, [`PendingConnection::refuse`] resets it, so a proxy
+/// can first try the real destination. Dropping the listener turns capture
+/// off and refuses what is still unanswered.
+pub struct CaptureListener {
+    net: NetStack,
+}
+
+impl CaptureListener {
+    /// Turns capture on for the destinations `filter` takes, with room for
+    /// [`BACKLOG`] unanswered connections. One capture per stack: a second
+    /// replaces the first's filter.
+    pub fn bind(net: &NetStack, filter: CaptureFilter) -> io::Result<CaptureListener> {
+        net.shared().lock().capture(filter, BACKLOG);
+        Ok(CaptureListener { net: net.clone() })
+    }
+
+    /// Waits for the next captured connection attempt.
+    pub fn next(&self) -> io::Result<PendingConnection> {
+        self.next_inner(None)
+    }
+
+    /// [`CaptureListener::next`] that gives up after `timeout` with `TimedOut`.
+    pub fn next_timeout(&self, timeout: Duration) -> io::Result<PendingConnection> {
+        self.next_inner(Some(StdInstant::now() + timeout))
+    }
+
+    fn next_inner(&self, deadline: Option<StdInstant>) -> io::Result<PendingConnection> {
+        let shared = self.net.shared();
+        let mut stack = shared.lock();
+        loop {
+            if let Some(req) = stack.capture_next() {
+                return Ok(PendingConnection {
+                    net: self.net.clone(),
+                    req,
+                    answered: false,
+                });
+            }
+            stack = shared.wait(stack, deadline)?;
+        }
+    }
+
+    /// Accepts the next captured connection whatever its destination; the
+    /// stream's `local_addr` is that destination.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let pending = self.next()?;
+        let peer = pending.peer_addr();
+        Ok((pending.accept()?, peer))
+    }
+}
+
+impl Drop for CaptureListener {
+    fn drop(&mut self) {
+        let shared = self.net.shared();
+        shared.lock().stop_capture();
+        shared.wake_driver();
+    }
+}
+
+/// A captured connection attempt (a SYN) waiting for an answer. Dropping it
+/// unanswered refuses it.
+pub struct PendingConnection {
+    net: NetStack,
+    req: CaptureRequest,
+    answered: bool,
+}
+
+impl PendingConnection {
+    /// The original destination: the stream's `local_addr` once accepted.
+    pub fn local_addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.req.local)
+    }
+
+    /// The peer that is connecting.
+    pub fn peer_addr(&self) -> SocketAddr {
+        SocketAddr::V4(self.req.remote)
+    }
+
+    /// Completes the handshake (SYN-ACK from the original destination) and
+    /// waits for the peer's ACK; fails when the peer reset or vanished
+    /// meanwhile (TCP's own SYN-ACK retransmissions bound the wait).
+    pub fn accept(mut self) -> io::Result<TcpStream> {
+        self.answered = true;
+        let shared = self.net.shared();
+        let mut stack = shared.lock();
+        let id = stack
+            .capture_accept(shared.clock.now(), self.req)
+            .map_err(io_error)?;
+        shared.wake_driver();
+        loop {
+            if let Ok(Some(e)) = stack.error(id) {
+                let _ = stack.abort(id);
+                return Err(io_error(e));
+            }
+            match stack.state(id) {
+                Ok(State::SynReceived) => {}
+                Ok(_) => break,
+                Err(e) => return Err(io_error(e)),
+            }
+            stack = shared.wait(stack, None)?;
+        }
+        drop(stack);
+        Ok(TcpStream::new(&self.net, id))
+    }
+
+    /// Refuses the connection: the peer gets a RST, as from a closed port
+    /// ("connection refused").
+    pub fn refuse(mut self) {
+        self.refuse_inner();
+    }
+
+    fn refuse_inner(&mut self) {
+        if std::mem::replace(&mut self.answered, true) {
+            return;
+        }
+        let shared = self.net.shared();
+        shared.lock().capture_refuse(self.req);
+        shared.wake_driver();
+    }
+}
+
+impl Drop for PendingConnection {
+    fn drop(&mut self) {
+        self.refuse_inner();
     }
 }
 
@@ -178,6 +308,16 @@ impl TcpStream {
     /// Sets how long a write waits for send space (`None`: for ever).
     pub fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
         set_timeout(&self.write_timeout, t)
+    }
+
+    /// Resets the connection now (RST to the peer), dropping whatever is
+    /// queued either way; later calls fail with `NotConnected`. What
+    /// `SO_LINGER` 0 and a close do on a kernel socket.
+    pub fn abort(&self) -> io::Result<()> {
+        let shared = self.net.shared();
+        shared.lock().abort(self.id).map_err(io_error)?;
+        shared.wake_driver();
+        Ok(())
     }
 
     /// Turns Nagle's algorithm off (`true`) or on.

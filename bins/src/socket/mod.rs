@@ -154,6 +154,25 @@ impl NetStack {
         self.shared().turned.notify_all();
     }
 
+    /// Resets every connection (a RST to each peer, RFC 9293 §3.10.5) and
+    /// waits, at most `limit`, for the driver to send them; for a process
+    /// about to exit. Returns how many were reset.
+    pub fn abort_all(&self, limit: Duration) -> usize {
+        let shared = self.shared();
+        let mut stack = shared.lock();
+        let n = stack.abort_all();
+        shared.wake_driver();
+        let deadline = StdInstant::now() + limit;
+        // The turn under way when the RSTs were queued may not see them.
+        for _ in 0..2 {
+            match shared.wait(stack, Some(deadline)) {
+                Ok(s) => stack = s,
+                Err(_) => return n,
+            }
+        }
+        n
+    }
+
     /// The stack's own address.
     pub fn addr(&self) -> std::net::Ipv4Addr {
         self.shared().lock().addr()
@@ -273,4 +292,4 @@ fn io_error(e: TcpError) -> io::Error {
 }
 
 mod blocking;
-pub use blocking::{TcpListener, TcpStream};
+pub use blocking::{CaptureListener, PendingConnection, TcpListener, TcpStream};

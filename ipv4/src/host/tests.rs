@@ -13,6 +13,8 @@ struct Toy {
     received: Vec<(Ipv4Repr, Vec<u8>, RxInfo)>,
     errors: Vec<(IcmpError, Ipv4Repr, Vec<u8>)>,
     to_send: Vec<(Vec<u8>, bool, Option<Tso>)>,
+    /// Foreign destinations it captures.
+    captures: Vec<Ipv4Addr>,
 }
 
 impl Transport for Toy {
@@ -44,6 +46,9 @@ impl Transport for Toy {
     }
     fn poll_at(&self) -> Option<Instant> {
         None
+    }
+    fn takes_foreign_dst(&self, dst: Ipv4Addr, protocol: u8) -> bool {
+        protocol == TOY && self.captures.contains(&dst)
     }
 }
 
@@ -370,4 +375,43 @@ fn a_fragment_flood_stays_in_budget_while_pings_are_answered() {
         h.reassembly().stats().evicted > 0,
         "the flood hit the budget"
     );
+}
+
+#[test]
+fn foreign_destinations_reach_a_transport_only_when_it_captures_them() {
+    let mut h = host(1500);
+    let far = Ipv4Addr::new(192, 0, 2, 80);
+    let other = Ipv4Addr::new(192, 0, 2, 81);
+    // Without capture, a packet to another address is not for us.
+    input(&mut h, &packet(PEER, far, TOY, b"a"), RxInfo::default());
+    assert!(h.transport().received.is_empty());
+    assert_eq!(h.ip_stats().rx_not_for_us, 1);
+
+    h.transport_mut().captures = vec![far, Ipv4Addr::BROADCAST];
+    input(&mut h, &packet(PEER, far, TOY, b"b"), RxInfo::default());
+    input(&mut h, &packet(PEER, other, TOY, b"c"), RxInfo::default());
+    // Broadcast is never captured, whatever the transport says.
+    input(
+        &mut h,
+        &packet(PEER, Ipv4Addr::BROADCAST, TOY, b"d"),
+        RxInfo::default(),
+    );
+    let got: Vec<_> = h
+        .transport()
+        .received
+        .iter()
+        .map(|(ip, p, _)| (ip.dst_addr, p.clone()))
+        .collect();
+    assert_eq!(got, vec![(far, b"b".to_vec())]);
+    assert_eq!(h.ip_stats().rx_not_for_us, 3);
+
+    // ICMP echo is answered for our own address only.
+    let req = icmp_message(msg_type::ECHO_REQUEST, 0, 1, b"x");
+    let out = input(
+        &mut h,
+        &packet(PEER, far, protocol::ICMP, &req),
+        RxInfo::default(),
+    );
+    assert!(out.is_empty());
+    assert_eq!(h.ip_stats().icmp_echo_answered, 0);
 }

@@ -21,10 +21,12 @@ use crate::seq::SeqNumber;
 use crate::time::Instant;
 use crate::wire::{Flags, TcpPacket, TcpRepr};
 
+mod capture;
 mod socket_api;
 mod time_wait;
 mod transport;
 
+pub use capture::{CaptureFilter, CaptureRequest};
 pub use time_wait::TimeWaitStats;
 use time_wait::{Record, TimeWaitTable, Verdict};
 
@@ -171,6 +173,8 @@ pub struct Tcp {
     pool: BufferPool,
     /// Connections that closed first and wait out 2 × MSL as records.
     time_wait: TimeWaitTable,
+    /// Any-address capture, when on.
+    capture: Option<capture::Capture>,
 }
 
 const IP_HDR: usize = Ipv4Repr::HEADER_LEN;
@@ -207,6 +211,7 @@ impl Tcp {
             scratch: Vec::new(),
             pool: BufferPool::new(BUFFER_POOL),
             time_wait,
+            capture: None,
         }
     }
 
@@ -307,7 +312,7 @@ impl Tcp {
         if let Some(&idx) = self.table.get(&(local, remote)) {
             let reuse = seg.flags.syn()
                 && !seg.flags.ack()
-                && self.listeners.contains_key(&local.port())
+                && (self.listeners.contains_key(&local.port()) || self.capture_takes(local))
                 && self
                     .entry(idx)
                     .is_some_and(|e| e.tcb.time_wait_reusable_by(seg.seq));
@@ -340,7 +345,9 @@ impl Tcp {
             }
         }
 
-        if self.listeners.contains_key(&local.port()) {
+        if self.capture_takes(local) {
+            self.handle_capture(local, remote, &seg, tx);
+        } else if *local.ip() == self.addr && self.listeners.contains_key(&local.port()) {
             self.handle_listen(now, local, remote, &seg, tx);
         } else {
             self.stats.tcp_no_listener += 1;
@@ -539,6 +546,7 @@ impl Tcp {
                 ));
             }
         }
+        self.check_capture()?;
         for e in self.slots.iter().filter_map(|s| s.entry.as_ref()) {
             e.tcb
                 .check_invariants(&self.cfg.tcp)

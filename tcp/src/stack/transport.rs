@@ -1,7 +1,7 @@
 //! [`Tcp`] as a transport of the IP layer: attached to an interface, fed
 //! segments and ICMP errors, polled for what it sends.
 
-use core::net::SocketAddrV4;
+use core::net::{Ipv4Addr, SocketAddrV4};
 
 use tracing::debug;
 use ustack_ipv4::icmp::IcmpError;
@@ -58,6 +58,10 @@ impl Transport for Tcp {
 
     fn poll_at(&self) -> Option<Instant> {
         self.next_poll()
+    }
+
+    fn takes_foreign_dst(&self, dst: Ipv4Addr, protocol: u8) -> bool {
+        protocol == protocol::TCP && self.captures(dst)
     }
 }
 
