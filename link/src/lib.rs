@@ -301,8 +301,8 @@ pub enum LinkError {
         capability: &'static str,
     },
 
-    /// The device is held by another process (`EBUSY`), e.g. a TUN device
-    /// attached elsewhere without multi-queue.
+    /// The kernel says the device is in use (`EBUSY`): another process has
+    /// it open, e.g. a TUN device of that name attached elsewhere.
     #[error("{device}: busy — another process holds it")]
     Busy {
         /// The device, e.g. `TUN device tun0`.
@@ -313,7 +313,7 @@ pub enum LinkError {
     /// no `/dev/net/tun`, no interface of that name.
     #[error("{device}: not found — {hint}")]
     NotFound {
-        /// The device, e.g. `AF_PACKET socket on eth0`.
+        /// The device, e.g. `AF_PACKET on eth0`.
         device: String,
         /// What to check or load, for the person reading the message.
         hint: &'static str,
@@ -337,16 +337,16 @@ pub enum LinkError {
     #[error("invalid link configuration: {0}")]
     InvalidConfig(String),
 
-    /// `send` got a packet longer than the MTU (or a super-frame longer than
-    /// [`DeviceCaps::tso_max`], or a segment size that does not fit the MTU);
-    /// nothing was sent.
+    /// `send` got a packet longer than the MTU, or a super-frame longer than
+    /// the device takes ([`DeviceCaps::tso_max`]); nothing was sent.
     #[error("{device}: packet of {len} bytes is larger than the MTU of {mtu} bytes")]
     PacketTooLarge {
         /// The link that refused it.
         device: String,
         /// The packet's length in bytes.
         len: usize,
-        /// The limit it exceeded, in bytes.
+        /// The limit it exceeded, in bytes: the MTU, or for a super-frame
+        /// the largest the device takes.
         mtu: usize,
     },
 

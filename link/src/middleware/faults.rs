@@ -349,7 +349,7 @@ impl<L: Link> FaultInjector<L> {
         self.stats
     }
 
-    /// The wrapped link.
+    /// The wrapped link, e.g. to read its own counters or caps.
     pub fn inner(&self) -> &L {
         &self.inner
     }

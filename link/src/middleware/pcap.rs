@@ -132,7 +132,7 @@ impl<L: Link> PcapWriter<L> {
         PcapWriter { inner, sink }
     }
 
-    /// The wrapped link.
+    /// The wrapped link, e.g. to read its own counters or caps.
     pub fn inner(&self) -> &L {
         &self.inner
     }

@@ -115,7 +115,7 @@ impl<L: Link> Tracer<L> {
         Tracer { inner }
     }
 
-    /// The wrapped link.
+    /// The wrapped link, e.g. to read its own counters or caps.
     pub fn inner(&self) -> &L {
         &self.inner
     }
