@@ -7,10 +7,16 @@ use crate::{checksum, Error, Ipv4Packet, Ipv4Repr};
 
 /// ICMP message types this crate names (RFC 792).
 pub mod msg_type {
+    /// Echo Reply, the answer to [`ECHO_REQUEST`] with the same identifier,
+    /// sequence number and data.
     pub const ECHO_REPLY: u8 = 0;
+    /// Destination Unreachable; its code says why ([`IcmpError`](super::IcmpError)).
     pub const DEST_UNREACHABLE: u8 = 3;
+    /// Echo Request ("ping"); [`IpStack`](crate::IpStack) answers it.
     pub const ECHO_REQUEST: u8 = 8;
+    /// Time Exceeded: code 0 TTL expired in transit, code 1 reassembly timed out.
     pub const TIME_EXCEEDED: u8 = 11;
+    /// Parameter Problem: a router or host rejected a header field.
     pub const PARAMETER_PROBLEM: u8 = 12;
 }
 
@@ -53,6 +59,7 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         Ok(IcmpPacket { buffer })
     }
 
+    /// Unwraps the view, returning the buffer it was built on.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -62,14 +69,19 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
         u16::from_be_bytes([b[0], b[1]])
     }
 
+    /// The message type, byte 0 ([`msg_type`] names the ones used here).
     pub fn msg_type(&self) -> u8 {
         self.buffer.as_ref()[field::TYPE]
     }
 
+    /// The code, byte 1: the subtype within [`msg_type`](Self::msg_type)
+    /// (e.g. 3 = port unreachable under Destination Unreachable).
     pub fn msg_code(&self) -> u8 {
         self.buffer.as_ref()[field::CODE]
     }
 
+    /// The checksum field as stored, bytes 2..4; [`verify_checksum`](Self::verify_checksum)
+    /// checks it.
     pub fn checksum(&self) -> u16 {
         self.read_u16(field::CHECKSUM)
     }
@@ -112,26 +124,34 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
         self.buffer.as_mut()[at].copy_from_slice(&value.to_be_bytes());
     }
 
+    /// Sets the message type, byte 0.
     pub fn set_msg_type(&mut self, value: u8) {
         self.buffer.as_mut()[field::TYPE] = value;
     }
 
+    /// Sets the code, byte 1.
     pub fn set_msg_code(&mut self, value: u8) {
         self.buffer.as_mut()[field::CODE] = value;
     }
 
+    /// Stores a checksum as given; [`fill_checksum`](Self::fill_checksum)
+    /// computes the right one.
     pub fn set_checksum(&mut self, value: u16) {
         self.write_u16(field::CHECKSUM, value);
     }
 
+    /// Sets the Echo identifier, bytes 4..6.
     pub fn set_echo_ident(&mut self, value: u16) {
         self.write_u16(field::ECHO_IDENT, value);
     }
 
+    /// Sets the Echo sequence number, bytes 6..8.
     pub fn set_echo_seq_no(&mut self, value: u16) {
         self.write_u16(field::ECHO_SEQ_NO, value);
     }
 
+    /// Everything after the 8-byte header, for writing in place; empty if the
+    /// buffer holds no more.
     pub fn data_mut(&mut self) -> &mut [u8] {
         self.buffer
             .as_mut()

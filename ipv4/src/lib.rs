@@ -25,6 +25,7 @@
 //! use this crate's header views, checksum and [`device`] types.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use core::net::Ipv4Addr;
 
@@ -44,34 +45,70 @@ pub use time::Instant;
 
 /// IP protocol numbers (IANA "Assigned Internet Protocol Numbers").
 pub mod protocol {
+    /// Internet Control Message Protocol (RFC 792), handled by
+    /// [`IpStack`](crate::IpStack) itself: echo requests are answered, errors
+    /// go to the [`Transport`](crate::Transport) that sent the quoted datagram.
     pub const ICMP: u8 = 1;
+    /// Transmission Control Protocol (RFC 9293).
     pub const TCP: u8 = 6;
+    /// User Datagram Protocol (RFC 768); named here, not implemented.
     pub const UDP: u8 = 17;
 }
 
 /// Why an IPv4 packet or the ICMP message inside it was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
+    /// The buffer ends before the fixed 20-byte header, or before the header
+    /// length that IHL claims.
     #[error("IPv4 packet truncated: {len} bytes, need at least {need}")]
-    Truncated { len: usize, need: usize },
+    Truncated {
+        /// Bytes in the buffer.
+        len: usize,
+        /// Bytes the header needs: 20, or IHL × 4 when IHL says more.
+        need: usize,
+    },
+    /// The version nibble (the high 4 bits of byte 0, RFC 791 §3.1) is not 4;
+    /// carries the value found.
     #[error("IP version {0} is not 4")]
     BadVersion(u8),
+    /// IHL, the header length in 32-bit words (RFC 791 §3.1), is below 5;
+    /// carries the value found.
     #[error("IPv4 header length of {0} words is below the minimum of 5")]
     BadHeaderLen(u8),
+    /// Total Length (RFC 791 §3.1) is shorter than the header or longer than
+    /// the buffer that holds the packet.
     #[error("IPv4 total length {total} is inconsistent with a {header}-byte header in a {buffer}-byte buffer")]
     BadTotalLen {
+        /// Total Length from the header, in bytes.
         total: u16,
+        /// Header length from IHL, in bytes.
         header: usize,
+        /// Bytes in the buffer.
         buffer: usize,
     },
+    /// The header checksum (RFC 791 §3.1, over the header only, options
+    /// included) does not verify.
     #[error("IPv4 header checksum mismatch")]
     BadChecksum,
+    /// The ICMP message is shorter than its 8-byte header (RFC 792).
     #[error("ICMP message truncated: {len} bytes, need at least {need}")]
-    IcmpTruncated { len: usize, need: usize },
+    IcmpTruncated {
+        /// Bytes of ICMP message (the IPv4 payload).
+        len: usize,
+        /// Bytes needed: the 8-byte header.
+        need: usize,
+    },
+    /// The ICMP checksum, over the whole message (RFC 792), does not verify.
     #[error("ICMP checksum mismatch")]
     IcmpBadChecksum,
+    /// A datagram to send whose payload does not fit the 16-bit Total Length
+    /// with a 20-byte header: above 65515 bytes. Counted in
+    /// [`Ipv4Stats::tx_too_long`].
     #[error("IPv4 payload of {len} bytes does not fit in one packet (at most 65515)")]
-    PayloadTooLong { len: usize },
+    PayloadTooLong {
+        /// Payload length the caller asked for, in bytes.
+        len: usize,
+    },
 }
 
 /// Byte offsets of the IPv4 header fields (RFC 791 §3.1).
@@ -143,6 +180,9 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// Wraps `buffer` without checking anything: for packets this host builds.
+    /// The fixed-header accessors panic on a buffer shorter than 20 bytes; use
+    /// [`new_checked`](Self::new_checked) for anything from the network.
     pub const fn new_unchecked(buffer: T) -> Self {
         Ipv4Packet { buffer }
     }
@@ -162,6 +202,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         check_header(self.bytes()).map(|_| ())
     }
 
+    /// Unwraps the view, returning the buffer it was built on.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -180,6 +221,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ipv4Addr::new(b[0], b[1], b[2], b[3])
     }
 
+    /// The version nibble, the high 4 bits of byte 0 (RFC 791 §3.1); 4 in any
+    /// packet [`check_len`](Self::check_len) accepts.
     pub fn version(&self) -> u8 {
         self.bytes()[field::VER_IHL] >> 4
     }
@@ -198,18 +241,26 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.bytes()[field::DSCP_ECN]
     }
 
+    /// Total Length: header plus payload, in bytes (RFC 791 §3.1). Not the
+    /// buffer length, which may be longer by link-layer padding.
     pub fn total_len(&self) -> u16 {
         self.read_u16(field::LENGTH)
     }
 
+    /// Identification (RFC 791 §3.1): with source, destination and protocol, it
+    /// names the datagram a fragment belongs to (RFC 6864 for its uniqueness).
     pub fn ident(&self) -> u16 {
         self.read_u16(field::IDENT)
     }
 
+    /// DF, the Don't Fragment flag (RFC 791 §3.1): routers must drop the packet
+    /// rather than fragment it; path MTU discovery relies on it (RFC 1191).
     pub fn dont_frag(&self) -> bool {
         self.read_u16(field::FLG_OFF) & FLAG_DF != 0
     }
 
+    /// MF, the More Fragments flag (RFC 791 §3.1): more fragments of this
+    /// datagram follow this one.
     pub fn more_frags(&self) -> bool {
         self.read_u16(field::FLG_OFF) & FLAG_MF != 0
     }
@@ -219,22 +270,29 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         (self.read_u16(field::FLG_OFF) & OFFSET_MASK) * 8
     }
 
+    /// Time to Live (RFC 791 §3.1): every router decrements it and drops the
+    /// packet at zero, so in practice a hop count.
     pub fn ttl(&self) -> u8 {
         self.bytes()[field::TTL]
     }
 
+    /// The protocol of the payload, an IANA number ([`protocol`]).
     pub fn protocol(&self) -> u8 {
         self.bytes()[field::PROTOCOL]
     }
 
+    /// The header checksum field as stored; [`verify_checksum`](Self::verify_checksum)
+    /// checks it.
     pub fn checksum(&self) -> u16 {
         self.read_u16(field::CHECKSUM)
     }
 
+    /// Source address (RFC 791 §3.1), bytes 12..16.
     pub fn src_addr(&self) -> Ipv4Addr {
         self.read_addr(field::SRC_ADDR)
     }
 
+    /// Destination address (RFC 791 §3.1), bytes 16..20.
     pub fn dst_addr(&self) -> Ipv4Addr {
         self.read_addr(field::DST_ADDR)
     }
@@ -271,6 +329,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.bytes_mut()[at].copy_from_slice(&value.to_be_bytes());
     }
 
+    /// Sets the version nibble, keeping IHL; only the low 4 bits of `version` count.
     pub fn set_version(&mut self, version: u8) {
         let b = &mut self.bytes_mut()[field::VER_IHL];
         *b = (*b & 0x0f) | (version << 4);
@@ -283,14 +342,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         *b = (*b & 0xf0) | ((len / 4) & 0x0f);
     }
 
+    /// Sets the former TOS byte: DSCP in the upper six bits, ECN in the lower
+    /// two (RFC 2474, RFC 3168).
     pub fn set_dscp_ecn(&mut self, value: u8) {
         self.bytes_mut()[field::DSCP_ECN] = value;
     }
 
+    /// Sets Total Length, header plus payload in bytes; does not resize the buffer.
     pub fn set_total_len(&mut self, len: u16) {
         self.write_u16(field::LENGTH, len);
     }
 
+    /// Sets Identification (RFC 791 §3.1; RFC 6864).
     pub fn set_ident(&mut self, ident: u16) {
         self.write_u16(field::IDENT, ident);
     }
@@ -300,10 +363,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.write_u16(field::FLG_OFF, if on { old | flag } else { old & !flag });
     }
 
+    /// Sets or clears DF, keeping MF and the fragment offset.
     pub fn set_dont_frag(&mut self, on: bool) {
         self.set_flag(FLAG_DF, on);
     }
 
+    /// Sets or clears MF, keeping DF and the fragment offset.
     pub fn set_more_frags(&mut self, on: bool) {
         self.set_flag(FLAG_MF, on);
     }
@@ -315,22 +380,31 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         self.write_u16(field::FLG_OFF, flags | (bytes / 8));
     }
 
+    /// Sets Time to Live; the header checksum is not updated (call
+    /// [`fill_checksum`](Self::fill_checksum) after the last change).
     pub fn set_ttl(&mut self, ttl: u8) {
         self.bytes_mut()[field::TTL] = ttl;
     }
 
+    /// Sets the payload's protocol number ([`protocol`]).
     pub fn set_protocol(&mut self, protocol: u8) {
         self.bytes_mut()[field::PROTOCOL] = protocol;
     }
 
+    /// Stores a header checksum as given; [`fill_checksum`](Self::fill_checksum)
+    /// computes the right one.
     pub fn set_checksum(&mut self, checksum: u16) {
         self.write_u16(field::CHECKSUM, checksum);
     }
 
+    /// Writes the source address into bytes 12..16; like every setter, leaves
+    /// the header checksum for [`fill_checksum`](Self::fill_checksum).
     pub fn set_src_addr(&mut self, addr: Ipv4Addr) {
         self.bytes_mut()[field::SRC_ADDR].copy_from_slice(&addr.octets());
     }
 
+    /// Writes the destination address into bytes 16..20; the header checksum
+    /// is left for [`fill_checksum`](Self::fill_checksum).
     pub fn set_dst_addr(&mut self, addr: Ipv4Addr) {
         self.bytes_mut()[field::DST_ADDR].copy_from_slice(&addr.octets());
     }
@@ -356,18 +430,32 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 /// The meaning of an IPv4 header, without options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Repr {
+    /// Source address (RFC 791 §3.1). Parsing does not judge it; the IP layer
+    /// drops broadcast, multicast and unspecified sources
+    /// ([`Ipv4Stats::rx_bad_source`]).
     pub src_addr: Ipv4Addr,
+    /// Destination address (RFC 791 §3.1). Parsing does not judge it; the IP
+    /// layer drops what is not addressed to its interface
+    /// ([`Ipv4Stats::rx_not_for_us`]).
     pub dst_addr: Ipv4Addr,
+    /// Protocol of the payload, an IANA number ([`protocol`]).
     pub protocol: u8,
+    /// Payload length in bytes: Total Length minus the header length, options
+    /// and all. Of a fragment, this fragment's share only.
     pub payload_len: usize,
+    /// Time to Live (RFC 791 §3.1), in practice a hop count.
     pub ttl: u8,
+    /// Identification (RFC 791 §3.1), shared by all fragments of a datagram.
     pub ident: u16,
+    /// DF: the datagram must not be fragmented on the way (RFC 791 §3.2, RFC 1191).
     pub dont_frag: bool,
     /// MF: more fragments of this datagram follow (RFC 791 §3.2).
     pub more_frags: bool,
     /// Where this fragment's payload sits in the datagram, in bytes (a
     /// multiple of 8); 0 for an unfragmented packet.
     pub frag_offset: u16,
+    /// The former TOS byte: DSCP in the upper six bits, ECN in the lower two
+    /// (RFC 2474, RFC 3168).
     pub dscp_ecn: u8,
 }
 

@@ -11,20 +11,26 @@ use core::time::Duration;
 pub struct Instant(u64);
 
 impl Instant {
+    /// The epoch itself.
     pub const ZERO: Instant = Instant(0);
 
+    /// The instant `us` microseconds after the epoch.
     pub const fn from_micros(us: u64) -> Instant {
         Instant(us)
     }
 
+    /// The instant `ms` milliseconds after the epoch; overflows (panics in
+    /// debug builds) past `u64::MAX / 1000`.
     pub const fn from_millis(ms: u64) -> Instant {
         Instant(ms * 1000)
     }
 
+    /// Microseconds since the epoch.
     pub const fn total_micros(self) -> u64 {
         self.0
     }
 
+    /// Whole milliseconds since the epoch, rounded down.
     pub const fn total_millis(self) -> u64 {
         self.0 / 1000
     }

@@ -87,8 +87,12 @@ pub struct AfPacketConfig {
 /// Counters of the Ethernet/ARP layer, beyond [`LinkStats`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AfPacketStats {
+    /// ARP packets received (EtherType 0x0806), well-formed or not.
     pub arp_rx: u64,
+    /// ARP replies sent, to requests for our address (RFC 826).
     pub arp_replies_sent: u64,
+    /// ARP requests sent: resolutions, their retries, probes of stale mappings
+    /// and the gratuitous announcement at open (RFC 5227 §2.3).
     pub arp_requests_sent: u64,
     /// Frames dropped on receive: malformed, not for us, or truncated.
     pub rx_dropped: u64,
@@ -100,6 +104,7 @@ pub struct AfPacketStats {
     pub no_route: u64,
     /// ARP packets claiming our own address from another MAC.
     pub addr_conflicts: u64,
+    /// The neighbour cache's own counters.
     pub neighbours: NeighbourStats,
 }
 
@@ -487,6 +492,8 @@ impl AfPacketLink {
         self.capture = Some(sink);
     }
 
+    /// The interface's hardware address, read once at open (`SIOCGIFHWADDR`):
+    /// the source of every frame sent and the MAC that ARP answers with.
     pub fn mac(&self) -> MacAddr {
         self.mac
     }
@@ -496,6 +503,8 @@ impl AfPacketLink {
         self.subnet.addr()
     }
 
+    /// Ethernet and ARP counters since open, the neighbour cache's included;
+    /// [`Link::stats`] counts the IPv4 packets.
     pub fn af_stats(&self) -> AfPacketStats {
         AfPacketStats {
             neighbours: self.neighbours.stats(),

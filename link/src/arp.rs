@@ -17,14 +17,23 @@ use crate::ethernet::MacAddr;
 /// Offsets in an ARP packet for Ethernet and IPv4 (RFC 826, "Packet format").
 pub mod field {
     use std::ops::Range;
+    /// `ar$hrd`, hardware address space: 1 for Ethernet ([`HTYPE_ETHERNET`](super::HTYPE_ETHERNET)).
     pub const HTYPE: Range<usize> = 0..2;
+    /// `ar$pro`, protocol address space, an EtherType: 0x0800 for IPv4.
     pub const PTYPE: Range<usize> = 2..4;
+    /// `ar$hln`, bytes per hardware address: 6 for Ethernet.
     pub const HLEN: usize = 4;
+    /// `ar$pln`, bytes per protocol address: 4 for IPv4.
     pub const PLEN: usize = 5;
+    /// `ar$op`, the operation: 1 request, 2 reply ([`ArpOp`](super::ArpOp)).
     pub const OPER: Range<usize> = 6..8;
+    /// `ar$sha`, sender hardware (MAC) address.
     pub const SHA: Range<usize> = 8..14;
+    /// `ar$spa`, sender protocol (IPv4) address.
     pub const SPA: Range<usize> = 14..18;
+    /// `ar$tha`, target hardware address; zero in a request (RFC 5227).
     pub const THA: Range<usize> = 18..24;
+    /// `ar$tpa`, target protocol (IPv4) address: the one being asked about.
     pub const TPA: Range<usize> = 24..28;
 }
 
@@ -33,9 +42,14 @@ pub const PACKET_LEN: usize = 28;
 /// `ar$hrd` for Ethernet.
 pub const HTYPE_ETHERNET: u16 = 1;
 
+/// The ARP operation, `ar$op` (RFC 826): the only two values
+/// [`ArpRepr::parse`] accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArpOp {
+    /// Code 1: who has `target_ip`? Sent to broadcast; also an announcement
+    /// when sender and target address are the same (RFC 5227 §2.3).
     Request,
+    /// Code 2: `sender_ip` is at `sender_mac`; sent to the requester's MAC.
     Reply,
 }
 
@@ -51,15 +65,24 @@ impl ArpOp {
 /// Why an ARP packet was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ArpError {
+    /// Shorter than the 28 bytes of an Ethernet/IPv4 ARP packet; carries the length.
     #[error("ARP packet of {0} bytes is shorter than 28")]
     Truncated(usize),
+    /// Address types other than Ethernet (hardware type 1, 6-byte addresses)
+    /// and IPv4 (EtherType 0x0800, 4-byte addresses).
     #[error("ARP packet is not Ethernet/IPv4 (htype {htype}, ptype {ptype:#06x}, hlen {hlen}, plen {plen})")]
     UnsupportedTypes {
+        /// `ar$hrd` as received.
         htype: u16,
+        /// `ar$pro` as received.
         ptype: u16,
+        /// `ar$hln` as received.
         hlen: u8,
+        /// `ar$pln` as received.
         plen: u8,
     },
+    /// An operation other than request (1) or reply (2), e.g. RARP's 3 and 4;
+    /// carries the value.
     #[error("unknown ARP operation {0}")]
     UnknownOp(u16),
 }
@@ -79,6 +102,9 @@ fn ip(b: &[u8]) -> Ipv4Addr {
 }
 
 impl<T: AsRef<[u8]>> ArpPacket<T> {
+    /// Wraps `buf` if it holds at least [`PACKET_LEN`] bytes (trailing
+    /// Ethernet padding is allowed); the field values are checked by
+    /// [`ArpRepr::parse`].
     pub fn new_checked(buf: T) -> Result<ArpPacket<T>, ArpError> {
         let len = buf.as_ref().len();
         if len < PACKET_LEN {
@@ -89,30 +115,39 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     fn b(&self) -> &[u8] {
         self.buf.as_ref()
     }
+    /// `ar$hrd`, the hardware address space (1 = Ethernet).
     pub fn htype(&self) -> u16 {
         be16(&self.b()[field::HTYPE])
     }
+    /// `ar$pro`, the protocol address space as an EtherType (0x0800 = IPv4).
     pub fn ptype(&self) -> u16 {
         be16(&self.b()[field::PTYPE])
     }
+    /// `ar$hln`, the hardware address length in bytes.
     pub fn hlen(&self) -> u8 {
         self.b()[field::HLEN]
     }
+    /// `ar$pln`, the protocol address length in bytes.
     pub fn plen(&self) -> u8 {
         self.b()[field::PLEN]
     }
+    /// `ar$op`, the raw operation code (1 request, 2 reply).
     pub fn oper(&self) -> u16 {
         be16(&self.b()[field::OPER])
     }
+    /// `ar$sha`, assuming 6-byte hardware addresses.
     pub fn sender_mac(&self) -> MacAddr {
         MacAddr::from_slice(&self.b()[field::SHA]).unwrap_or_default()
     }
+    /// `ar$spa`, assuming 4-byte protocol addresses.
     pub fn sender_ip(&self) -> Ipv4Addr {
         ip(&self.b()[field::SPA])
     }
+    /// `ar$tha`, assuming 6-byte hardware addresses; zero in most requests.
     pub fn target_mac(&self) -> MacAddr {
         MacAddr::from_slice(&self.b()[field::THA]).unwrap_or_default()
     }
+    /// `ar$tpa`, assuming 4-byte protocol addresses.
     pub fn target_ip(&self) -> Ipv4Addr {
         ip(&self.b()[field::TPA])
     }
@@ -121,14 +156,21 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
 /// The meaning of an Ethernet/IPv4 ARP packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpRepr {
+    /// Request or reply.
     pub op: ArpOp,
+    /// The sender's MAC address, `ar$sha`: what a receiver learns.
     pub sender_mac: MacAddr,
+    /// The sender's IPv4 address, `ar$spa`.
     pub sender_ip: Ipv4Addr,
+    /// `ar$tha`: the requester's MAC in a reply; [`MacAddr::ZERO`] in a request.
     pub target_mac: MacAddr,
+    /// `ar$tpa`: the address asked about in a request; the requester's in a reply.
     pub target_ip: Ipv4Addr,
 }
 
 impl ArpRepr {
+    /// Reads an Ethernet/IPv4 request or reply; anything else is an
+    /// [`ArpError`] (the caller drops it).
     pub fn parse<T: AsRef<[u8]>>(p: &ArpPacket<T>) -> Result<ArpRepr, ArpError> {
         let (htype, ptype, hlen, plen) = (p.htype(), p.ptype(), p.hlen(), p.plen());
         if htype != HTYPE_ETHERNET
@@ -157,6 +199,7 @@ impl ArpRepr {
         })
     }
 
+    /// Writes the 28-byte packet, with the Ethernet/IPv4 type and length fields.
     pub fn emit(&self, out: &mut [u8; PACKET_LEN]) {
         let ArpRepr {
             op,
@@ -249,10 +292,20 @@ enum Entry {
 pub enum SendAction {
     /// Send it now to `mac`; if `probe`, also send an ARP request to refresh
     /// a stale mapping.
-    Send { mac: MacAddr, probe: bool },
+    Send {
+        /// The neighbour's MAC address, for the Ethernet destination.
+        mac: MacAddr,
+        /// The mapping is stale (older than [`NeighbourConfig::reachable_for`]) and
+        /// an ARP request is due to confirm it (RFC 1122 §2.3.2.1).
+        probe: bool,
+    },
     /// The packet was queued until the address resolves; if `request`,
     /// send an ARP request now.
-    Queued { request: bool },
+    Queued {
+        /// An ARP request for the address is due now (the first, or a retry after
+        /// [`NeighbourConfig::retry_after`]).
+        request: bool,
+    },
     /// Dropped: the address did not resolve (or the queue rules dropped it).
     Dropped,
 }
@@ -260,13 +313,20 @@ pub enum SendAction {
 /// Counters of the neighbour cache.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct NeighbourStats {
+    /// ARP requests the cache asked for: first tries, retries and probes of
+    /// stale mappings.
     pub requests: u64,
+    /// Addresses that went from waiting to resolved by an ARP packet.
     pub resolved: u64,
+    /// Resolution attempts that ran out of requests and put the address in
+    /// hold-down ([`NeighbourConfig::hold_down`]).
     pub failed: u64,
     /// Packets dropped because their neighbour did not answer.
     pub unresolved_dropped: u64,
     /// Packets dropped (oldest first) because a waiting queue was full.
     pub queue_dropped: u64,
+    /// Entries removed to make room in a full cache (failed ones first, then
+    /// the least recently confirmed, then the oldest attempt).
     pub evicted: u64,
 }
 
@@ -281,6 +341,7 @@ pub struct Neighbours {
 }
 
 impl Neighbours {
+    /// An empty cache with room for `cfg.capacity` entries reserved up front.
     pub fn new(cfg: NeighbourConfig) -> Neighbours {
         Neighbours {
             entries: HashMap::with_capacity(cfg.capacity),
@@ -291,14 +352,18 @@ impl Neighbours {
         }
     }
 
+    /// Counters since the cache was made.
     pub fn stats(&self) -> NeighbourStats {
         self.stats
     }
 
+    /// Entries now held, resolved, waiting or failed; at most
+    /// [`NeighbourConfig::capacity`].
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// True when the cache holds no entry of any kind.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

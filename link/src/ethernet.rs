@@ -9,8 +9,12 @@ use std::fmt;
 /// Offsets of the Ethernet II header fields.
 pub mod field {
     use std::ops::Range;
+    /// Destination MAC address, bytes 0..6.
     pub const DESTINATION: Range<usize> = 0..6;
+    /// Source MAC address, bytes 6..12.
     pub const SOURCE: Range<usize> = 6..12;
+    /// EtherType, bytes 12..14, big-endian; values of 0x0600 and above name the
+    /// payload's protocol (below that it would be an 802.3 length, not Ethernet II).
     pub const ETHERTYPE: Range<usize> = 12..14;
 }
 
@@ -21,8 +25,9 @@ pub const HEADER_LEN: usize = 14;
 /// frames are padded with zeros (IEEE 802.3 clause 4.2.3.3).
 pub const MIN_FRAME_LEN: usize = 60;
 
-/// EtherType values ustack speaks.
+/// EtherType of an IPv4 packet (RFC 894).
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// EtherType of an ARP packet (RFC 826).
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// A 48-bit IEEE 802 MAC address.
@@ -30,13 +35,18 @@ pub const ETHERTYPE_ARP: u16 = 0x0806;
 pub struct MacAddr(pub [u8; 6]);
 
 impl MacAddr {
+    /// `ff:ff:ff:ff:ff:ff`, every station on the segment (where ARP requests go).
     pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    /// `00:00:00:00:00:00`: no address; the target hardware address of an ARP
+    /// request, never a valid source.
     pub const ZERO: MacAddr = MacAddr([0; 6]);
 
+    /// The address in the first 6 bytes of `b`; `None` if `b` is shorter.
     pub fn from_slice(b: &[u8]) -> Option<MacAddr> {
         Some(MacAddr(b.get(..6)?.try_into().ok()?))
     }
 
+    /// True for [`MacAddr::BROADCAST`] (which is also multicast).
     pub fn is_broadcast(&self) -> bool {
         *self == MacAddr::BROADCAST
     }
@@ -76,6 +86,7 @@ impl fmt::Display for MacAddr {
 /// Why a frame could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
+    /// The frame is shorter than the 14-byte header; carries its length.
     #[error("frame of {0} bytes is shorter than an Ethernet header")]
     Truncated(usize),
 }
@@ -88,6 +99,7 @@ pub struct EthernetFrame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
+    /// Wraps `buf` if it holds at least the 14-byte header.
     pub fn new_checked(buf: T) -> Result<EthernetFrame<T>, FrameError> {
         let len = buf.as_ref().len();
         if len < HEADER_LEN {
@@ -96,6 +108,8 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         Ok(EthernetFrame { buf })
     }
 
+    /// Where the frame goes: one station, [`MacAddr::BROADCAST`] or a
+    /// multicast group.
     pub fn destination(&self) -> MacAddr {
         MacAddr(
             self.buf.as_ref()[field::DESTINATION]
@@ -104,6 +118,8 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         )
     }
 
+    /// The station that sent the frame (always a unicast address in a
+    /// well-formed frame; not checked here).
     pub fn source(&self) -> MacAddr {
         MacAddr(
             self.buf.as_ref()[field::SOURCE]
@@ -112,11 +128,14 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         )
     }
 
+    /// EtherType, decoded from network byte order ([`ETHERTYPE_IPV4`], [`ETHERTYPE_ARP`]).
     pub fn ethertype(&self) -> u16 {
         let b = &self.buf.as_ref()[field::ETHERTYPE];
         u16::from_be_bytes([b[0], b[1]])
     }
 
+    /// Everything after the header, padding to [`MIN_FRAME_LEN`] included (the
+    /// payload's own length field says where it really ends).
     pub fn payload(&self) -> &[u8] {
         &self.buf.as_ref()[HEADER_LEN..]
     }
@@ -125,12 +144,17 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 /// The meaning of an Ethernet II header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EthernetRepr {
+    /// Destination MAC address: a station, or [`MacAddr::BROADCAST`].
     pub destination: MacAddr,
+    /// Source MAC address: the sending interface's own.
     pub source: MacAddr,
+    /// The payload's protocol, host byte order here, big-endian on the wire.
     pub ethertype: u16,
 }
 
 impl EthernetRepr {
+    /// Reads the header of a checked frame; cannot fail, and accepts any
+    /// EtherType (the caller dispatches on it).
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> EthernetRepr {
         EthernetRepr {
             destination: frame.destination(),

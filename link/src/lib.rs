@@ -72,6 +72,8 @@
 //! copies a packet that must wait for ARP, and the pcap writer gathers into
 //! its own buffer (capture is a debug tool).
 
+#![warn(missing_docs)]
+
 use std::io;
 use std::os::fd::RawFd;
 
@@ -236,9 +238,14 @@ impl<'a, const N: usize> IoVecs<'a, N> {
 /// Per-link counters. Bytes count whole IPv4 packets.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LinkStats {
+    /// Packets `recv` returned (a GRO super-frame counts once).
     pub rx_packets: u64,
+    /// Bytes of those packets, IPv4 header included, link framing excluded.
     pub rx_bytes: u64,
+    /// Packets `send` handed to the device (a TSO super-frame counts once);
+    /// queue-full drops are not among them.
     pub tx_packets: u64,
+    /// Bytes of those packets, IPv4 header included, link framing excluded.
     pub tx_bytes: u64,
     /// Packets accepted by `send` but dropped because the device queue was full.
     pub tx_dropped: u64,
@@ -267,12 +274,16 @@ impl LinkStats {
 #[allow(clippy::large_enum_variant)]
 #[enum_dispatch(Link)]
 pub enum AnyLink {
+    /// A Linux TUN device (feature `tun`).
     #[cfg(feature = "tun")]
     Tun(TunLink),
+    /// A raw `AF_INET` socket with `IP_HDRINCL`, one TCP flow (feature `raw`).
     #[cfg(feature = "raw")]
     Raw(RawLink),
+    /// An `AF_PACKET` socket on an Ethernet interface, with ARP (feature `afpacket`).
     #[cfg(feature = "afpacket")]
     AfPacket(AfPacketLink),
+    /// One end of an in-memory pair ([`pipe()`], [`pipe_tso`]).
     Pipe(PipeEnd),
 }
 
@@ -280,46 +291,85 @@ pub enum AnyLink {
 /// `TUN device tun0` or `raw socket 127.0.0.1:40123<->127.0.0.1:80`.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
+    /// The kernel refused to open the device (`EPERM`/`EACCES`): the process
+    /// lacks a capability.
     #[error("{device}: permission denied — needs {capability}, run as root")]
     PermissionDenied {
+        /// The device, e.g. `TUN device tun0`.
         device: String,
+        /// The capability it needs, e.g. `CAP_NET_ADMIN` or `CAP_NET_RAW`.
         capability: &'static str,
     },
 
+    /// The kernel says the device is in use (`EBUSY`): another process has
+    /// it open, e.g. a TUN device of that name attached elsewhere.
     #[error("{device}: busy — another process holds it")]
-    Busy { device: String },
+    Busy {
+        /// The device, e.g. `TUN device tun0`.
+        device: String,
+    },
 
+    /// The device or what it needs does not exist (`ENOENT`/`ENODEV`/`ENXIO`):
+    /// no `/dev/net/tun`, no interface of that name.
     #[error("{device}: not found — {hint}")]
-    NotFound { device: String, hint: &'static str },
+    NotFound {
+        /// The device, e.g. `AF_PACKET on eth0`.
+        device: String,
+        /// What to check or load, for the person reading the message.
+        hint: &'static str,
+    },
 
+    /// Any other system call failure.
     #[error("{device}: {op} failed: {source}")]
     Io {
+        /// The device the call was made on.
         device: String,
+        /// The operation that failed, e.g. `open`, `ioctl TUNSETIFF`, `send`.
         op: &'static str,
+        /// The OS error.
         #[source]
         source: io::Error,
     },
 
+    /// The configuration or the call cannot work on this link, e.g. a
+    /// super-frame to a link without TSO, or an MTU below [`MIN_IPV4_MTU`];
+    /// the string says what, for a person.
     #[error("invalid link configuration: {0}")]
     InvalidConfig(String),
 
+    /// `send` got a packet longer than the MTU, or a super-frame longer than
+    /// the device takes ([`DeviceCaps::tso_max`]); nothing was sent.
     #[error("{device}: packet of {len} bytes is larger than the MTU of {mtu} bytes")]
     PacketTooLarge {
+        /// The link that refused it.
         device: String,
+        /// The packet's length in bytes.
         len: usize,
+        /// The limit it exceeded, in bytes: the MTU, or for a super-frame
+        /// the largest the device takes.
         mtu: usize,
     },
 
+    /// `recv`'s buffer cannot hold the waiting packet; the packet is kept where
+    /// the backend can keep it (see each type) or dropped.
     #[error("{device}: receive buffer of {len} bytes is too small for a {needed}-byte packet")]
     BufferTooSmall {
+        /// The link that received it.
         device: String,
+        /// The caller's buffer length in bytes.
         len: usize,
+        /// The length the packet needs, in bytes.
         needed: usize,
     },
 
+    /// `send` got a packet it cannot transmit as described: too many gather
+    /// parts ([`MAX_TX_PARTS`]), or a super-frame that is not a plain TCP/IPv4
+    /// packet it can cut ([`Link::send`] lists the rules).
     #[error("{device}: cannot send malformed packet: {reason}")]
     MalformedPacket {
+        /// The link that refused it.
         device: String,
+        /// What is wrong with it, for a person.
         reason: &'static str,
     },
 }

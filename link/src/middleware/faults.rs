@@ -17,6 +17,7 @@ use crate::{check_parts, Link, LinkError, LinkStats};
 /// Which directions faults apply to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Directions {
+    /// Packets in both directions (the default).
     #[default]
     Both,
     /// Only packets coming up from the device.
@@ -28,7 +29,9 @@ pub enum Directions {
 /// What to inflict. Probabilities are per packet, in `0.0..=1.0`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FaultConfig {
+    /// Chance that a packet is lost.
     pub drop: f64,
+    /// Chance that a packet is delivered twice (the copy right after it).
     pub duplicate: f64,
     /// Hold a packet back and release it after the next one.
     pub reorder: f64,
@@ -38,7 +41,10 @@ pub struct FaultConfig {
     pub delay: Duration,
     /// Token bucket in bytes per second; packets over it are dropped.
     pub rate: Option<u64>,
+    /// Seed of the generator: the same seed and the same packets meet the same
+    /// faults. Any value works, 0 included.
     pub seed: u64,
+    /// Which directions the faults (and the rate limit) apply to.
     pub directions: Directions,
 }
 
@@ -53,6 +59,8 @@ impl FaultConfig {
             && self.rate.is_none()
     }
 
+    /// `InvalidConfig` for a probability outside `0.0..=1.0` (NaN included) or
+    /// a rate of 0; [`FaultInjector::new`] calls it.
     pub fn validate(&self) -> Result<(), LinkError> {
         for (name, p) in [
             ("drop", self.drop),
@@ -78,11 +86,17 @@ impl FaultConfig {
 /// What the injector did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct FaultStats {
+    /// Packets lost to [`FaultConfig::drop`].
     pub dropped: u64,
+    /// Packets dropped because the token bucket of [`FaultConfig::rate`] was empty.
     pub rate_dropped: u64,
+    /// Packets delivered twice.
     pub duplicated: u64,
+    /// Packets held back to be released after the next one.
     pub reordered: u64,
+    /// Packets queued to wait [`FaultConfig::delay`] before delivery.
     pub delayed: u64,
+    /// Packets with one bit flipped.
     pub corrupted: u64,
     /// Packets lost because too many were waiting.
     pub queue_dropped: u64,
@@ -295,6 +309,9 @@ pub struct FaultInjector<L> {
 }
 
 impl<L: Link> FaultInjector<L> {
+    /// Wraps `inner`; `InvalidConfig` if `cfg` does not
+    /// [`validate`](FaultConfig::validate). The rate limit's bucket starts full,
+    /// holding 50 ms of `rate` or one MTU, whichever is more.
     pub fn new(inner: L, cfg: FaultConfig) -> Result<FaultInjector<L>, LinkError> {
         cfg.validate()?;
         let label = format!("fault injector on {}", inner.name());
@@ -326,14 +343,19 @@ impl<L: Link> FaultInjector<L> {
         })
     }
 
+    /// What the injector has done so far; [`Link::stats`] counts what passed
+    /// through.
     pub fn fault_stats(&self) -> FaultStats {
         self.stats
     }
 
+    /// The wrapped link, e.g. to read its own counters or caps.
     pub fn inner(&self) -> &L {
         &self.inner
     }
 
+    /// The wrapped link, mutably; packets it sends or receives directly bypass
+    /// the faults.
     pub fn inner_mut(&mut self) -> &mut L {
         &mut self.inner
     }

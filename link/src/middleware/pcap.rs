@@ -125,18 +125,25 @@ pub struct PcapWriter<L> {
 }
 
 impl<L: Link> PcapWriter<L> {
+    /// Wraps `inner`, recording into `sink` (make it with [`PcapLinkType::Raw`]:
+    /// records are bare IP packets); `None` records nothing, so a runtime can
+    /// wrap unconditionally and pay only a branch without `--pcap`.
     pub fn new(inner: L, sink: Option<PcapSink>) -> PcapWriter<L> {
         PcapWriter { inner, sink }
     }
 
+    /// The wrapped link, e.g. to read its own counters or caps.
     pub fn inner(&self) -> &L {
         &self.inner
     }
 
+    /// The wrapped link, mutably; packets it sends or receives directly are not
+    /// recorded.
     pub fn inner_mut(&mut self) -> &mut L {
         &mut self.inner
     }
 
+    /// The capture, if any (e.g. for its [`records`](PcapSink::records) count).
     pub fn sink(&self) -> Option<&PcapSink> {
         self.sink.as_ref()
     }

@@ -109,14 +109,19 @@ pub struct Tracer<L> {
 }
 
 impl<L: Link> Tracer<L> {
+    /// Wraps `inner`. Tracing costs a level check per packet when target
+    /// `ustack_link::trace` is not enabled at trace level.
     pub fn new(inner: L) -> Tracer<L> {
         Tracer { inner }
     }
 
+    /// The wrapped link, e.g. to read its own counters or caps.
     pub fn inner(&self) -> &L {
         &self.inner
     }
 
+    /// The wrapped link, mutably; packets it sends or receives directly are not
+    /// traced.
     pub fn inner_mut(&mut self) -> &mut L {
         &mut self.inner
     }
