@@ -52,7 +52,8 @@ impl Default for TcpLayerConfig {
 }
 
 /// Handle of a connection. Stale handles (of a freed slot) are rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Ordered arbitrarily but consistently (for use in maps and heaps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     idx: u32,
     gen: u32,
