@@ -225,3 +225,54 @@ fn slowloris_is_reset_by_the_header_timeout_while_curl_keeps_working() {
     let _ = std::fs::remove_file(&stats);
     assert!(buffers <= 32 << 20, "{buffers} bytes of buffers still held");
 }
+
+/// Reads from `s` until the server ends the connection; returns how long
+/// that took (bounded by the read timeout).
+fn until_reset(s: &mut TcpStream) -> Duration {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(8)))
+        .expect("timeout");
+    let mut buf = [0u8; 256];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("server did not end the connection: {e}"),
+        }
+    }
+    start.elapsed()
+}
+
+#[test]
+fn idle_and_half_sent_connections_are_reset_at_their_timeouts() {
+    let Some(ns) = netns("timeouts") else { return };
+    // No --stats: nothing else wakes the server, the timers must.
+    let _server = start_tun_server(&ns, &["--header-timeout", "1", "--idle-timeout", "2"]);
+    let name = ns.name().to_string();
+    let (idle, half) = std::thread::spawn(move || {
+        ustack::netns::NetNsHandle::named(&name)
+            .enter_current_thread()
+            .expect("enter the namespace");
+        let mut a = TcpStream::connect("10.0.0.2:80").expect("connect");
+        a.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .expect("write");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !got.ends_with(b"Hello World!") {
+            let n = a.read(&mut buf).expect("response");
+            assert!(n > 0, "closed before the response");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let mut b = TcpStream::connect("10.0.0.2:80").expect("connect");
+        b.write_all(b"GET / HTTP/1.1\r\nHo").expect("write");
+        let half = until_reset(&mut b);
+        let idle = until_reset(&mut a) + half;
+        (idle, half)
+    })
+    .join()
+    .expect("client");
+    println!("idle connection reset after {idle:?}, half-sent head after {half:?}");
+    assert!(half >= Duration::from_millis(900) && half < Duration::from_secs(3));
+    assert!(idle >= Duration::from_millis(1900) && idle < Duration::from_secs(4));
+}
