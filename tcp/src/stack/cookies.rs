@@ -186,31 +186,7 @@ impl Tcp {
             return;
         }
         let cfg = &self.cfg.tcp;
-        let ts = seg.options.timestamps;
-        let carried = match ts {
-            Some((_, ecr)) if cfg.timestamps => decode_ts(ecr),
-            _ => TsOptions {
-                window_scale: None,
-                sack_permitted: false,
-            },
-        };
-        // The SYN as far as the cookie remembers it.
-        let syn = TcpRepr {
-            src_port: seg.src_port,
-            dst_port: seg.dst_port,
-            seq: peer_isn,
-            ack: SeqNumber(0),
-            flags: Flags::SYN,
-            window: seg.window,
-            urgent: 0,
-            options: TcpOptions {
-                mss: Some(mss),
-                window_scale: carried.window_scale,
-                sack_permitted: carried.sack_permitted,
-                timestamps: ts.map(|(tsval, _)| (tsval, 0)),
-                ..TcpOptions::default()
-            },
-        };
+        let syn = remembered_syn(seg, mss, cfg.timestamps);
         let ts_offset = self
             .cookies
             .as_ref()
@@ -229,7 +205,7 @@ impl Tcp {
                 &syn,
             );
             tcb.cookie_syn_ack_sent(window);
-            debug!(mss, ?carried, "connection from a SYN cookie");
+            debug!(mss, opts = ?syn.options, "connection from a SYN cookie");
             let rst = tcb.handle_segment(cfg, now, seg, payload);
             (tcb, rst)
         });
@@ -281,5 +257,37 @@ impl Tcp {
         }
         self.abort_idx(idx);
         true
+    }
+}
+
+/// The SYN as far as a cookie remembers it: the peer's ISN (SEG.SEQ - 1 of
+/// its third ACK `seg`), the MSS from the cookie, window scale and SACK
+/// from the echoed TSval (only if `timestamps` are on: otherwise we offered
+/// none), and the ACK's TSval as TS.Recent.
+fn remembered_syn(seg: &TcpRepr, mss: u16, timestamps: bool) -> TcpRepr {
+    let ts = seg.options.timestamps;
+    let carried = match ts {
+        Some((_, ecr)) if timestamps => decode_ts(ecr),
+        _ => TsOptions {
+            window_scale: None,
+            sack_permitted: false,
+        },
+    };
+    TcpRepr {
+        src_port: seg.src_port,
+        dst_port: seg.dst_port,
+        seq: seg.seq + u32::MAX,
+        ack: SeqNumber(0),
+        flags: Flags::SYN,
+        // Replaced, scaled, by the ACK's own window when it is processed.
+        window: seg.window,
+        urgent: 0,
+        options: TcpOptions {
+            mss: Some(mss),
+            window_scale: carried.window_scale,
+            sack_permitted: carried.sack_permitted,
+            timestamps: ts.map(|(tsval, _)| (tsval, 0)),
+            ..TcpOptions::default()
+        },
     }
 }
