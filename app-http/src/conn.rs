@@ -1,5 +1,7 @@
 //! The per-connection state machine.
 
+use std::time::Duration;
+
 use crate::chunked::ChunkedDecoder;
 use crate::error::HttpError;
 use crate::pattern::fill_body;
@@ -43,6 +45,25 @@ pub struct HttpConn {
     /// [`close_after_current`](HttpConn::close_after_current) was called:
     /// the request under way is the last one.
     last_request: bool,
+    header_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    /// The phase the timers last saw, the responses queued by then (a new
+    /// one restarts the idle timer), and since when.
+    timer: Option<(Phase, u64, Duration)>,
+    /// Closed by a header or idle timeout.
+    timed_out: bool,
+}
+
+/// What the timers watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for (the rest of) a request head: the header timeout runs.
+    Head,
+    /// Keep-alive between requests, nothing buffered: the idle timeout runs.
+    Idle,
+    /// Reading a body, sending a response, or closing: no timer of ours
+    /// (the transport's retransmission and user timeouts apply).
+    Busy,
 }
 
 #[derive(Debug)]
@@ -78,20 +99,90 @@ impl HttpConn {
             max_header_bytes,
             max_headers,
             server_name,
+            header_timeout,
+            idle_timeout,
         } = *config;
         HttpConn {
             max_header_bytes,
             max_headers,
             server_name,
-            head_buf: Vec::with_capacity(max_header_bytes),
+            head_buf: Vec::new(),
             input: Input::Head,
-            out_buf: Vec::with_capacity(2 * OUT_HIGH_WATER),
+            out_buf: Vec::new(),
             out_pos: 0,
             stream: None,
             stats: Stats::default(),
             last_error: None,
             last_request: false,
+            header_timeout,
+            idle_timeout,
+            timer: None,
+            timed_out: false,
         }
+    }
+
+    /// Tells the connection the time (any fixed origin, the same on every
+    /// call): call it after every other call on the connection, and again
+    /// by the deadline it returns (`None`: no timer runs). A header or idle
+    /// timeout that has run out closes the connection: no response,
+    /// [`wants_close`](Self::wants_close) and [`timed_out`](Self::timed_out)
+    /// hold. Between requests it also gives the buffers back.
+    pub fn poll_timeout(&mut self, now: Duration) -> Option<Duration> {
+        let phase = self.phase();
+        let responses = self.stats.responses;
+        let since = match self.timer {
+            Some((p, r, since)) if p == phase && r == responses => since,
+            _ => now,
+        };
+        self.timer = Some((phase, responses, since));
+        if phase == Phase::Idle {
+            // Nothing is buffered between requests: hold no memory.
+            self.head_buf = Vec::new();
+            self.out_buf = Vec::new();
+        }
+        let limit = match phase {
+            Phase::Head => self.header_timeout,
+            Phase::Idle => self.idle_timeout,
+            Phase::Busy => None,
+        }?;
+        let deadline = since.saturating_add(limit);
+        if now < deadline {
+            return Some(deadline);
+        }
+        match phase {
+            Phase::Head => tracing::debug!(?limit, "header timeout: closing"),
+            _ => tracing::debug!(?limit, "idle timeout: closing"),
+        }
+        self.timed_out = true;
+        self.head_buf = Vec::new();
+        self.input = Input::Closed;
+        self.timer = Some((Phase::Busy, responses, now));
+        None
+    }
+
+    /// Whether a header or idle timeout closed the connection. Its peer has
+    /// shown it will not go on, so the runtime should reset it rather than
+    /// wait for a graceful close.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    fn phase(&self) -> Phase {
+        match self.input {
+            Input::Head if self.output_drained() => {
+                if self.head_buf.is_empty() && self.stats.responses > 0 {
+                    Phase::Idle
+                } else {
+                    Phase::Head
+                }
+            }
+            _ => Phase::Busy,
+        }
+    }
+
+    /// Bytes of buffer this connection holds (head and output buffers).
+    pub fn buffer_bytes(&self) -> usize {
+        self.head_buf.capacity() + self.out_buf.capacity()
     }
 
     /// Bytes the transport received. Returns how many were consumed; the
@@ -236,6 +327,7 @@ impl HttpConn {
                     0
                 }
                 Parsed::Partial => {
+                    self.head_buf.reserve_exact(max);
                     self.head_buf.extend_from_slice(window);
                     window.len()
                 }
@@ -435,6 +527,9 @@ impl HttpConn {
     /// Drops already-sent bytes from the front of `out_buf` so that appending
     /// reuses its allocation instead of growing it.
     fn compact_output(&mut self) {
+        if self.out_buf.capacity() == 0 {
+            self.out_buf.reserve_exact(2 * OUT_HIGH_WATER);
+        }
         if self.out_pos > 0 {
             self.out_buf.drain(..self.out_pos);
             self.out_pos = 0;

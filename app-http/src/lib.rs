@@ -54,12 +54,24 @@
 //! [`HttpConn::wants_recv`] and [`HttpConn::wants_close`]. Nothing sits above
 //! it: it is the application.
 //!
-//! Allocation: a connection allocates its head buffer (`max_header_bytes`) and
-//! a small output buffer once, in [`HttpConn::new`]; serving requests in steady
-//! state allocates nothing.
+//! **Timeouts.** A connection that has not completed a request head within
+//! [`HttpConfig::header_timeout`] (counted from its start, or from the
+//! first byte of a later head), or that sits idle between requests for
+//! [`HttpConfig::idle_timeout`], is closed without a response (the runtime
+//! resets it: [`HttpConn::timed_out`]). The crate reads no clock: the
+//! runtime tells the time to [`HttpConn::poll_timeout`] after every event
+//! and calls it again by the deadline it returns.
+//!
+//! **Memory.** A connection takes its head buffer (`max_header_bytes`) and
+//! a small output buffer when a request first needs them and gives both
+//! back once it is idle between requests (seen by
+//! [`HttpConn::poll_timeout`]), so an idle keep-alive connection holds no
+//! buffer; while a request is served they never grow.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+use std::time::Duration;
 
 mod chunked;
 mod conn;
@@ -104,7 +116,20 @@ pub struct HttpConfig {
     pub max_headers: usize,
     /// Value of the `Server` response header.
     pub server_name: &'static str,
+    /// Longest wait for a complete request head, from the connection's
+    /// start or a later head's first byte (`None`: no limit). Default
+    /// [`DEFAULT_HEADER_TIMEOUT`].
+    pub header_timeout: Option<Duration>,
+    /// Longest idle wait between requests of a keep-alive connection
+    /// (`None`: no limit). Default [`DEFAULT_IDLE_TIMEOUT`].
+    pub idle_timeout: Option<Duration>,
 }
+
+/// Default [`HttpConfig::header_timeout`]: 60 s, nginx's `client_header_timeout`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default [`HttpConfig::idle_timeout`]: 75 s, nginx's `keepalive_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -112,6 +137,8 @@ impl Default for HttpConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             max_headers: DEFAULT_MAX_HEADERS,
             server_name: "ustack",
+            header_timeout: Some(DEFAULT_HEADER_TIMEOUT),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
         }
     }
 }

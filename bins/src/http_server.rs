@@ -1,13 +1,19 @@
 //! Glue between the TCP socket API and the sans-I/O HTTP responder: one
 //! `HttpConn` per accepted connection, fed and drained zero-copy from the
 //! connection's buffers.
+//!
+//! Each connection's header and idle timeouts ([`HttpConfig`]) run on a
+//! heap of deadlines that [`App::poll_at`] reports to the event loop; a
+//! connection that times out is reset, not closed gracefully: its peer is
+//! not talking to us, and a FIN would leave the connection waiting on it.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
 
 use tracing::debug;
 use ustack_http::{HttpConfig, HttpConn, Stats};
-use ustack_tcp::{ConnId, Instant, ListenerId, State, Tcp, TcpError};
+use ustack_tcp::{ConnId, Instant, ListenOptions, ListenerId, State, Tcp, TcpError};
 
 use crate::event_loop::{App, Control, RuntimeError};
 
@@ -23,24 +29,57 @@ pub struct HttpServer {
     grace: Duration,
     config: HttpConfig,
     conns: HashMap<ConnId, Conn>,
+    /// Connections' timer deadlines, earliest first; an entry whose
+    /// deadline is no longer its connection's is skipped when it comes up.
+    deadlines: BinaryHeap<Reverse<(Duration, ConnId)>>,
+    /// Connections reset by a header or idle timeout.
+    timeouts: u64,
     stats: Stats,
 }
 
 struct Conn {
     http: HttpConn,
     eof_seen: bool,
+    deadline: Option<Duration>,
+}
+
+/// Time on the HTTP connections' clock.
+fn http_time(now: Instant) -> Duration {
+    Duration::from_micros(now.total_micros())
 }
 
 impl HttpServer {
     /// Listens on `port` with an accept queue of `backlog` connections.
     pub fn new(stack: &mut Tcp, port: u16, backlog: usize) -> Result<HttpServer, TcpError> {
+        let listen = ListenOptions {
+            backlog,
+            ..ListenOptions::default()
+        };
+        HttpServer::with_options(stack, port, listen, HttpConfig::default())
+    }
+
+    /// Listens on `port` as `listen` says (backlog, SYN cookies) and serves
+    /// each connection with `config` (limits, timeouts).
+    pub fn with_options(
+        stack: &mut Tcp,
+        port: u16,
+        listen: ListenOptions,
+        config: HttpConfig,
+    ) -> Result<HttpServer, TcpError> {
         Ok(HttpServer {
-            listener: Some(stack.listen(port, backlog)?),
+            listener: Some(stack.listen_with(port, listen)?),
             grace: DEFAULT_GRACE,
-            config: HttpConfig::default(),
+            config,
             conns: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            timeouts: 0,
             stats: Stats::default(),
         })
+    }
+
+    /// Connections reset so far because a header or idle timeout ran out.
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts
     }
 
     /// Sets how long, after a stop request, responses in flight may take to
@@ -98,15 +137,62 @@ impl HttpServer {
             }
         }
         if matches!(stack.state(id), Ok(State::Closed) | Err(_)) {
-            self.finish(stack, id, now);
+            return self.finish(stack, id, now);
+        }
+        self.update_timer(stack, id, now);
+    }
+
+    /// Tells the connection the time; resets it if a timeout ran out,
+    /// otherwise files its next deadline.
+    fn update_timer(&mut self, stack: &mut Tcp, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let deadline = conn.http.poll_timeout(http_time(now));
+        if conn.http.wants_close() {
+            return self.finish(stack, id, now);
+        }
+        if deadline != conn.deadline {
+            conn.deadline = deadline;
+            if let Some(at) = deadline {
+                self.deadlines.push(Reverse((at, id)));
+            }
+        }
+        if self.deadlines.len() > 2 * self.conns.len() + 1024 {
+            // Bounded: stale entries go once they outnumber the live ones.
+            let conns = &self.conns;
+            self.deadlines
+                .retain(|Reverse((at, id))| conns.get(id).is_some_and(|c| c.deadline == Some(*at)));
+        }
+    }
+
+    /// Runs the timers that are due.
+    fn fire_timers(&mut self, stack: &mut Tcp, now: Instant) {
+        let t = http_time(now);
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > t {
+                break;
+            }
+            self.deadlines.pop();
+            if self.conns.get(&id).is_some_and(|c| c.deadline == Some(at)) {
+                self.update_timer(stack, id, now);
+            }
         }
     }
 
     fn finish(&mut self, stack: &mut Tcp, id: ConnId, now: Instant) {
-        if let Some(c) = self.conns.remove(&id) {
-            self.stats.merge(c.http.stats());
+        let Some(c) = self.conns.remove(&id) else {
+            let _ = stack.close(id, now);
+            return;
+        };
+        self.stats.merge(c.http.stats());
+        if c.http.timed_out() {
+            debug!(?id, "http timeout: connection reset");
+            self.timeouts += 1;
+            let _ = stack.abort(id);
+        } else {
+            let _ = stack.close(id, now);
         }
-        let _ = stack.close(id, now);
     }
 }
 
@@ -118,6 +204,7 @@ impl App for HttpServer {
                 Conn {
                     http: HttpConn::new(&self.config),
                     eof_seen: false,
+                    deadline: None,
                 },
             );
             self.drive(stack, id, now);
@@ -125,7 +212,14 @@ impl App for HttpServer {
         while let Some(id) = stack.poll_ready() {
             self.drive(stack, id, now);
         }
+        self.fire_timers(stack, now);
         Ok(Control::Continue)
+    }
+
+    fn poll_at(&self) -> Option<Instant> {
+        self.deadlines
+            .peek()
+            .map(|Reverse((at, _))| Instant::from_micros(at.as_micros() as u64))
     }
 
     /// Closes the listener (new SYNs get a RST, unaccepted connections are

@@ -17,6 +17,7 @@
 //! for privileged tests and benchmarks).
 
 pub mod event_loop;
+pub mod flood;
 pub mod http_server;
 pub mod linkopts;
 pub mod netns;

@@ -12,8 +12,8 @@ use ustack_tcp::{Instant, Tcp};
 use crate::event_loop::{App, Control, RuntimeError};
 
 /// The header of the line [`StatsFile`] writes.
-pub const STATS_HEADER: &str =
-    "elapsed_ms,connections,buffer_bytes,conns_opened,conns_closed,time_wait";
+pub const STATS_HEADER: &str = "elapsed_ms,connections,buffer_bytes,conns_opened,conns_closed,\
+                                syncookies_sent,syncookies_ok,syncookies_failed,evicted,time_wait";
 
 /// Wraps an [`App`] and, when a path is given, replaces the file's content
 /// with [`STATS_HEADER`] and one line of current figures every `interval`
@@ -48,12 +48,16 @@ impl<A: App> StatsFile<A> {
         let Some(path) = &self.path else { return };
         let s = tcp.stats();
         let line = format!(
-            "{STATS_HEADER}\n{},{},{},{},{},{}\n",
+            "{STATS_HEADER}\n{},{},{},{},{},{},{},{},{},{}\n",
             elapsed.as_millis(),
             tcp.connection_count(),
             tcp.buffer_memory(),
             s.tcp_conns_opened,
             s.tcp_conns_closed,
+            s.tcp_syncookies_sent,
+            s.tcp_syncookies_ok,
+            s.tcp_syncookies_failed,
+            s.tcp_evicted,
             tcp.time_wait_count()
         );
         let tmp = path.with_extension("tmp");

@@ -281,15 +281,18 @@ fn ten_thousand_server_closed_connections_never_lock_clients_out() {
     // The server holds the 4-tuples as TIME-WAIT records (stats file column
     // `time_wait`, rewritten every second), not as connections.
     let deadline = Instant::now() + Duration::from_secs(5);
+    let col = |text: &str, name: &str| -> Option<u64> {
+        let mut lines = text.lines();
+        let i = lines.next()?.split(',').position(|c| c == name)?;
+        lines.next()?.split(',').nth(i)?.parse().ok()
+    };
     let (conns, tw) = loop {
         let text = std::fs::read_to_string(&stats).unwrap_or_default();
-        let cols: Vec<u64> = text
-            .lines()
-            .nth(1)
-            .map(|l| l.split(',').filter_map(|c| c.parse().ok()).collect())
-            .unwrap_or_default();
-        if cols.len() == 6 && cols[3] as usize > N {
-            break (cols[1], cols[5]);
+        if col(&text, "conns_opened").is_some_and(|n| n as usize > N) {
+            break (
+                col(&text, "connections").unwrap_or(u64::MAX),
+                col(&text, "time_wait").unwrap_or(0),
+            );
         }
         assert!(
             Instant::now() < deadline,

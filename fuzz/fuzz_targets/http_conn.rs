@@ -87,6 +87,7 @@ fuzz_target!(|input: Input<'_>| {
         max_header_bytes: usize::from(input.max_header_bytes % 4096),
         max_headers: usize::from(input.max_headers),
         server_name: "fuzz",
+        ..HttpConfig::default()
     };
     let stream = input.stream;
     let new_run = || Run {

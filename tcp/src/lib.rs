@@ -29,7 +29,10 @@
 //! peers and RFC 5681/6582 NewReno otherwise, RFC 3042 limited transmit,
 //! congestion control behind a trait (RFC 9438 CUBIC by default, NewReno),
 //! RFC 6928 initial window, delayed ACK, Nagle and SWS avoidance on both
-//! sides, persist probes, optional keep-alive and user timeout, RFC 6528 ISNs.
+//! sides, persist probes, optional keep-alive and user timeout, RFC 6528 ISNs,
+//! RFC 4987 §3.6 SYN cookies when a listener's backlog or the table is full
+//! (or always, [`ListenOptions`]), and a deliberate policy when the table
+//! is full (the connection idle longest makes room for a new one).
 //! ICMP errors about sent segments follow RFC 1122 §4.2.3.9 and RFC 5927
 //! (hard errors fail a connect, soft ones name the cause of a later
 //! timeout), and Fragmentation Needed lowers the path MTU (RFC 1191, floor
@@ -67,6 +70,7 @@ mod rng;
 mod rtt;
 mod seq;
 mod stack;
+mod syncookie;
 use ustack_ipv4::time;
 pub mod wire;
 
@@ -76,6 +80,7 @@ pub use error::TcpError;
 pub use rng::{Rng, XorShiftRng};
 pub use seq::SeqNumber;
 pub use stack::{
-    CaptureFilter, CaptureRequest, ConnId, ListenerId, Tcp, TcpLayerConfig, TcpStats, TimeWaitStats,
+    CaptureFilter, CaptureRequest, ConnId, ListenOptions, ListenerId, SynCookies, Tcp,
+    TcpLayerConfig, TcpStats, TimeWaitStats,
 };
 pub use time::Instant;

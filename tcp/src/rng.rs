@@ -83,6 +83,18 @@ mod tests {
     use core::net::Ipv4Addr;
 
     #[test]
+    fn ts_offset_is_per_tuple_stable_and_secret() {
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
+        let c = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40001);
+        let g1 = IsnGenerator::new(&mut XorShiftRng::new(1));
+        let g2 = IsnGenerator::new(&mut XorShiftRng::new(2));
+        assert_eq!(g1.ts_offset(a, b), g1.ts_offset(a, b));
+        assert_ne!(g1.ts_offset(a, b), g1.ts_offset(a, c));
+        assert_ne!(g1.ts_offset(a, b), g2.ts_offset(a, b));
+    }
+
+    #[test]
     fn isn_depends_on_tuple_and_secret_and_advances_with_clock() {
         let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
         let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);

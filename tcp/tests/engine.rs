@@ -443,7 +443,12 @@ fn zero_window_is_probed_and_transfer_resumes() {
 #[test]
 fn listen_backlog_bounds_pending_connections() {
     let mut net = Net::new();
-    let l = net.b.listen(80, 2).unwrap();
+    // Without SYN cookies (tests/syncookies.rs has the default, Auto).
+    let opts = ustack_tcp::ListenOptions {
+        backlog: 2,
+        syn_cookies: ustack_tcp::SynCookies::Never,
+    };
+    let l = net.b.listen_with(80, opts).unwrap();
     let cs: Vec<_> = (0..4)
         .map(|i| {
             net.a

@@ -4,6 +4,7 @@
 
 mod props;
 mod rfc;
+mod timeouts;
 
 use crate::{body_byte, fill_body, HttpConfig, HttpConn, HttpError, MAX_BYTES_LEN};
 
@@ -706,6 +707,7 @@ fn custom_config() {
         max_header_bytes: 64,
         max_headers: 1,
         server_name: "test",
+        ..HttpConfig::default()
     };
     let mut rt = Runtime::with(config.clone(), vec![7]);
     rt.recv(b"GET / HTTP/1.1\r\nHost: t\r\nA: b\r\n\r\n");

@@ -12,15 +12,27 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tracing::info;
 use ustack::http_server::HttpServer;
 use ustack::linkopts::{LinkKind, LinkOpts, StackAddr};
 use ustack::stats_file::StatsFile;
 use ustack::{run, Clock};
+use ustack_http::HttpConfig;
 use ustack_ipv4::Ipv4Subnet;
 use ustack_link::{AnyLink, Link};
-use ustack_tcp::TcpLayerConfig;
+use ustack_tcp::{ListenOptions, SynCookies, TcpLayerConfig};
+
+/// `--syn-cookies`: when the listener answers SYNs with SYN cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CookieMode {
+    /// When the backlog or the connection table is full.
+    Auto,
+    /// For every SYN.
+    Always,
+    /// Never: a SYN that finds no room is dropped.
+    Never,
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -72,6 +84,37 @@ struct Args {
     /// signal also resets at once).
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     grace: u64,
+    /// Accept queue of the HTTP listener: connections in the handshake plus
+    /// those not yet accepted.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    backlog: u64,
+    /// When to answer SYNs statelessly with SYN cookies (RFC 4987).
+    #[arg(long, value_enum, default_value_t = CookieMode::Auto)]
+    syn_cookies: CookieMode,
+    /// Seconds a connection may take to send a complete request head
+    /// (0: no limit); then it is reset.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    header_timeout: f64,
+    /// Seconds a keep-alive connection may sit idle between requests
+    /// (0: no limit); then it is reset.
+    #[arg(long, value_name = "SECS", default_value_t = 75.0, value_parser = parse_secs)]
+    idle_timeout: f64,
+}
+
+/// A timeout in seconds: finite, 0 to a day.
+fn parse_secs(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a number of seconds: {e}"))?;
+    if !(0.0..=86_400.0).contains(&v) {
+        return Err(format!("{v} s is out of range (0 to 86400)"));
+    }
+    Ok(v)
+}
+
+/// `SECS` as an optional timeout: 0 is none.
+fn timeout(secs: f64) -> Option<Duration> {
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 fn main() -> ExitCode {
@@ -143,7 +186,20 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     // The link (all its middleware included) says what it offloads.
     let mut stack = ustack::new_stack(subnet, link.caps(), tcp);
-    let mut server = HttpServer::new(&mut stack, args.port, 1024)?;
+    let listen = ListenOptions {
+        backlog: args.backlog as usize,
+        syn_cookies: match args.syn_cookies {
+            CookieMode::Auto => SynCookies::Auto,
+            CookieMode::Always => SynCookies::Always,
+            CookieMode::Never => SynCookies::Never,
+        },
+    };
+    let http = HttpConfig {
+        header_timeout: timeout(args.header_timeout),
+        idle_timeout: timeout(args.idle_timeout),
+        ..HttpConfig::default()
+    };
+    let mut server = HttpServer::with_options(&mut stack, args.port, listen, http)?;
     server.set_grace(Duration::from_secs(args.grace));
     let mut server = StatsFile::new(server, args.stats.clone(), Duration::from_secs(1));
     let url = if args.port == 80 {
@@ -177,6 +233,9 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         rx_segments = s.tcp_rx_segments,
         tx_segments = s.tcp_tx_segments,
         rst_sent = s.tcp_rst_sent,
+        syncookies_sent = s.tcp_syncookies_sent,
+        syncookies_ok = s.tcp_syncookies_ok,
+        http_timeouts = server.inner().timeouts(),
         bad_checksum = s.tcp_bad_checksum + ip.rx_bad_checksum,
         fragments_reassembled = ip.rx_reassembled,
         "stopped; removing {}",

@@ -22,6 +22,7 @@ use crate::time::Instant;
 use crate::wire::{TcpOptions, TcpRepr};
 
 mod config;
+mod cookie;
 mod icmp;
 mod input;
 mod output;

@@ -188,7 +188,7 @@ impl Tcp {
         }
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
-        let ts_offset = self.rng.next_u64() as u32;
+        let ts_offset = self.isn.ts_offset(local, remote);
         let pool = &mut self.pool;
         let tcb = span
             .in_scope(|| Tcb::accept_syn(&self.cfg.tcp, pool, local, remote, iss, ts_offset, &syn));

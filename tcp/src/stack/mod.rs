@@ -18,15 +18,18 @@ use crate::conn::{State, Tcb, TcpConfig};
 use crate::error::TcpError;
 use crate::rng::{IsnGenerator, Rng};
 use crate::seq::SeqNumber;
+use crate::syncookie::SynCookieJar;
 use crate::time::Instant;
 use crate::wire::{Flags, TcpPacket, TcpRepr};
 
 mod capture;
+mod cookies;
 mod socket_api;
 mod time_wait;
 mod transport;
 
 pub use capture::{CaptureFilter, CaptureRequest};
+pub use cookies::{ListenOptions, SynCookies};
 pub use time_wait::TimeWaitStats;
 use time_wait::{Record, TimeWaitTable, Verdict};
 
@@ -60,7 +63,8 @@ impl Default for TcpLayerConfig {
 }
 
 /// Handle of a connection. Stale handles (of a freed slot) are rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Ordered arbitrarily but consistently (for use in maps and heaps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     idx: u32,
     gen: u32,
@@ -92,8 +96,20 @@ pub struct TcpStats {
     pub tcp_rst_sent: u64,
     /// Segments for a port nobody listens on.
     pub tcp_no_listener: u64,
-    /// SYNs dropped because the backlog or the table was full.
+    /// SYNs dropped because the backlog or the table was full (a listener
+    /// without SYN cookies), and valid cookies that found the table full
+    /// of connections still in a handshake.
     pub tcp_syn_dropped: u64,
+    /// SYN-ACKs sent with a SYN cookie instead of a connection.
+    pub tcp_syncookies_sent: u64,
+    /// Connections created from a valid SYN cookie.
+    pub tcp_syncookies_ok: u64,
+    /// ACKs dropped because the cookie they acknowledged was invalid or stale.
+    pub tcp_syncookies_failed: u64,
+    /// Valid cookie ACKs dropped because the accept queue was full.
+    pub tcp_listen_overflow: u64,
+    /// Connections reset to make room for a new one in a full table.
+    pub tcp_evicted: u64,
     /// Connections created.
     pub tcp_conns_opened: u64,
     /// Connections freed.
@@ -140,9 +156,14 @@ struct Slot {
 #[derive(Debug)]
 struct Listener {
     backlog: usize,
-    /// Connections created by this listener and not yet accepted.
+    /// Connections created by this listener and not yet accepted: at most
+    /// `backlog` from SYNs, and cookie connections while fewer than
+    /// `backlog` wait in `queue`, so at most twice `backlog`.
     pending: usize,
     queue: VecDeque<ConnId>,
+    syn_cookies: SynCookies,
+    /// When this listener last answered a SYN with a cookie.
+    cookie_sent_at: Option<Instant>,
 }
 
 type Tuple = (SocketAddrV4, SocketAddrV4);
@@ -165,6 +186,10 @@ pub struct Tcp {
     /// RSTs owed for aborted connections whose TCB is already gone.
     rst_queue: VecDeque<(SocketAddrV4, SocketAddrV4, TcpRepr)>,
     isn: IsnGenerator,
+    /// SYN cookie secrets, drawn when the first cookie is sent.
+    cookies: Option<SynCookieJar>,
+    /// Evicted connections the application held, to report once more.
+    evicted: VecDeque<ConnId>,
     rng: Box<dyn Rng>,
     stats: TcpStats,
     /// One outgoing segment (or super-frame), TCP header first.
@@ -206,6 +231,8 @@ impl Tcp {
             timers: BinaryHeap::new(),
             rst_queue: VecDeque::new(),
             isn,
+            cookies: None,
+            evicted: VecDeque::new(),
             rng,
             stats: TcpStats::default(),
             scratch: Vec::new(),
@@ -340,7 +367,7 @@ impl Tcp {
         {
             match v {
                 Verdict::Drop => return,
-                Verdict::Ack(ack) => return self.send_control(local, remote, &ack, tx),
+                Verdict::Ack(ack) => return self.send_header(local, remote, &ack, tx),
                 Verdict::Reopen => debug!(%local, %remote, "new SYN reopens a TIME-WAIT 4-tuple"),
             }
         }
@@ -348,7 +375,7 @@ impl Tcp {
         if self.capture_takes(local) {
             self.handle_capture(local, remote, &seg, tx);
         } else if *local.ip() == self.addr && self.listeners.contains_key(&local.port()) {
-            self.handle_listen(now, local, remote, &seg, tx);
+            self.handle_listen(now, local, remote, &seg, payload, tx);
         } else {
             self.stats.tcp_no_listener += 1;
             if let Some(r) = reset_for_closed_port(&seg, payload.len()) {
@@ -364,12 +391,17 @@ impl Tcp {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         seg: &TcpRepr,
+        payload: &[u8],
         tx: &mut impl IpSend,
     ) {
         if seg.flags.rst() {
             return;
         }
         if seg.flags.ack() {
+            if !seg.flags.syn() && self.cookies_in_use(local.port(), now) {
+                self.accept_cookie(now, local, remote, seg, payload, tx);
+                return;
+            }
             let rst = TcpRepr::rst(seg.dst_port, seg.src_port, seg.ack);
             self.send_rst(local, remote, &rst, tx);
             return;
@@ -380,7 +412,20 @@ impl Tcp {
         let Some(l) = self.listeners.get(&local.port()) else {
             return;
         };
-        if l.pending >= l.backlog || self.live >= self.cfg.max_connections {
+        if l.queue.len() >= l.backlog {
+            // The application is not accepting: a cookie's connection
+            // would find no room either (Linux drops here too).
+            self.stats.tcp_syn_dropped += 1;
+            debug!(%local, %remote, "SYN dropped: accept queue full");
+            return;
+        }
+        let full = l.pending >= l.backlog || self.live >= self.cfg.max_connections;
+        match l.syn_cookies {
+            SynCookies::Always => return self.send_cookie(now, local, remote, seg, tx),
+            SynCookies::Auto if full => return self.send_cookie(now, local, remote, seg, tx),
+            _ => {}
+        }
+        if full {
             // The peer retransmits its SYN; by then there may be room.
             self.stats.tcp_syn_dropped += 1;
             debug!(%local, %remote, "SYN dropped: backlog or connection table full");
@@ -508,6 +553,9 @@ impl Tcp {
     /// The next connection whose application-visible state changed (data to
     /// read, send space, connection established or closed, error).
     pub fn poll_ready(&mut self) -> Option<ConnId> {
+        if let Some(id) = self.evicted.pop_front() {
+            return Some(id);
+        }
         while let Some(id) = self.ready.pop_front() {
             if let Some(e) = self.entry_by_id_mut(id) {
                 e.in_ready = false;
@@ -520,7 +568,8 @@ impl Tcp {
     /// Checks the table's invariants and every connection's
     /// (`Tcb::check_invariants`): the connection count within
     /// `max_connections` and equal to the slots in use and to the lookup
-    /// table's size, every listener's pending count within its backlog.
+    /// table's size, every listener's pending count within twice its
+    /// backlog (see `Listener::pending`).
     /// Returns what is broken. For the fuzz targets; not a stable API.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -539,9 +588,9 @@ impl Tcp {
             ));
         }
         for (port, l) in &self.listeners {
-            if l.pending > l.backlog {
+            if l.pending > 2 * l.backlog {
                 return Err(format!(
-                    "listener on {port}: {} pending, backlog {}",
+                    "listener on {port}: {} pending, backlog {} (twice that allowed)",
                     l.pending, l.backlog
                 ));
             }
@@ -731,22 +780,22 @@ impl Tcp {
     ) {
         self.stats.tcp_rst_sent += 1;
         trace!(%remote, seq = %rst.seq, "tx RST");
-        self.send_control(local, remote, rst, tx);
+        self.send_header(local, remote, rst, tx);
     }
 
-    /// Sends a segment without data that belongs to no TCB (a RST, an ACK
-    /// from a TIME-WAIT record).
-    fn send_control(
+    /// Sends a segment that is only a header and belongs to no TCB (a RST,
+    /// a cookie SYN-ACK, an ACK from a TIME-WAIT record).
+    fn send_header(
         &mut self,
         local: SocketAddrV4,
         remote: SocketAddrV4,
-        seg: &TcpRepr,
+        repr: &TcpRepr,
         tx: &mut impl IpSend,
     ) {
         let mut header = [0u8; 60];
-        let hl = seg.header_len();
+        let hl = repr.header_len();
         let mut pkt = TcpPacket::new_unchecked(&mut header[..hl]);
-        seg.emit(&mut pkt);
+        repr.emit(&mut pkt);
         pkt.fill_checksum(*local.ip(), *remote.ip());
         tx.send(&Outgoing {
             src: *local.ip(),

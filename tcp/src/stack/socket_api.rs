@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use ustack_ipv4::icmp::IcmpError;
 
-use super::{conn_span, ConnId, Listener, ListenerId, Owner, Tcp, MAX_PENDING_RST};
+use super::{conn_span, ConnId, ListenOptions, Listener, ListenerId, Owner, Tcp, MAX_PENDING_RST};
 use crate::conn::{State, Tcb};
 use crate::error::TcpError;
 use crate::time::Instant;
@@ -14,16 +14,31 @@ use crate::time::Instant;
 impl Tcp {
     /// Opens a listening port with an accept queue of `backlog` connections
     /// (counting those still in the handshake).
+    /// SYN cookies are used when the backlog or the table is full
+    /// ([`SynCookies::Auto`](super::SynCookies::Auto)); see [`listen_with`](Self::listen_with).
     pub fn listen(&mut self, port: u16, backlog: usize) -> Result<ListenerId, TcpError> {
+        let opts = ListenOptions {
+            backlog,
+            ..ListenOptions::default()
+        };
+        self.listen_with(port, opts)
+    }
+
+    /// Opens a listening port with the given backlog and SYN cookie policy
+    /// (RFC 4987 §3.6; the `cookies` module of the stack says when cookies
+    /// are sent and checked, and what happens when the table is full).
+    pub fn listen_with(&mut self, port: u16, opts: ListenOptions) -> Result<ListenerId, TcpError> {
         if self.listeners.contains_key(&port) {
             return Err(TcpError::AddrInUse(SocketAddrV4::new(self.addr, port)));
         }
         self.listeners.insert(
             port,
             Listener {
-                backlog: backlog.max(1),
+                backlog: opts.backlog.max(1),
                 pending: 0,
                 queue: VecDeque::new(),
+                syn_cookies: opts.syn_cookies,
+                cookie_sent_at: None,
             },
         );
         Ok(ListenerId(port))
