@@ -30,7 +30,14 @@ mod transport;
 #[derive(Debug, Clone)]
 pub struct TcpLayerConfig {
     /// Upper bound on connections of every state, TIME-WAIT included.
+    /// An idle connection costs its state only (no buffers), so the
+    /// default is high.
     pub max_connections: usize,
+    /// Most bytes of send and receive buffer storage all connections
+    /// together may hold (pooled storage included). Above three quarters of
+    /// it the layer is under memory pressure: buffers stop growing. It is
+    /// never exceeded: a connection that finds no memory stores less.
+    pub buffer_budget: usize,
     /// Local ports `connect` picks from when none is given.
     pub ephemeral_ports: (u16, u16),
     /// Per-connection tunables. `tcp.mss` is lowered to fit the MTU.
@@ -40,7 +47,8 @@ pub struct TcpLayerConfig {
 impl Default for TcpLayerConfig {
     fn default() -> TcpLayerConfig {
         TcpLayerConfig {
-            max_connections: 4096,
+            max_connections: 262_144,
+            buffer_budget: 1 << 30,
             ephemeral_ports: (49152, 65535),
             tcp: TcpConfig::default(),
         }
@@ -94,6 +102,17 @@ pub struct TcpStats {
     /// Connections given up after too many retransmissions or probes,
     /// including ones whose handle the application had already closed.
     pub tcp_timeouts: u64,
+    /// Bytes of buffer storage held now, in connections and pooled (gauge).
+    pub tcp_mem_allocated: u64,
+    /// 1 while under memory pressure (gauge; see `buffer_budget`).
+    pub tcp_mem_pressure: u64,
+    /// Times the layer entered memory pressure.
+    pub tcp_mem_pressure_events: u64,
+    /// Requests for buffer storage refused because the budget was spent.
+    pub tcp_mem_refused: u64,
+    /// Segments whose data was dropped for lack of buffer memory (the
+    /// peer retransmits it).
+    pub tcp_mem_rx_dropped: u64,
 }
 
 /// Who holds a connection.
@@ -165,15 +184,13 @@ const IP_HDR: usize = Ipv4Repr::HEADER_LEN;
 /// IPv4 and TCP headers without options: what the MSS leaves of the MTU.
 const HEADERS: usize = IP_HDR + 20;
 const MAX_PENDING_RST: usize = 64;
-/// Buffers kept for reuse (two per connection): enough for 32 connections
-/// opening as fast as others close.
-const BUFFER_POOL: usize = 64;
 
 impl Tcp {
     /// A TCP layer with no connections; it learns its address and MTU when
     /// an [`IpStack`](ustack_ipv4::IpStack) attaches it.
     pub fn new(cfg: TcpLayerConfig, mut rng: Box<dyn Rng>) -> Tcp {
         let isn = IsnGenerator::new(rng.as_mut());
+        let cfg_budget = cfg.buffer_budget;
         Tcp {
             cfg,
             addr: Ipv4Addr::UNSPECIFIED,
@@ -192,7 +209,7 @@ impl Tcp {
             rng,
             stats: TcpStats::default(),
             scratch: Vec::new(),
-            pool: BufferPool::new(BUFFER_POOL),
+            pool: BufferPool::new(cfg_budget),
         }
     }
 
@@ -214,16 +231,14 @@ impl Tcp {
     }
 
     /// Bytes of send and receive ring storage the layer holds: in live
-    /// connections and kept for reuse. A walk over the table: for
-    /// monitoring, not for the packet path.
+    /// connections and kept for reuse. Never more than the budget.
     pub fn buffer_memory(&self) -> usize {
-        let live: usize = self
-            .slots
-            .iter()
-            .filter_map(|s| s.entry.as_ref())
-            .map(|e| e.tcb.buffer_bytes())
-            .sum();
-        live + self.pool.held_bytes()
+        self.pool.allocated()
+    }
+
+    /// Bytes of ring storage kept for reuse (part of [`Tcp::buffer_memory`]).
+    pub fn pooled_buffer_memory(&self) -> usize {
+        self.pool.held_bytes()
     }
 
     /// Connections that still have something to finish: every state but
@@ -291,6 +306,10 @@ impl Tcp {
                     return;
                 };
                 let _span = e.span.clone().entered();
+                if !e.tcb.prepare_recv(&mut self.pool, payload.len()) {
+                    self.stats.tcp_mem_rx_dropped += 1;
+                    trace!(len = payload.len(), "no buffer memory: data dropped");
+                }
                 let rst = e.tcb.handle_segment(&self.cfg.tcp, now, &seg, payload);
                 if let Some(r) = rst {
                     self.send_rst(local, remote, &r, tx);
@@ -344,9 +363,8 @@ impl Tcp {
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
         let ts_offset = self.rng.next_u64() as u32;
-        let pool = &mut self.pool;
-        let tcb = span
-            .in_scope(|| Tcb::accept_syn(&self.cfg.tcp, pool, local, remote, iss, ts_offset, seg));
+        let tcb =
+            span.in_scope(|| Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, ts_offset, seg));
         let owner = Owner::Listener {
             port: local.port(),
             queued: false,
@@ -496,10 +514,19 @@ impl Tcp {
                 ));
             }
         }
+        let mut held = self.pool.held_bytes();
         for e in self.slots.iter().filter_map(|s| s.entry.as_ref()) {
             e.tcb
                 .check_invariants(&self.cfg.tcp)
                 .map_err(|m| format!("{} -> {}: {m}", e.tcb.local(), e.tcb.remote()))?;
+            held += e.tcb.buffer_bytes();
+        }
+        let allocated = self.pool.allocated();
+        if held != allocated || allocated > self.pool.budget() {
+            return Err(format!(
+                "buffers: {held} bytes held, {allocated} accounted, budget {}",
+                self.pool.budget()
+            ));
         }
         Ok(())
     }
@@ -543,7 +570,8 @@ impl Tcp {
             return;
         };
         slot.gen = slot.gen.wrapping_add(1);
-        e.tcb.release_buffers(&mut self.pool, true);
+        e.tcb.release_all(&mut self.pool);
+        self.sync_mem_stats();
         self.table.remove(&(e.tcb.local(), e.tcb.remote()));
         if let Owner::Listener {
             port,
@@ -578,11 +606,10 @@ impl Tcp {
             .get_mut(idx as usize)
             .and_then(|s| s.entry.as_mut())
         {
-            if e.tcb.state() == State::TimeWait {
-                // TIME-WAIT lasts a minute and needs no buffers.
-                e.tcb.release_buffers(&mut self.pool, false);
-            }
+            // Empty queues hold no memory; TIME-WAIT holds no buffers at all.
+            e.tcb.release_idle(&self.cfg.tcp, &mut self.pool);
         }
+        self.sync_mem_stats();
         let Some(e) = self.entry_mut(idx) else { return };
         let notify = e.tcb.take_notify();
         let state = e.tcb.state();
@@ -639,6 +666,14 @@ impl Tcp {
                 self.timers.push(Reverse((at, idx, gen)));
             }
         }
+    }
+
+    fn sync_mem_stats(&mut self) {
+        let p = self.pool.stats();
+        self.stats.tcp_mem_allocated = p.allocated as u64;
+        self.stats.tcp_mem_pressure = u64::from(p.pressure);
+        self.stats.tcp_mem_pressure_events = p.pressure_events;
+        self.stats.tcp_mem_refused = p.refused;
     }
 
     fn enqueue_tx(&mut self, idx: u32) {
