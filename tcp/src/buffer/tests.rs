@@ -103,7 +103,11 @@ fn peek_past_end_copies_nothing() {
 fn storage_comes_and_goes_with_the_data() {
     let mut pool = BufferPool::new(1 << 20);
     let mut r = RingBuffer::unallocated(8192);
-    assert_eq!((r.storage_bytes(), r.free()), (0, 8192), "window without memory");
+    assert_eq!(
+        (r.storage_bytes(), r.free()),
+        (0, 8192),
+        "window without memory"
+    );
     assert_eq!(r.write(b"x"), 0, "nothing is stored without storage");
     r.attach(pool.take(r.capacity()).unwrap()).unwrap();
     assert_eq!(pool.allocated(), 8192);
@@ -115,7 +119,11 @@ fn storage_comes_and_goes_with_the_data() {
     pool.give(s);
     assert_eq!(pool.held_bytes(), 8192, "pooled for the next taker");
     let again = pool.take(8192).unwrap();
-    assert_eq!((pool.held_bytes(), pool.allocated()), (0, 8192), "recycled, not allocated");
+    assert_eq!(
+        (pool.held_bytes(), pool.allocated()),
+        (0, 8192),
+        "recycled, not allocated"
+    );
     r.attach(again).unwrap();
     assert_eq!(r.peek(0, &mut [0u8; 8]), 0, "old bytes are not readable");
 }

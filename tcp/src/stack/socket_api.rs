@@ -203,6 +203,10 @@ impl Tcp {
             .tcb;
         tcb.prepare_send(&self.cfg.tcp, &mut self.pool);
         let r = tcb.send_with(f);
+        if r.is_err() {
+            // Storage taken for nothing goes straight back.
+            tcb.release_idle(&self.cfg.tcp, &mut self.pool);
+        }
         if r.is_ok() {
             self.enqueue_tx(idx);
         }

@@ -17,6 +17,8 @@ pub struct HostConfig {
     /// TCP segmentation offload of the host's device (0: none).
     pub tso_max: usize,
     pub max_connections: usize,
+    /// Stack-wide budget for buffer storage.
+    pub buffer_budget: usize,
     pub ephemeral_ports: (u16, u16),
     pub tcp: TcpConfig,
 }
@@ -29,6 +31,7 @@ impl HostConfig {
             mtu,
             tso_max: 0,
             max_connections: d.max_connections,
+            buffer_budget: d.buffer_budget,
             ephemeral_ports: d.ephemeral_ports,
             tcp: d.tcp,
         }
@@ -45,6 +48,7 @@ impl Host {
         let tcp = Tcp::new(
             TcpLayerConfig {
                 max_connections: cfg.max_connections,
+                buffer_budget: cfg.buffer_budget,
                 ephemeral_ports: cfg.ephemeral_ports,
                 tcp: cfg.tcp,
             },
