@@ -264,6 +264,9 @@ impl RingBuffer {
 
 /// Storage kept per size class for reuse.
 const POOL_PER_CLASS: usize = 64;
+/// Most bytes pooled in all, whatever the budget: pooled storage is resident
+/// memory nobody uses.
+const POOL_MAX_BYTES: usize = 32 << 20;
 /// Size classes: [`MIN_RING`] << 0 ..= [`MIN_RING`] << (CLASSES - 1) (1 GiB).
 const CLASSES: usize = 19;
 
@@ -276,7 +279,7 @@ const CLASSES: usize = 19;
 /// that would pass it is refused: the connection then stores less (a
 /// receive segment is dropped and retransmitted, a send takes less).
 /// Freed storage is pooled per size class (at most [`POOL_PER_CLASS`] each,
-/// and at most an eighth of the budget in all), so that steady traffic
+/// and at most an eighth of the budget or [`POOL_MAX_BYTES`] in all), so that steady traffic
 /// recycles storage instead of allocating; the rest is freed.
 #[derive(Debug)]
 pub struct BufferPool {
@@ -369,7 +372,7 @@ impl BufferPool {
             Some(c)
                 if !self.pressure
                     && self.classes[c].len() < POOL_PER_CLASS
-                    && self.pooled_bytes + size <= self.budget / 8 =>
+                    && self.pooled_bytes + size <= (self.budget / 8).min(POOL_MAX_BYTES) =>
             {
                 self.classes[c].push(storage);
                 self.pooled_bytes += size;
