@@ -160,13 +160,21 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     let opened = start.elapsed();
     std::thread::sleep(Duration::from_secs(2));
     let after = rss_kib(pid)?;
-    let t = Instant::now();
+    // curl's own clock: connect to last byte, without process start-up.
     let out = ns
         .command("curl")
-        .args(["--silent", "--max-time", "5", "http://10.0.0.2/"])
+        .args([
+            "--silent",
+            "--max-time",
+            "5",
+            "--write-out",
+            "\n%{time_total}",
+            "http://10.0.0.2/",
+        ])
         .output()?;
-    let curl_ms = t.elapsed().as_secs_f64() * 1e3;
-    let body = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, secs) = text.rsplit_once('\n').unwrap_or((&text, "nan"));
+    let curl_ms = secs.trim().parse::<f64>().unwrap_or(f64::NAN) * 1e3;
     println!(
         "{held} idle connections opened in {:.1} s; tun-server RSS {before} KiB -> {after} KiB: \
          {:.0} bytes per connection; fresh curl: {:?} in {curl_ms:.1} ms",
