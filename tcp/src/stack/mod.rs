@@ -176,8 +176,13 @@ pub struct Tcp {
     stats: TcpStats,
     /// One outgoing segment (or super-frame), TCP header first.
     scratch: Vec<u8>,
-    /// Storage of closed connections' buffers, reused by new ones.
+    /// Where every connection's buffer storage comes from, within the budget.
     pool: BufferPool,
+    /// Connections whose application found no buffer memory for a send:
+    /// told "ready" once the pool leaves pressure. At most one entry per
+    /// refused send, bounded by `max_connections` (more are not recorded:
+    /// those applications retry on their next event).
+    mem_waiters: Vec<ConnId>,
 }
 
 const IP_HDR: usize = Ipv4Repr::HEADER_LEN;
@@ -210,6 +215,7 @@ impl Tcp {
             stats: TcpStats::default(),
             scratch: Vec::new(),
             pool: BufferPool::new(cfg_budget),
+            mem_waiters: Vec::new(),
         }
     }
 
@@ -610,6 +616,7 @@ impl Tcp {
             e.tcb.release_idle(&self.cfg.tcp, &mut self.pool);
         }
         self.sync_mem_stats();
+        self.wake_mem_waiters();
         let Some(e) = self.entry_mut(idx) else { return };
         let notify = e.tcb.take_notify();
         let state = e.tcb.state();
@@ -666,6 +673,24 @@ impl Tcp {
                 self.timers.push(Reverse((at, idx, gen)));
             }
         }
+    }
+
+    /// Once memory is no longer short, applications refused it try again.
+    fn wake_mem_waiters(&mut self) {
+        if self.mem_waiters.is_empty() || self.pool.under_pressure() {
+            return;
+        }
+        let mut waiters = core::mem::take(&mut self.mem_waiters);
+        for id in waiters.drain(..) {
+            if let Some(e) = self.entry_by_id_mut(id) {
+                if e.owner == Owner::User && !e.in_ready {
+                    e.in_ready = true;
+                    self.ready.push_back(id);
+                }
+            }
+        }
+        // Keep the (empty) allocation for next time.
+        self.mem_waiters = waiters;
     }
 
     fn sync_mem_stats(&mut self) {

@@ -206,6 +206,13 @@ impl Tcp {
         if r.is_err() {
             // Storage taken for nothing goes straight back.
             tcb.release_idle(&self.cfg.tcp, &mut self.pool);
+            let refused = r == Err(TcpError::WouldBlock) && tcb.send_queue_len() == 0;
+            if refused
+                && self.pool.under_pressure()
+                && self.mem_waiters.len() < self.cfg.max_connections
+            {
+                self.mem_waiters.push(id);
+            }
         }
         if r.is_ok() {
             self.enqueue_tx(idx);
