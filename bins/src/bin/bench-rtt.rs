@@ -277,7 +277,7 @@ fn curl(
         return Err(format!("curl {url}: no --write-out ({status})").into());
     };
     let cut = status.code() == Some(28);
-    if !(status.success() || cut) || (!cut && code != "200") {
+    if !cut && (!status.success() || code != "200") {
         return Err(format!("curl {url}: {status}, HTTP {code}").into());
     }
     let (bytes, secs): (f64, f64) = (bytes.parse()?, secs.parse()?);
@@ -321,6 +321,9 @@ fn table(rows: &[(u64, Point, Option<Point>)]) -> String {
     s
 }
 
+/// A plotted line: name, colour, (RTT, Mbit/s) points.
+type Series = (&'static str, &'static str, Vec<(u64, f64)>);
+
 /// Goodput (log scale) against RTT, one line per stack and direction.
 fn svg(rows: &[(u64, Point, Option<Point>)]) -> String {
     const W: f64 = 640.0;
@@ -329,7 +332,7 @@ fn svg(rows: &[(u64, Point, Option<Point>)]) -> String {
     const R: f64 = 150.0;
     const T: f64 = 40.0;
     const B: f64 = 55.0;
-    let series: Vec<(&str, &str, Vec<(u64, f64)>)> = {
+    let series: Vec<Series> = {
         let mut v = vec![
             (
                 "download",
