@@ -24,6 +24,9 @@ use crate::wire::{Flags, TcpPacket, TcpRepr};
 mod socket_api;
 mod transport;
 
+#[cfg(test)]
+mod size_tests;
+
 /// Configuration of the TCP layer: the connection table and the defaults
 /// of every connection. The interface (address, MTU, segmentation offload)
 /// comes from the IP layer below, when it attaches this transport.
@@ -792,24 +795,4 @@ fn reset_for_closed_port(seg: &TcpRepr, payload_len: usize) -> Option<TcpRepr> {
         ack: seg.seq + seg_len,
         ..TcpRepr::rst(seg.dst_port, seg.src_port, SeqNumber(0))
     })
-}
-
-#[cfg(test)]
-mod size_tests {
-    use super::*;
-
-    /// What an idle connection costs the table: its slot (TCB and entry),
-    /// its lookup entry and its timer entry. Buffers: none while idle.
-    #[test]
-    fn per_connection_state_stays_small() {
-        let slot = core::mem::size_of::<Slot>();
-        let key = core::mem::size_of::<(Tuple, u32)>();
-        let timer = core::mem::size_of::<Reverse<(Instant, u32, u32)>>();
-        let span = core::mem::size_of::<tracing::Span>();
-        println!("slot {slot} (Tcb {}, span {span}), table entry {key} + 1 control byte, timer entry {timer}", core::mem::size_of::<Tcb>());
-        assert!(
-            slot + key + timer <= 2048,
-            "{slot} + {key} + {timer} bytes per connection"
-        );
-    }
 }
