@@ -123,9 +123,18 @@ impl PipePair {
     /// packets of `mtu` bytes) and completes a handshake from the client to
     /// [`SERVER_PORT`].
     pub fn new(mtu: usize, capacity: usize) -> Result<PipePair, HarnessError> {
+        PipePair::with_config(mtu, capacity, |_| {})
+    }
+
+    /// [`PipePair::new`] with both stacks' TCP configuration adjusted by `tune`.
+    pub fn with_config(
+        mtu: usize,
+        capacity: usize,
+        tune: impl Fn(&mut TcpLayerConfig),
+    ) -> Result<PipePair, HarnessError> {
         let (server_end, client_end) = pipe(mtu, capacity);
-        let mut server = host(SERVER_ADDR, server_end.caps(), 0x5eed_0001);
-        let mut client = host(CLIENT_ADDR, client_end.caps(), 0x5eed_0002);
+        let mut server = host_with(SERVER_ADDR, server_end.caps(), 0x5eed_0001, &tune);
+        let mut client = host_with(CLIENT_ADDR, client_end.caps(), 0x5eed_0002, &tune);
         let listener = server
             .listen(SERVER_PORT, 4)
             .map_err(|e| HarnessError::Tcp("listen", e))?;

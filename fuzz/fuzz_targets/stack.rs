@@ -154,7 +154,9 @@ impl World {
         let tcp = TcpConfig {
             mss: (mtu - 40) as u16,
             send_buffer: buffer,
+            send_buffer_max: buffer * 4,
             recv_buffer: buffer,
+            recv_buffer_max: buffer * 4,
             timestamps: preset & 0x08 == 0,
             sack: preset & 0x10 == 0,
             window_scaling: preset & 0x20 == 0,
@@ -266,10 +268,10 @@ impl World {
         for (h, ids) in [(&self.b, &self.servers), (&self.a, &self.clients)] {
             for &id in ids {
                 if let Ok(n) = h.send_queue_len(id) {
-                    assert!(n <= self.tcp.send_buffer, "send queue {n}");
+                    assert!(n <= self.tcp.send_buffer_max, "send queue {n}");
                 }
                 if let Ok(n) = h.recv_queue_len(id) {
-                    assert!(n <= self.tcp.recv_buffer, "receive queue {n}");
+                    assert!(n <= self.tcp.recv_buffer_max, "receive queue {n}");
                 }
                 let _ = (h.state(id), h.error(id), h.at_eof(id), h.send_space(id));
             }

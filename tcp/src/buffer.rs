@@ -1,35 +1,84 @@
-//! Fixed-capacity byte ring used for each connection's send and receive queues.
-//! Allocated once when the connection is created; never grows.
+//! Byte rings for each connection's send and receive queues, and the pool
+//! their storage comes from.
+//!
+//! A ring has a *limit* (its logical capacity: what the receive window and
+//! the send space are computed from) and *storage*, which it holds only while
+//! bytes are queued. The connection attaches storage from the [`BufferPool`]
+//! when data needs it and detaches it when the ring is empty, so an idle
+//! connection holds no buffer memory. Growth (receive auto-tuning, the send
+//! buffer following cwnd) moves the contents into larger storage, keeping
+//! every byte at the same offset from the head, out-of-order data placed past
+//! the end included.
+//!
+//! Storage sizes are powers of two from [`MIN_RING`] up; the pool keeps freed
+//! storage per size class for reuse (bounded in count and bytes) and enforces
+//! the stack-wide budget: it never hands out storage that would take the
+//! bytes allocated (in rings and pooled) past the budget.
 
+/// Smallest ring storage, and the granularity of every size.
+pub const MIN_RING: usize = 4096;
+
+/// The storage size for a ring of `limit` bytes: the next power of two,
+/// at least [`MIN_RING`].
+pub fn ring_size(limit: usize) -> usize {
+    limit.max(MIN_RING).next_power_of_two()
+}
+
+/// A byte queue of bounded logical size whose storage comes and goes.
 #[derive(Debug)]
 pub struct RingBuffer {
+    /// Empty while the ring holds no storage; otherwise at least `limit`
+    /// bytes, of which the first `limit` are the ring.
     buf: Box<[u8]>,
+    limit: usize,
     head: usize,
     len: usize,
 }
 
 impl RingBuffer {
+    /// A ring with its own storage of `capacity` bytes.
+    #[cfg(test)]
     pub fn new(capacity: usize) -> RingBuffer {
-        RingBuffer::from_storage(vec![0; capacity].into_boxed_slice())
-    }
-
-    /// An empty ring over existing storage. Old contents are never read:
-    /// only bytes written since are readable.
-    pub fn from_storage(buf: Box<[u8]>) -> RingBuffer {
         RingBuffer {
-            buf,
+            buf: vec![0; capacity].into_boxed_slice(),
+            limit: capacity,
             head: 0,
             len: 0,
         }
     }
 
-    pub fn into_storage(self) -> Box<[u8]> {
-        self.buf
+    /// A ring of logical size `limit` without storage yet.
+    pub fn unallocated(limit: usize) -> RingBuffer {
+        RingBuffer {
+            buf: Box::default(),
+            limit,
+            head: 0,
+            len: 0,
+        }
     }
 
+    /// Logical capacity: what the window or the send space is computed from.
     #[inline]
     pub fn capacity(&self) -> usize {
+        self.limit
+    }
+    /// Bytes of storage held (0, or at least the limit).
+    #[inline]
+    pub fn storage_bytes(&self) -> usize {
         self.buf.len()
+    }
+    /// The ring's modulus: the limit while storage is held, else 0.
+    #[inline]
+    fn cap(&self) -> usize {
+        if self.buf.is_empty() {
+            0
+        } else {
+            self.limit
+        }
+    }
+    #[inline]
+    pub fn has_storage(&self) -> bool {
+        !self.buf.is_empty()
     }
     #[inline]
     pub fn len(&self) -> usize {
@@ -39,9 +88,85 @@ impl RingBuffer {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Logical free space (storage or not).
     #[inline]
     pub fn free(&self) -> usize {
-        self.buf.len() - self.len
+        self.limit - self.len
+    }
+
+    /// Changes the logical size of a ring without storage (when it next takes
+    /// storage, it needs this much). Ignored while storage is held: growing
+    /// then goes through [`RingBuffer::grow_into`].
+    pub fn set_limit(&mut self, limit: usize) {
+        if !self.has_storage() && limit >= self.len {
+            self.limit = limit;
+        }
+    }
+
+    /// Gives an empty ring without storage `storage` (at least the limit).
+    /// Returns the storage back if the ring cannot take it.
+    pub fn attach(&mut self, storage: Box<[u8]>) -> Result<(), Box<[u8]>> {
+        if self.has_storage() || !self.is_empty() || storage.len() < self.limit.max(1) {
+            return Err(storage);
+        }
+        self.buf = storage;
+        self.head = 0;
+        Ok(())
+    }
+
+    /// Takes the storage whatever it holds, leaving an empty ring of limit
+    /// `limit` (a closing connection's buffers).
+    pub fn clear(&mut self, limit: usize) -> Box<[u8]> {
+        self.head = 0;
+        self.len = 0;
+        self.limit = limit;
+        core::mem::take(&mut self.buf)
+    }
+
+    /// Takes the storage of an empty ring, keeping its limit. The caller
+    /// makes sure no out-of-order data is held past the end.
+    pub fn detach(&mut self) -> Option<Box<[u8]>> {
+        if !self.is_empty() || !self.has_storage() {
+            return None;
+        }
+        self.head = 0;
+        Some(core::mem::take(&mut self.buf))
+    }
+
+    /// Raises the limit to `limit` (not above the storage held), moving the
+    /// ring within its storage or into `bigger` storage when given: every
+    /// byte, queued or placed past the end by [`RingBuffer::write_at`], stays
+    /// at its offset from the head. Returns the storage no longer used
+    /// (empty if none), or `bigger` back when it does not fit `limit`.
+    pub fn grow_into(&mut self, limit: usize, bigger: Option<Box<[u8]>>) -> Box<[u8]> {
+        let cap = self.cap();
+        if limit <= self.limit {
+            return bigger.unwrap_or_default();
+        }
+        let mut new = match bigger {
+            Some(b) if b.len() >= limit => b,
+            Some(b) => return b,
+            // With the head at 0 nothing wraps: offsets keep their places
+            // when the ring extends into storage it already has.
+            None if self.head == 0 && self.buf.len() >= limit => {
+                self.limit = limit;
+                return Box::default();
+            }
+            None => return Box::default(),
+        };
+        if cap == 0 {
+            self.limit = limit;
+            return match self.attach(new) {
+                Ok(()) => Box::default(),
+                Err(b) => b,
+            };
+        }
+        let first = cap - self.head;
+        new[..first].copy_from_slice(&self.buf[self.head..cap]);
+        new[first..cap].copy_from_slice(&self.buf[..self.head]);
+        self.head = 0;
+        self.limit = limit;
+        core::mem::replace(&mut self.buf, new)
     }
 
     /// Appends as much of `data` as fits; returns the count appended.
@@ -64,7 +189,7 @@ impl RingBuffer {
     /// Lets `f` fill the first contiguous free region in place; `f` returns how
     /// many bytes it wrote. This is the zero-copy path for producers.
     pub fn write_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> usize {
-        let cap = self.buf.len();
+        let cap = self.cap();
         if self.len == cap {
             return 0;
         }
@@ -79,8 +204,8 @@ impl RingBuffer {
     /// readable (out-of-order data held until the gap before it fills).
     /// Returns how many bytes fit.
     pub fn write_at(&mut self, offset: usize, data: &[u8]) -> usize {
-        let cap = self.buf.len();
-        if offset >= self.free() {
+        let cap = self.cap();
+        if cap == 0 || offset >= self.free() {
             return 0;
         }
         let n = data.len().min(self.free() - offset);
@@ -93,7 +218,7 @@ impl RingBuffer {
 
     /// Makes `n` bytes already placed by [`RingBuffer::write_at`] readable.
     pub fn commit(&mut self, n: usize) {
-        self.len += n.min(self.free());
+        self.len += n.min(self.cap() - self.len);
     }
 
     /// Copies up to `out.len()` bytes starting `offset` bytes after the head,
@@ -102,7 +227,7 @@ impl RingBuffer {
         if offset >= self.len {
             return 0;
         }
-        let cap = self.buf.len();
+        let cap = self.cap();
         let n = out.len().min(self.len - offset);
         let start = (self.head + offset) % cap;
         let first = n.min(cap - start);
@@ -115,14 +240,14 @@ impl RingBuffer {
     /// the buffer empties: data placed past the end by `write_at` stays put.
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
-        self.head = (self.head + n) % self.buf.len().max(1);
+        self.head = (self.head + n) % self.cap().max(1);
         self.len -= n;
     }
 
     /// Lets `f` look at the first contiguous run of queued bytes in place and
     /// drops as many as it returns: the zero-copy path for consumers.
     pub fn read_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> usize {
-        let end = (self.head + self.len).min(self.buf.len());
+        let end = (self.head + self.len).min(self.cap());
         let n = f(&self.buf[self.head..end]).min(end - self.head);
         self.consume(n);
         n
@@ -137,162 +262,175 @@ impl RingBuffer {
     }
 }
 
-/// Keeps the storage of closed connections' rings for new ones, so that
-/// accepting a connection costs neither an allocation nor zero-filling its
-/// buffers (the bulk of a SYN's cost otherwise). Bounded: what does not fit
-/// is freed.
+/// Storage kept per size class for reuse.
+const POOL_PER_CLASS: usize = 64;
+/// Most bytes pooled in all, whatever the budget: pooled storage is resident
+/// memory nobody uses.
+const POOL_MAX_BYTES: usize = 32 << 20;
+/// Size classes: [`MIN_RING`] << 0 ..= [`MIN_RING`] << (CLASSES - 1) (1 GiB).
+const CLASSES: usize = 19;
+
+/// Where every ring's storage comes from, and the stack-wide budget for it,
+/// with pressure states like Linux's `tcp_mem`: above three quarters of the
+/// budget the pool is *under pressure* (buffers stop growing, rings taking
+/// storage anew take their initial size) until use falls below half.
+///
+/// The budget counts all storage allocated, in rings and pooled. Storage
+/// that would pass it is refused: the connection then stores less (a
+/// receive segment is dropped and retransmitted, a send takes less).
+/// Freed storage is pooled per size class (at most [`POOL_PER_CLASS`] each,
+/// and at most an eighth of the budget or [`POOL_MAX_BYTES`] in all), so that steady traffic
+/// recycles storage instead of allocating; the rest is freed.
 #[derive(Debug)]
 pub struct BufferPool {
-    free: Vec<Box<[u8]>>,
+    classes: Vec<Vec<Box<[u8]>>>,
+    pooled_bytes: usize,
+    budget: usize,
+    allocated: usize,
+    pressure: bool,
+    pressure_events: u64,
+    refused: u64,
+}
+
+/// Counters and gauges of a [`BufferPool`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Bytes of storage allocated, in rings and pooled.
+    pub allocated: usize,
+    /// Of those, pooled for reuse.
+    pub pooled: usize,
+    /// Under memory pressure now.
+    pub pressure: bool,
+    /// Times the pool entered pressure.
+    pub pressure_events: u64,
+    /// Requests for storage refused by the budget.
+    pub refused: u64,
+}
+
+fn class_of(size: usize) -> Option<usize> {
+    if size < MIN_RING || !size.is_power_of_two() {
+        return None;
+    }
+    let c = (size / MIN_RING).trailing_zeros() as usize;
+    (c < CLASSES).then_some(c)
 }
 
 impl BufferPool {
-    pub fn new(max_buffers: usize) -> BufferPool {
+    /// A pool that never lets storage pass `budget` bytes.
+    pub fn new(budget: usize) -> BufferPool {
         BufferPool {
-            free: Vec::with_capacity(max_buffers),
+            classes: (0..CLASSES)
+                .map(|_| Vec::with_capacity(POOL_PER_CLASS))
+                .collect(),
+            pooled_bytes: 0,
+            budget,
+            allocated: 0,
+            pressure: false,
+            pressure_events: 0,
+            refused: 0,
         }
     }
 
-    /// A ring of exactly `capacity` bytes, recycled when one is pooled.
-    pub fn take(&mut self, capacity: usize) -> RingBuffer {
-        match self.free.iter().rposition(|b| b.len() == capacity) {
-            Some(i) => RingBuffer::from_storage(self.free.swap_remove(i)),
-            None => RingBuffer::new(capacity),
+    /// Storage of `size` bytes (rounded by [`ring_size`]): recycled if one is
+    /// pooled, else allocated if the budget allows (pooled storage of other
+    /// sizes is freed first to make room). `None` when the budget is spent.
+    pub fn take(&mut self, size: usize) -> Option<Box<[u8]>> {
+        let size = ring_size(size);
+        if let Some(b) = class_of(size).and_then(|c| self.classes[c].pop()) {
+            self.pooled_bytes -= size;
+            return Some(b);
         }
+        for c in (0..CLASSES).rev() {
+            if self.allocated + size <= self.budget {
+                break;
+            }
+            while self.allocated + size > self.budget {
+                let Some(b) = self.classes[c].pop() else {
+                    break;
+                };
+                self.pooled_bytes -= b.len();
+                self.allocated -= b.len();
+            }
+        }
+        if self.allocated + size > self.budget {
+            self.refused += 1;
+            self.update_pressure();
+            return None;
+        }
+        self.allocated += size;
+        self.update_pressure();
+        Some(vec![0; size].into_boxed_slice())
     }
 
-    pub fn give(&mut self, ring: RingBuffer) {
-        if ring.capacity() > 0 && self.free.len() < self.free.capacity() {
-            self.free.push(ring.into_storage());
+    /// Storage back from a ring: pooled or freed.
+    pub fn give(&mut self, storage: Box<[u8]>) {
+        let size = storage.len();
+        if size == 0 {
+            return;
         }
+        match class_of(size) {
+            Some(c)
+                if !self.pressure
+                    && self.classes[c].len() < POOL_PER_CLASS
+                    && self.pooled_bytes + size <= (self.budget / 8).min(POOL_MAX_BYTES) =>
+            {
+                self.classes[c].push(storage);
+                self.pooled_bytes += size;
+            }
+            _ => {
+                self.allocated = self.allocated.saturating_sub(size);
+                drop(storage);
+            }
+        }
+        self.update_pressure();
     }
 
-    /// Bytes of ring storage held for reuse.
+    /// Whether `extra` more bytes may be taken to grow a buffer: not under
+    /// pressure, and within the budget.
+    pub fn may_grow(&self, extra: usize) -> bool {
+        !self.pressure && self.allocated + extra <= self.budget
+    }
+
+    /// Under memory pressure: buffers do not grow.
+    pub fn under_pressure(&self) -> bool {
+        self.pressure
+    }
+
+    /// Bytes of storage allocated, in rings and pooled.
+    pub fn allocated(&self) -> usize {
+        self.allocated
+    }
+
+    /// The budget.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Bytes of storage held for reuse.
     pub fn held_bytes(&self) -> usize {
-        self.free.iter().map(|b| b.len()).sum()
+        self.pooled_bytes
     }
 
-    /// Storage held for reuse.
-    #[cfg(test)]
-    pub fn pooled(&self) -> usize {
-        self.free.len()
+    /// Counters and gauges.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            allocated: self.allocated,
+            pooled: self.pooled_bytes,
+            pressure: self.pressure,
+            pressure_events: self.pressure_events,
+            refused: self.refused,
+        }
+    }
+
+    fn update_pressure(&mut self) {
+        if !self.pressure && self.allocated > self.budget / 4 * 3 {
+            self.pressure = true;
+            self.pressure_events += 1;
+        } else if self.pressure && self.allocated < self.budget / 2 {
+            self.pressure = false;
+        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wraps_and_preserves_order() {
-        let mut r = RingBuffer::new(8);
-        assert_eq!(r.write(b"abcdef"), 6);
-        let mut out = [0u8; 4];
-        assert_eq!(r.read(&mut out), 4);
-        assert_eq!(&out, b"abcd");
-        assert_eq!(r.write(b"ghijklmn"), 6);
-        assert_eq!(r.free(), 0);
-        let mut all = [0u8; 8];
-        assert_eq!(r.peek(0, &mut all), 8);
-        assert_eq!(&all, b"efghijkl");
-        let mut mid = [0u8; 3];
-        assert_eq!(r.peek(2, &mut mid), 3);
-        assert_eq!(&mid, b"ghi");
-        r.consume(8);
-        assert!(r.is_empty());
-    }
-
-    #[test]
-    fn write_with_uses_contiguous_space_only() {
-        let mut r = RingBuffer::new(8);
-        r.write(b"123456");
-        r.consume(4);
-        let n = r.write_with(|free| {
-            assert_eq!(free.len(), 2);
-            free.copy_from_slice(b"78");
-            2
-        });
-        assert_eq!(n, 2);
-        assert_eq!(r.write_with(|free| free.len()), 4);
-        assert_eq!(r.len(), 8);
-    }
-
-    #[test]
-    fn read_with_sees_contiguous_run_and_consumes_what_it_returns() {
-        let mut r = RingBuffer::new(8);
-        r.write(b"abcdefgh");
-        r.consume(6);
-        r.write(b"ij");
-        assert_eq!(
-            r.read_with(|d| {
-                assert_eq!(d, b"gh");
-                1
-            }),
-            1
-        );
-        assert_eq!(r.read_with(|d| d.len()), 1);
-        assert_eq!(
-            r.read_with(|d| {
-                assert_eq!(d, b"ij");
-                2
-            }),
-            2
-        );
-        assert!(r.is_empty());
-    }
-
-    #[test]
-    fn write_at_holds_data_until_committed() {
-        let mut r = RingBuffer::new(8);
-        r.write(b"abcdef");
-        r.consume(5);
-        assert_eq!(r.write_at(2, b"XYZW"), 4);
-        assert_eq!(r.len(), 1);
-        assert_eq!(r.write(b"gh"), 2);
-        r.commit(4);
-        let mut out = [0u8; 8];
-        assert_eq!(r.read(&mut out), 7);
-        assert_eq!(&out[..7], b"fghXYZW");
-        assert_eq!(r.write_at(8, b"x"), 0, "beyond capacity");
-    }
-
-    #[test]
-    fn out_of_order_data_survives_the_reader_emptying_the_buffer() {
-        let mut r = RingBuffer::new(16);
-        r.write(b"abc");
-        r.write_at(2, b"fg");
-        let mut out = [0u8; 3];
-        assert_eq!(r.read(&mut out), 3, "reader drains everything contiguous");
-        r.write(b"de");
-        r.commit(2);
-        let mut rest = [0u8; 4];
-        assert_eq!(r.read(&mut rest), 4);
-        assert_eq!(&rest, b"defg");
-    }
-
-    #[test]
-    fn pool_recycles_storage_and_stays_bounded() {
-        let mut pool = BufferPool::new(2);
-        let mut a = pool.take(8);
-        a.write(b"secret");
-        let ptr = a.peek(0, &mut [0u8; 1]);
-        assert_eq!(ptr, 1);
-        pool.give(a);
-        let b = pool.take(8);
-        assert!(b.is_empty(), "a recycled ring starts empty");
-        assert_eq!(b.peek(0, &mut [0u8; 8]), 0, "old bytes are not readable");
-        pool.give(b);
-        pool.give(RingBuffer::new(8));
-        pool.give(RingBuffer::new(8));
-        assert_eq!(pool.pooled(), 2, "bounded");
-        assert_eq!(pool.take(16).capacity(), 16, "other sizes are allocated");
-    }
-
-    #[test]
-    fn peek_past_end_copies_nothing() {
-        let mut r = RingBuffer::new(4);
-        r.write(b"ab");
-        assert_eq!(r.peek(2, &mut [0u8; 4]), 0);
-        assert_eq!(r.peek(5, &mut [0u8; 4]), 0);
-    }
-}
+mod tests;

@@ -180,9 +180,14 @@ impl Window {
         in_flight.saturating_mul(2) < self.cwnd
     }
 
-    /// RFC 5681 §3.1 eq. (2) with byte counting capped at one SMSS per ACK.
+    /// RFC 5681 §3.1 slow start with byte counting (RFC 3465 §2.2), every
+    /// acknowledged byte counted as Linux's `tcp_slow_start` does: a
+    /// receiver that coalesces (GRO) acknowledges a 64 KB super-frame with
+    /// one ACK, and the one-SMSS cap of eq. (2) would then grow cwnd by a
+    /// fraction per round trip instead of doubling it. Bursts stay bounded:
+    /// one ACK can at most double cwnd, and only by what left the network.
     fn slow_start(&mut self, bytes_acked: usize) {
-        self.cwnd = self.cwnd.saturating_add(bytes_acked.min(self.smss));
+        self.cwnd = self.cwnd.saturating_add(bytes_acked.min(self.cwnd));
     }
 
     /// RFC 5681 §3.1 eq. (4) with `ssthresh` computed by the caller; loss window 1 SMSS.

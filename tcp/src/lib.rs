@@ -45,11 +45,18 @@
 //! GRO super-frames are ordinary segments to the engine.
 //!
 //! ## Memory per connection
-//! About 1.4 KiB of TCB (`size_of::<Tcb>()`, checked by a test), the send
-//! and receive rings (`TcpConfig::send_buffer`/`recv_buffer`, 256 KiB each
-//! by default, allocated when the connection is created), and 24 bytes of
-//! RACK record per segment in flight (at most 4096). The connection table
-//! is bounded by [`TcpLayerConfig::max_connections`].
+//! About 1.5 KiB of state (`size_of::<Tcb>()` and the table's slot, lookup
+//! and timer entries, checked by tests), 24 bytes of RACK record per segment
+//! in flight (at most 4096), and buffer storage only while data is queued:
+//! rings come from a pool when data arrives or the application writes, and go
+//! back when their queue empties, so idle and half-open connections hold
+//! none. Buffers start at `TcpConfig::send_buffer`/`recv_buffer` (64 KiB)
+//! and grow toward the path's needs (receive auto-tuning, a send buffer of
+//! twice cwnd) up to `send_buffer_max`/`recv_buffer_max` (16 MiB), within
+//! the stack-wide [`TcpLayerConfig::buffer_budget`]: past three quarters of
+//! it buffers stop growing (memory pressure, counted in [`TcpStats`]), and
+//! it is never exceeded. The connection table is bounded by
+//! [`TcpLayerConfig::max_connections`].
 //!
 //! ## Public surface
 //! What an application needs: [`Tcp`] and its handles,

@@ -403,6 +403,7 @@ fn close_with_unread_data_resets_the_peer() {
 fn zero_window_is_probed_and_transfer_resumes() {
     let mut cb = common::config(common::B);
     cb.tcp.recv_buffer = 64 * 1024;
+    cb.tcp.recv_buffer_max = 64 * 1024;
     let mut net = Net::with_configs(common::config(common::A), cb);
     let (c, s) = connected(&mut net);
     let data = pattern(200_000, 5);

@@ -359,15 +359,15 @@ fn window_scale_offered_in_syn_and_used_when_both_sides_agree() {
     connected(&mut w);
     let syn = w.segs(Dir::AtoB, 0).find(|l| is_syn(l)).unwrap().tcp();
     let syn_ack = w.segs(Dir::BtoA, 0).find(|l| is_syn(l)).unwrap().tcp();
-    // 256 KiB receive buffers need a shift of 3 to fit 16 bits.
-    assert_eq!(syn.options.window_scale, Some(3));
-    assert_eq!(syn_ack.options.window_scale, Some(3));
-    // SYN windows are unscaled: the 256 KiB buffer is announced as 65535.
+    // Receive buffers that may grow to 16 MiB need a shift of 9 to fit 16 bits.
+    assert_eq!(syn.options.window_scale, Some(9));
+    assert_eq!(syn_ack.options.window_scale, Some(9));
+    // SYN windows are unscaled: the initial 64 KiB buffer is announced as 65535.
     assert_eq!(syn.window, 65535);
     assert_eq!(syn_ack.window, 65535);
-    // After the handshake the field is scaled: 262144 >> 3.
+    // After the handshake the field is scaled: 65536 >> 9.
     let ack = w.segs(Dir::AtoB, 0).find(|l| !is_syn(l)).unwrap().tcp();
-    assert_eq!(ack.window, 32768);
+    assert_eq!(ack.window, 128);
 }
 
 #[test]
@@ -376,13 +376,13 @@ fn window_scale_not_used_when_peer_syn_lacks_it() {
     let (c, s) = connected(&mut w);
     let syn = w.segs(Dir::AtoB, 0).find(|l| is_syn(l)).unwrap().tcp();
     let syn_ack = w.segs(Dir::BtoA, 0).find(|l| is_syn(l)).unwrap().tcp();
-    assert_eq!(syn.options.window_scale, Some(3), "A still offers");
+    assert_eq!(syn.options.window_scale, Some(9), "A still offers");
     assert_eq!(syn_ack.options.window_scale, None, "B does not");
     let data = pattern(400_000, 1);
     let from = w.log.len();
     assert!(transfer(&mut w, c, s, &data) == data);
-    // A's 256 KiB buffer is advertised unscaled, capped at 65535 (not 32768
-    // as a shift of 3 would give).
+    // A's window is advertised unscaled, capped at 65535 (not 128 as a
+    // shift of 9 would give).
     let a_windows: Vec<u16> = w
         .segs(Dir::AtoB, 0)
         .skip(1)
@@ -651,7 +651,13 @@ fn nodelay_sends_second_small_write_at_once() {
 /// "RCV.BUFF - RCV.USER - RCV.WND >= min( Fr * RCV.BUFF, Eff.snd.MSS )".
 #[test]
 fn receiver_sws_no_window_update_until_min_half_buffer_or_mss_read() {
-    let mut w = Link::with(|_| {}, |b| b.tcp.recv_buffer = 10 * 1448);
+    let mut w = Link::with(
+        |_| {},
+        |b| {
+            b.tcp.recv_buffer = 10 * 1448;
+            b.tcp.recv_buffer_max = 10 * 1448;
+        },
+    );
     let (c, s) = connected(&mut w);
     let data = pattern(40_000, 4);
     w.a.send(c, &data).unwrap();
@@ -690,7 +696,13 @@ fn receiver_sws_no_window_update_until_min_half_buffer_or_mss_read() {
 /// unmoved right edge (a zero window), or the sender sends a tiny segment.
 #[test]
 fn receiver_sws_probe_answer_keeps_right_edge_fixed() {
-    let mut w = Link::with(|_| {}, |b| b.tcp.recv_buffer = 10 * 1448);
+    let mut w = Link::with(
+        |_| {},
+        |b| {
+            b.tcp.recv_buffer = 10 * 1448;
+            b.tcp.recv_buffer_max = 10 * 1448;
+        },
+    );
     let (c, s) = connected(&mut w);
     let data = pattern(40_000, 4);
     w.a.send(c, &data).unwrap();

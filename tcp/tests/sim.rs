@@ -327,8 +327,11 @@ fn goodput_matrix_snapshot() {
         };
         sc.b_to_a = path;
         sc.bytes_a_to_b = GOODPUT_BYTES;
+        // Fixed buffers: the matrix shows what a buffer size gives.
         sc.tcp.recv_buffer = buf_kib * 1024;
+        sc.tcp.recv_buffer_max = buf_kib * 1024;
         sc.tcp.send_buffer = buf_kib * 1024;
+        sc.tcp.send_buffer_max = buf_kib * 1024;
         sc.max_time = Duration::from_secs(3_600);
         let cell = format!("{loss_pct:>4}% {rtt_ms:>6} {buf_kib:>10}");
         match run(&sc) {

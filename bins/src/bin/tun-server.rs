@@ -66,14 +66,27 @@ struct Args {
     /// segmentation and checksum offload): one packet per read and write.
     #[arg(long)]
     no_offload: bool,
-    /// Most connections open or closing at once. Connections the server
-    /// closed first wait out TIME-WAIT as small records outside this limit.
-    #[arg(long, default_value_t = 4096)]
+    /// Most connections open or closing at once. An idle connection holds
+    /// no buffers, only its state; connections the server closed first wait
+    /// out TIME-WAIT as small records outside this limit.
+    #[arg(long, default_value_t = TcpLayerConfig::default().max_connections,
+          value_parser = parse_connections)]
     max_connections: usize,
     /// Most 4-tuples kept in TIME-WAIT (about 80 bytes each); at the limit
     /// the oldest record goes first.
-    #[arg(long, default_value_t = 262_144)]
+    #[arg(long, default_value_t = TcpLayerConfig::default().max_time_wait)]
     max_time_wait: usize,
+    /// Most bytes of TCP buffer storage, all connections together (suffix
+    /// K, M or G). Past three quarters of it buffers stop growing; it is
+    /// never exceeded.
+    #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_size)]
+    buffer_budget: usize,
+    /// Largest receive buffer one connection may auto-tune to (BYTES, suffix K/M/G).
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
+    recv_buffer_max: usize,
+    /// Largest send buffer one connection may grow to (BYTES, suffix K/M/G).
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = parse_size)]
+    send_buffer_max: usize,
     /// Rewrite FILE every second with the server's counters (one CSV line
     /// under a header: connections, buffer bytes, connections opened and
     /// closed, TIME-WAIT records), for monitors and soak tests.
@@ -115,6 +128,38 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 /// `SECS` as an optional timeout: 0 is none.
 fn timeout(secs: f64) -> Option<Duration> {
     (secs > 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// A connection limit: 1 to 16M (connection ids are 32-bit slot indices).
+fn parse_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1 << 24).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a connection count from 1 to 16777216"
+        )),
+    }
+}
+
+/// A byte count with an optional K, M or G suffix (powers of 1024), at
+/// least 64 KiB.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (num, shift) = match s.trim().to_ascii_uppercase() {
+        t if t.ends_with('K') => (t[..t.len() - 1].to_string(), 10),
+        t if t.ends_with('M') => (t[..t.len() - 1].to_string(), 20),
+        t if t.ends_with('G') => (t[..t.len() - 1].to_string(), 30),
+        t => (t, 0),
+    };
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 65536, 512K, 16M, 1G)"))?;
+    let bytes = n
+        .checked_shl(shift)
+        .filter(|b| b >> shift == n)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if bytes < 64 * 1024 {
+        return Err(format!("{s:?} is below the 64 KiB minimum"));
+    }
+    Ok(bytes)
 }
 
 fn main() -> ExitCode {
@@ -179,10 +224,17 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut link = args.link.wrap(kind, open_link(args, kind)?)?;
     let subnet = Ipv4Subnet::new(args.addr, args.prefix).ok_or("--prefix is at most 32")?;
+    let defaults = TcpLayerConfig::default();
     let tcp = TcpLayerConfig {
         max_connections: args.max_connections,
         max_time_wait: args.max_time_wait,
-        ..TcpLayerConfig::default()
+        buffer_budget: args.buffer_budget,
+        tcp: ustack_tcp::TcpConfig {
+            recv_buffer_max: args.recv_buffer_max,
+            send_buffer_max: args.send_buffer_max,
+            ..defaults.tcp
+        },
+        ..defaults
     };
     // The link (all its middleware included) says what it offloads.
     let mut stack = ustack::new_stack(subnet, link.caps(), tcp);

@@ -102,8 +102,14 @@ pub struct FaultStats {
     pub queue_dropped: u64,
 }
 
-/// Most packets waiting in one direction.
-const MAX_QUEUED: usize = 4096;
+/// Most packets waiting in one direction; beyond either bound a packet is
+/// dropped and counted in `queue_dropped`. The byte bound holds a full
+/// window of a 2 Gbit/s path with 100 ms of delay each way (25 MB), so the
+/// delay alone never drops.
+const MAX_QUEUED: usize = 65_536;
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+/// Most spare packet buffers kept for reuse per direction; more are freed.
+const MAX_FREE: usize = 4096;
 /// Longest a packet is held back for reordering when nothing follows it.
 const MAX_HOLD: Duration = Duration::from_millis(20);
 
@@ -163,6 +169,8 @@ struct Kept {
 #[derive(Debug, Default)]
 struct Lane {
     queue: VecDeque<(Instant, Kept)>,
+    /// Bytes of the packets in `queue`.
+    queued_bytes: usize,
     held: Option<(Instant, Kept)>,
     bucket: Option<Bucket>,
     free: Vec<Vec<u8>>,
@@ -190,12 +198,20 @@ impl Lane {
     }
 
     fn push(&mut self, at: Instant, p: Kept, stats: &mut FaultStats) {
-        if self.queue.len() >= MAX_QUEUED {
+        if self.queue.len() >= MAX_QUEUED || self.queued_bytes + p.bytes.len() > MAX_QUEUED_BYTES {
             stats.queue_dropped += 1;
-            self.free.push(p.bytes);
+            self.recycle(p.bytes);
             return;
         }
+        self.queued_bytes += p.bytes.len();
         self.queue.push_back((at, p));
+    }
+
+    /// Keeps a spent packet buffer for reuse, within [`MAX_FREE`].
+    fn recycle(&mut self, bytes: Vec<u8>) {
+        if self.free.len() < MAX_FREE {
+            self.free.push(bytes);
+        }
     }
 
     /// Decides `packet`'s fate; `gro_segment` is kept with it if it waits.
@@ -262,11 +278,14 @@ impl Lane {
         if let Some((since, _)) = &self.held {
             if now.saturating_duration_since(*since) >= MAX_HOLD.max(cfg.delay) {
                 let (_, h) = self.held.take()?;
+                self.queued_bytes += h.bytes.len();
                 self.queue.push_back((now, h));
             }
         }
         if self.queue.front().is_some_and(|(at, _)| *at <= now) {
-            return self.queue.pop_front().map(|(_, p)| p);
+            let (_, p) = self.queue.pop_front()?;
+            self.queued_bytes -= p.bytes.len();
+            return Some(p);
         }
         None
     }
@@ -372,7 +391,7 @@ impl<L: Link> FaultInjector<L> {
     fn flush_tx(&mut self, now: Instant) -> Result<(), LinkError> {
         while let Some(p) = self.tx.due(&self.cfg, now) {
             let r = self.inner.send(&TxPacket::new(&[&p.bytes]));
-            self.tx.free.push(p.bytes);
+            self.tx.recycle(p.bytes);
             r?;
         }
         Ok(())
@@ -416,7 +435,7 @@ impl<L: Link> Link for FaultInjector<L> {
             if let Some(p) = self.rx.due(&self.cfg, now) {
                 let len = p.bytes.len();
                 if len > buf.len() {
-                    self.rx.free.push(p.bytes);
+                    self.rx.recycle(p.bytes);
                     return Err(LinkError::BufferTooSmall {
                         device: self.label.clone(),
                         len: buf.len(),
@@ -424,7 +443,7 @@ impl<L: Link> Link for FaultInjector<L> {
                     });
                 }
                 buf[..len].copy_from_slice(&p.bytes);
-                self.rx.free.push(p.bytes);
+                self.rx.recycle(p.bytes);
                 break Some(RxPacket {
                     len,
                     info: RxInfo {

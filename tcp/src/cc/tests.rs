@@ -42,11 +42,16 @@ fn slow_start_doubles_per_rtt_rfc5681_3_1_eq2() {
     }
 }
 
+/// A stretch ACK (a GRO receiver's one ACK for a super-frame) counts every
+/// byte it acknowledges (RFC 3465 §2.2, Linux `tcp_slow_start`), but one ACK
+/// at most doubles cwnd.
 #[test]
-fn slow_start_counts_at_most_one_smss_per_ack_rfc5681_3_1() {
+fn slow_start_counts_every_byte_a_stretch_ack_acknowledges() {
     let mut cc = NewReno::new(MSS);
-    cc.on_ack(Instant::ZERO, 10 * MSS, 10 * MSS, None);
-    assert_eq!(cc.cwnd(), 11 * MSS);
+    cc.on_ack(Instant::ZERO, 6 * MSS, 10 * MSS, None);
+    assert_eq!(cc.cwnd(), 16 * MSS);
+    cc.on_ack(Instant::ZERO, 100 * MSS, 16 * MSS, None);
+    assert_eq!(cc.cwnd(), 32 * MSS);
 }
 
 #[test]

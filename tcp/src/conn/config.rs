@@ -34,10 +34,22 @@ impl State {
 pub struct TcpConfig {
     /// MSS we announce; the stack derives it from the link MTU (MTU - 40).
     pub mss: u16,
-    /// Bytes the application may queue for sending.
+    /// Bytes the application may queue for sending at first. The send
+    /// buffer then grows with the congestion window (twice cwnd, like
+    /// Linux's `tcp_sndbuf_expand`) up to `send_buffer_max`. Sizes are
+    /// rounded up to powers of two.
     pub send_buffer: usize,
-    /// Bytes of received data held for the application; the advertised window.
+    /// Largest send buffer (Linux `tcp_wmem` max is 4 MiB; more is needed
+    /// to fill 1 Gbit/s over 50 ms of RTT).
+    pub send_buffer_max: usize,
+    /// Bytes of received data held for the application at first: the
+    /// first advertised window. Grown by receive auto-tuning (dynamic
+    /// right-sizing, Linux `tcp_rcv_space_adjust`) toward twice what the
+    /// application reads per round trip, up to `recv_buffer_max`.
     pub recv_buffer: usize,
+    /// Largest receive buffer (Linux `tcp_rmem` max is 6 MiB); it also sets
+    /// the window scale we offer (RFC 7323 §2.3).
+    pub recv_buffer_max: usize,
     /// RFC 6298 §2.1 initial RTO (1 s).
     pub rto_initial: Duration,
     /// Lower bound on the RTO. RFC 6298 §2.4 says 1 s; like Linux we use 200 ms,
@@ -79,8 +91,10 @@ impl Default for TcpConfig {
     fn default() -> TcpConfig {
         TcpConfig {
             mss: 1460,
-            send_buffer: 256 * 1024,
-            recv_buffer: 256 * 1024,
+            send_buffer: 64 * 1024,
+            send_buffer_max: 16 << 20,
+            recv_buffer: 64 * 1024,
+            recv_buffer_max: 16 << 20,
             rto_initial: Duration::from_secs(1),
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),

@@ -1,7 +1,7 @@
 //! What a SYN cookie needs of a TCB: the SYN-ACK a listener would send,
 //! computed without one, and a TCB that starts as if it had sent it.
 
-use super::{wscale_for, Tcb, TcpConfig, MAX_WINDOW};
+use super::{offered_wscale, Tcb, TcpConfig, MAX_WINDOW};
 use crate::time::Instant;
 
 impl Tcb {
@@ -9,7 +9,7 @@ impl Tcb {
     /// `cfg` offers in its SYN-ACK (the shift only if `cfg` scales windows).
     pub fn syn_ack_offer(cfg: &TcpConfig) -> (u16, Option<u8>) {
         let window = cfg.recv_buffer.min(MAX_WINDOW) as u16;
-        let shift = cfg.window_scaling.then(|| wscale_for(cfg.recv_buffer));
+        let shift = offered_wscale(cfg);
         (window, shift)
     }
 

@@ -106,6 +106,9 @@ impl Tcb {
         self.last_heard = now;
         self.keepalive_sent = 0;
         self.update_ts_recent(seg, tsval);
+        if !payload.is_empty() {
+            self.sample_rcv_rtt(now, seg);
+        }
         // Second: RST. (Third, security, does not apply.)
         if f.rst() {
             self.on_rst(seg, now);
@@ -130,6 +133,9 @@ impl Tcb {
         // it); the pointer is ignored and the bytes are ordinary data.
         // Seventh: segment text.
         let fin = self.process_text(now, seg, payload);
+        if !payload.is_empty() {
+            self.tune_recv_buffer(cfg, now);
+        }
         // Eighth: FIN.
         if fin && !self.fin_received {
             self.process_fin(cfg, now);

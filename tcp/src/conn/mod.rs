@@ -12,7 +12,7 @@ use tracing::debug;
 use ustack_ipv4::icmp::IcmpError;
 
 use crate::assembler::{Assembler, SackGenerator};
-use crate::buffer::{BufferPool, RingBuffer};
+use crate::buffer::RingBuffer;
 use crate::cc::{self, AnyCc, CongestionControl};
 use crate::error::TcpError;
 use crate::rack::Rack;
@@ -25,6 +25,7 @@ mod config;
 mod cookie;
 mod icmp;
 mod input;
+mod memory;
 mod output;
 mod recovery;
 mod timers;
@@ -59,6 +60,13 @@ const HEADERS: usize = 40;
 const MAX_WSCALE: u8 = 14;
 
 /// The smallest shift that lets a `buffer`-byte window fit the 16-bit field.
+/// The window scale we offer (RFC 7323 §2.2): enough for the largest buffer
+/// the connection may auto-tune to; `None` with window scaling off.
+pub(crate) fn offered_wscale(cfg: &TcpConfig) -> Option<u8> {
+    cfg.window_scaling
+        .then(|| wscale_for(cfg.recv_buffer.max(cfg.recv_buffer_max)))
+}
+
 fn wscale_for(buffer: usize) -> u8 {
     let mut shift = 0;
     while shift < MAX_WSCALE && (buffer >> shift) > MAX_WINDOW {
@@ -121,6 +129,16 @@ pub struct Tcb {
     /// RFC 9293 §3.8.6.2.2).
     rcv_adv: SeqNumber,
     recv_buf: RingBuffer,
+    /// Receive buffer size auto-tuning aims for (storage follows when data
+    /// next arrives).
+    rcv_target: u32,
+    /// Dynamic right-sizing: the most the application read in one round
+    /// trip, what it read since `rcv_space_at`, and the receiver's RTT
+    /// estimate in ms from timestamps (0: none yet).
+    rcv_space: u32,
+    rcv_copied: u32,
+    rcv_space_at: Instant,
+    rcv_rtt_ms: u32,
     fin_received: bool,
     ack_pending: bool,
 
@@ -187,7 +205,6 @@ pub struct Tcb {
 impl Tcb {
     pub(super) fn new(
         cfg: &TcpConfig,
-        pool: &mut BufferPool,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
@@ -210,14 +227,10 @@ impl Tcb {
             send_mss: 536,
             path_mtu: usize::from(cfg.mss) + HEADERS,
             our_mss: cfg.mss,
-            send_buf: pool.take(cfg.send_buffer),
+            send_buf: RingBuffer::unallocated(cfg.send_buffer),
             fin_queued: false,
             snd_wscale: 0,
-            rcv_wscale: if cfg.window_scaling {
-                wscale_for(cfg.recv_buffer)
-            } else {
-                0
-            },
+            rcv_wscale: offered_wscale(cfg).unwrap_or(0),
             wscale_ok: cfg.window_scaling,
             ts_ok: cfg.timestamps,
             ts_offset,
@@ -228,7 +241,12 @@ impl Tcb {
             irs: SeqNumber(0),
             rcv_nxt: SeqNumber(0),
             rcv_adv: SeqNumber(0),
-            recv_buf: pool.take(cfg.recv_buffer),
+            recv_buf: RingBuffer::unallocated(cfg.recv_buffer),
+            rcv_target: cfg.recv_buffer as u32,
+            rcv_space: 0,
+            rcv_copied: 0,
+            rcv_space_at: Instant::ZERO,
+            rcv_rtt_ms: 0,
             fin_received: false,
             ack_pending: false,
             assembler: Assembler::new(),
@@ -272,13 +290,12 @@ impl Tcb {
     /// Active OPEN (RFC 9293 §3.10.1): the SYN goes out on the next `poll_transmit_segmented`.
     pub fn connect(
         cfg: &TcpConfig,
-        pool: &mut BufferPool,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
         ts_offset: u32,
     ) -> Tcb {
-        let mut tcb = Tcb::new(cfg, pool, local, remote, iss, ts_offset, false);
+        let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, false);
         tcb.set_state(State::SynSent);
         tcb
     }
@@ -287,14 +304,13 @@ impl Tcb {
     /// SYN-RECEIVED and the SYN-ACK goes out on the next `poll_transmit_segmented`.
     pub fn accept_syn(
         cfg: &TcpConfig,
-        pool: &mut BufferPool,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: SeqNumber,
         ts_offset: u32,
         syn: &TcpRepr,
     ) -> Tcb {
-        let mut tcb = Tcb::new(cfg, pool, local, remote, iss, ts_offset, true);
+        let mut tcb = Tcb::new(cfg, local, remote, iss, ts_offset, true);
         tcb.on_peer_syn(cfg, syn);
         tcb.set_state(State::SynReceived);
         tcb
@@ -331,9 +347,20 @@ impl Tcb {
         self.fin_received && self.recv_buf.is_empty()
     }
 
-    /// Bytes of ring storage this connection holds (both directions).
+    /// Bytes of ring storage this connection holds (both directions): 0
+    /// while both queues are empty.
     pub fn buffer_bytes(&self) -> usize {
-        self.send_buf.capacity() + self.recv_buf.capacity()
+        self.send_buf.storage_bytes() + self.recv_buf.storage_bytes()
+    }
+
+    /// The receive buffer's current size: the most window it may offer.
+    pub fn recv_buffer_size(&self) -> usize {
+        self.recv_buf.capacity()
+    }
+
+    /// The send buffer's current size.
+    pub fn send_buffer_size(&self) -> usize {
+        self.send_buf.capacity()
     }
 
     /// Checks what must hold between any two events, for the fuzz targets
@@ -350,20 +377,36 @@ impl Tcb {
             ));
         }
         let (send, recv) = (&self.send_buf, &self.recv_buf);
-        if send.len() > send.capacity() || send.capacity() > cfg.send_buffer {
+        let send_max = cfg.send_buffer.max(cfg.send_buffer_max);
+        if send.len() > send.capacity() || send.capacity() > send_max {
             return Err(format!(
-                "send ring holds {} of {} bytes (configured {})",
+                "send ring holds {} of {} bytes (configured {send_max})",
                 send.len(),
                 send.capacity(),
-                cfg.send_buffer
             ));
         }
-        if recv.len() > recv.capacity() || recv.capacity() > cfg.recv_buffer {
+        let recv_max = cfg.recv_buffer.max(cfg.recv_buffer_max);
+        if recv.len() > recv.capacity() || recv.capacity() > recv_max {
             return Err(format!(
-                "receive ring holds {} of {} bytes (configured {})",
+                "receive ring holds {} of {} bytes (configured {recv_max})",
                 recv.len(),
                 recv.capacity(),
-                cfg.recv_buffer
+            ));
+        }
+        if send.has_storage() && send.storage_bytes() < send.capacity()
+            || recv.has_storage() && recv.storage_bytes() < recv.capacity()
+        {
+            return Err("ring storage smaller than its limit".into());
+        }
+        let advertised = self.rcv_adv.distance(self.rcv_nxt).max(0) as usize;
+        if self.state.is_synchronized()
+            && self.recv_buf.capacity() > 0
+            && recv.len() + advertised > recv.capacity()
+        {
+            return Err(format!(
+                "window reneged: {advertised} advertised, {} of {} queued",
+                recv.len(),
+                recv.capacity()
             ));
         }
         if self.state.is_synchronized() {
@@ -377,20 +420,6 @@ impl Tcb {
             }
         }
         Ok(())
-    }
-
-    /// Gives the buffers back once they can hold nothing more: closed, or in
-    /// TIME-WAIT with everything acknowledged and read. A retransmitted FIN
-    /// in TIME-WAIT then meets a zero window and is still ACKed.
-    /// With `force`, the connection is being freed and they go back anyway.
-    pub fn release_buffers(&mut self, pool: &mut BufferPool, force: bool) {
-        let idle = matches!(self.state, State::TimeWait | State::Closed)
-            && self.send_buf.is_empty()
-            && self.recv_buf.is_empty();
-        if (idle || force) && self.send_buf.capacity() + self.recv_buf.capacity() > 0 {
-            pool.give(core::mem::replace(&mut self.send_buf, RingBuffer::new(0)));
-            pool.give(core::mem::replace(&mut self.recv_buf, RingBuffer::new(0)));
-        }
     }
 
     /// Returns and clears the "application-visible change" flag.
@@ -521,6 +550,11 @@ impl Tcb {
         // RFC 9293 §3.10.7.4 (TIME-WAIT) / RFC 6191: a new SYN whose sequence
         // number is above the old connection's final one may reopen the tuple.
         self.state == State::TimeWait && syn_seq.distance(self.rcv_nxt) > 0
+    }
+
+    /// An ACK is owed now (not merely a delayed one).
+    pub fn ack_pending(&self) -> bool {
+        self.ack_pending
     }
 
     /// What a TIME-WAIT record keeps once this TCB is gone (RFC 9293

@@ -7,6 +7,7 @@ use core::time::Duration;
 use ustack_ipv4::icmp::IcmpError;
 
 use super::*;
+use crate::buffer::BufferPool;
 use crate::cc::CongestionControl;
 use crate::wire::TcpPacket;
 
@@ -54,6 +55,7 @@ fn transmit(tcb: &mut Tcb, now: Instant, max_segs: usize) -> Vec<Sent> {
 
 fn deliver(tcb: &mut Tcb, cfg: &TcpConfig, now: Instant, seg: &Sent) {
     let (repr, payload) = seg.repr();
+    tcb.prepare_recv(&mut BufferPool::new(usize::MAX), payload.len());
     tcb.handle_segment(cfg, now, &repr, payload);
 }
 
@@ -70,12 +72,14 @@ struct Pair {
 
 impl Pair {
     /// A connects to B; returns once both are established.
-    fn connected(cfg: TcpConfig) -> Pair {
-        let mut pool = BufferPool::new(4);
+    fn connected(mut cfg: TcpConfig) -> Pair {
+        // Room for every test's data from the start.
+        cfg.send_buffer = 256 << 10;
+        cfg.recv_buffer = 256 << 10;
         let now = Instant::from_millis(1_000);
-        let mut a = Tcb::connect(&cfg, &mut pool, A, B, SeqNumber(1_000), 7);
+        let mut a = Tcb::connect(&cfg, A, B, SeqNumber(1_000), 7);
         let syn = transmit(&mut a, now, 1).remove(0);
-        let b = Tcb::accept_syn(&cfg, &mut pool, B, A, SeqNumber(90_000), 9, &syn.repr().0);
+        let b = Tcb::accept_syn(&cfg, B, A, SeqNumber(90_000), 9, &syn.repr().0);
         let mut p = Pair {
             cfg,
             now,
@@ -179,8 +183,7 @@ fn errors_about_sequence_numbers_not_in_flight_are_ignored_rfc5927_4_1() {
     assert_eq!(p.a.path_mtu(), 1500);
     assert_eq!(p.a.soft_error, None);
     // In SYN-SENT only the ISS is in flight.
-    let mut pool = BufferPool::new(2);
-    let mut c = Tcb::connect(&cfg, &mut pool, A, B, SeqNumber(500), 1);
+    let mut c = Tcb::connect(&cfg, A, B, SeqNumber(500), 1);
     let port = IcmpError::PortUnreachable;
     assert!(
         !c.on_icmp_error(&cfg, now, port, SeqNumber(500), 60),
@@ -311,9 +314,8 @@ fn without_a_next_hop_mtu_the_plateau_below_the_datagram_is_used_rfc1191_7() {
 fn port_or_protocol_unreachable_fails_a_connect_at_once() {
     for err in [IcmpError::PortUnreachable, IcmpError::ProtocolUnreachable] {
         let cfg = TcpConfig::default();
-        let mut pool = BufferPool::new(2);
         let now = Instant::from_millis(5);
-        let mut c = Tcb::connect(&cfg, &mut pool, A, B, SeqNumber(500), 1);
+        let mut c = Tcb::connect(&cfg, A, B, SeqNumber(500), 1);
         transmit(&mut c, now, 1);
         c.take_notify();
         assert!(c.on_icmp_error(&cfg, now, err, SeqNumber(500), 64));
@@ -327,9 +329,8 @@ fn port_or_protocol_unreachable_fails_a_connect_at_once() {
 #[test]
 fn host_unreachable_during_connect_is_reported_when_it_gives_up() {
     let cfg = TcpConfig::default();
-    let mut pool = BufferPool::new(2);
     let mut now = Instant::from_millis(5);
-    let mut c = Tcb::connect(&cfg, &mut pool, A, B, SeqNumber(500), 1);
+    let mut c = Tcb::connect(&cfg, A, B, SeqNumber(500), 1);
     transmit(&mut c, now, 1);
     let host = IcmpError::HostUnreachable;
     assert!(c.on_icmp_error(&cfg, now, host, SeqNumber(500), 64));

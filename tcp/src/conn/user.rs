@@ -28,6 +28,7 @@ impl Tcb {
     pub fn recv_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, TcpError> {
         if !self.recv_buf.is_empty() {
             let n = self.recv_buf.read_with(f);
+            self.on_app_read(n);
             self.maybe_window_update();
             return Ok(n);
         }
@@ -57,6 +58,8 @@ impl Tcb {
     /// shorthand; the stack goes through [`Tcb::send_with`]).
     #[cfg(test)]
     pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        let unbounded = &mut crate::buffer::BufferPool::new(usize::MAX);
+        self.prepare_send(&super::TcpConfig::default(), unbounded);
         self.send_with(|space| {
             let n = space.len().min(data.len());
             space[..n].copy_from_slice(&data[..n]);

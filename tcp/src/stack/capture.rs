@@ -189,9 +189,8 @@ impl Tcp {
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
         let ts_offset = self.isn.ts_offset(local, remote);
-        let pool = &mut self.pool;
-        let tcb = span
-            .in_scope(|| Tcb::accept_syn(&self.cfg.tcp, pool, local, remote, iss, ts_offset, &syn));
+        let tcb =
+            span.in_scope(|| Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, ts_offset, &syn));
         let idx = self.insert(tcb, Owner::User, span);
         self.after_event(idx, now, true);
         Ok(self.id_of(idx))

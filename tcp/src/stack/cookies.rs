@@ -193,20 +193,14 @@ impl Tcp {
         let (window, _) = Tcb::syn_ack_offer(cfg);
         let span = conn_span(local, remote);
         let pool = &mut self.pool;
-        let (tcb, rst) = span.in_scope(|| {
-            let mut tcb = Tcb::accept_syn(
-                cfg,
-                pool,
-                local,
-                remote,
-                seg.ack + u32::MAX,
-                ts_offset,
-                &syn,
-            );
+        let (tcb, rst, stored) = span.in_scope(|| {
+            let mut tcb = Tcb::accept_syn(cfg, local, remote, seg.ack + u32::MAX, ts_offset, &syn);
             tcb.cookie_syn_ack_sent(window);
             debug!(mss, opts = ?syn.options, "connection from a SYN cookie");
+            // Data riding on the third ACK needs storage like any other.
+            let stored = tcb.prepare_recv(pool, payload.len());
             let rst = tcb.handle_segment(cfg, now, seg, payload);
-            (tcb, rst)
+            (tcb, rst, stored)
         });
         let owner = Owner::Listener {
             port,
@@ -217,6 +211,9 @@ impl Tcp {
             l.pending += 1;
         }
         self.stats.tcp_syncookies_ok += 1;
+        if !stored {
+            self.stats.tcp_mem_rx_dropped += 1;
+        }
         if let Some(r) = rst {
             self.send_rst(local, remote, &r, tx);
         }

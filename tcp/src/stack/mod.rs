@@ -32,6 +32,8 @@ pub use capture::{CaptureFilter, CaptureRequest};
 pub use cookies::{ListenOptions, SynCookies};
 pub use time_wait::TimeWaitStats;
 use time_wait::{Record, TimeWaitTable, Verdict};
+#[cfg(test)]
+mod size_tests;
 
 /// Configuration of the TCP layer: the connection table and the defaults
 /// of every connection. The interface (address, MTU, segmentation offload)
@@ -39,12 +41,18 @@ use time_wait::{Record, TimeWaitTable, Verdict};
 #[derive(Debug, Clone)]
 pub struct TcpLayerConfig {
     /// Upper bound on connections the application can see or is owed
-    /// (handshaking, open, closing). Connections that closed first and wait
-    /// out TIME-WAIT alone are records, bounded by `max_time_wait` instead.
+    /// (handshaking, open, closing). An idle connection costs its state only
+    /// (no buffers), so the default is high. Connections that closed first
+    /// and wait out TIME-WAIT alone are records, bounded by `max_time_wait`.
     pub max_connections: usize,
     /// Upper bound on TIME-WAIT records (about 80 bytes each with their
     /// index). At the bound the oldest record goes first.
     pub max_time_wait: usize,
+    /// Most bytes of send and receive buffer storage all connections
+    /// together may hold (pooled storage included). Above three quarters of
+    /// it the layer is under memory pressure: buffers stop growing. It is
+    /// never exceeded: a connection that finds no memory stores less.
+    pub buffer_budget: usize,
     /// Local ports `connect` picks from when none is given.
     pub ephemeral_ports: (u16, u16),
     /// Per-connection tunables. `tcp.mss` is lowered to fit the MTU.
@@ -54,8 +62,9 @@ pub struct TcpLayerConfig {
 impl Default for TcpLayerConfig {
     fn default() -> TcpLayerConfig {
         TcpLayerConfig {
-            max_connections: 4096,
+            max_connections: 262_144,
             max_time_wait: 262_144,
+            buffer_budget: 1 << 30,
             ephemeral_ports: (49152, 65535),
             tcp: TcpConfig::default(),
         }
@@ -122,6 +131,17 @@ pub struct TcpStats {
     /// Connections given up after too many retransmissions or probes,
     /// including ones whose handle the application had already closed.
     pub tcp_timeouts: u64,
+    /// Bytes of buffer storage held now, in connections and pooled (gauge).
+    pub tcp_mem_allocated: u64,
+    /// 1 while under memory pressure (gauge; see `buffer_budget`).
+    pub tcp_mem_pressure: u64,
+    /// Times the layer entered memory pressure.
+    pub tcp_mem_pressure_events: u64,
+    /// Requests for buffer storage refused because the budget was spent.
+    pub tcp_mem_refused: u64,
+    /// Segments whose data was dropped for lack of buffer memory (the
+    /// peer retransmits it).
+    pub tcp_mem_rx_dropped: u64,
 }
 
 /// Who holds a connection.
@@ -194,21 +214,23 @@ pub struct Tcp {
     stats: TcpStats,
     /// One outgoing segment (or super-frame), TCP header first.
     scratch: Vec<u8>,
-    /// Storage of closed connections' buffers, reused by new ones.
+    /// Where every connection's buffer storage comes from, within the budget.
     pool: BufferPool,
     /// Connections that closed first and wait out 2 × MSL as records.
     time_wait: TimeWaitTable,
     /// Any-address capture, when on.
     capture: Option<capture::Capture>,
+    /// Connections whose application found no buffer memory for a send:
+    /// told "ready" once the pool leaves pressure. At most one entry per
+    /// refused send, bounded by `max_connections` (more are not recorded:
+    /// those applications retry on their next event).
+    mem_waiters: Vec<ConnId>,
 }
 
 const IP_HDR: usize = Ipv4Repr::HEADER_LEN;
 /// IPv4 and TCP headers without options: what the MSS leaves of the MTU.
 const HEADERS: usize = IP_HDR + 20;
 const MAX_PENDING_RST: usize = 64;
-/// Buffers kept for reuse (two per connection): enough for 32 connections
-/// opening as fast as others close.
-const BUFFER_POOL: usize = 64;
 
 impl Tcp {
     /// A TCP layer with no connections; it learns its address and MTU when
@@ -216,6 +238,7 @@ impl Tcp {
     pub fn new(cfg: TcpLayerConfig, mut rng: Box<dyn Rng>) -> Tcp {
         let isn = IsnGenerator::new(rng.as_mut());
         let time_wait = TimeWaitTable::new(cfg.max_time_wait, cfg.tcp.time_wait);
+        let cfg_budget = cfg.buffer_budget;
         Tcp {
             cfg,
             addr: Ipv4Addr::UNSPECIFIED,
@@ -236,7 +259,8 @@ impl Tcp {
             rng,
             stats: TcpStats::default(),
             scratch: Vec::new(),
-            pool: BufferPool::new(BUFFER_POOL),
+            pool: BufferPool::new(cfg_budget),
+            mem_waiters: Vec::new(),
             time_wait,
             capture: None,
         }
@@ -275,16 +299,14 @@ impl Tcp {
     }
 
     /// Bytes of send and receive ring storage the layer holds: in live
-    /// connections and kept for reuse. A walk over the table: for
-    /// monitoring, not for the packet path.
+    /// connections and kept for reuse. Never more than the budget.
     pub fn buffer_memory(&self) -> usize {
-        let live: usize = self
-            .slots
-            .iter()
-            .filter_map(|s| s.entry.as_ref())
-            .map(|e| e.tcb.buffer_bytes())
-            .sum();
-        live + self.pool.held_bytes()
+        self.pool.allocated()
+    }
+
+    /// Bytes of ring storage kept for reuse (part of [`Tcp::buffer_memory`]).
+    pub fn pooled_buffer_memory(&self) -> usize {
+        self.pool.held_bytes()
     }
 
     /// Connections that still have something to finish: every state but
@@ -352,11 +374,23 @@ impl Tcp {
                     return;
                 };
                 let _span = e.span.clone().entered();
+                if !e.tcb.prepare_recv(&mut self.pool, payload.len()) {
+                    self.stats.tcp_mem_rx_dropped += 1;
+                    trace!(len = payload.len(), "no buffer memory: data dropped");
+                }
                 let rst = e.tcb.handle_segment(&self.cfg.tcp, now, &seg, payload);
                 if let Some(r) = rst {
                     self.send_rst(local, remote, &r, tx);
                 }
                 self.after_event(idx, now, true);
+                if payload.len() >= 2 * usize::from(self.cfg.tcp.mss)
+                    && self.entry(idx).is_some_and(|e| e.tcb.ack_pending())
+                {
+                    // A GRO super-frame holds many full segments: acknowledge
+                    // each one as it arrives (RFC 5681 §4.2), not once per
+                    // batch of frames, or the sender's clock stalls.
+                    self.transmit(idx, now, tx);
+                }
                 return;
             }
             debug!(%local, %remote, "new SYN recycles a TIME-WAIT connection");
@@ -434,9 +468,8 @@ impl Tcp {
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
         let ts_offset = self.isn.ts_offset(local, remote);
-        let pool = &mut self.pool;
-        let tcb = span
-            .in_scope(|| Tcb::accept_syn(&self.cfg.tcp, pool, local, remote, iss, ts_offset, seg));
+        let tcb =
+            span.in_scope(|| Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, ts_offset, seg));
         let owner = Owner::Listener {
             port: local.port(),
             queued: false,
@@ -486,7 +519,14 @@ impl Tcp {
             self.send_rst(local, remote, &rst, tx);
         }
 
-        let (limit, max_segs) = if self.tso_max > self.mtu {
+        while let Some(idx) = self.tx_queue.pop_front() {
+            self.transmit(idx, now, tx);
+        }
+    }
+
+    /// The largest segment (or super-frame) and the most segments in it.
+    fn tx_limits(&self) -> (usize, usize) {
+        if self.tso_max > self.mtu {
             // Worst case per segment: one MSS of payload plus 40 bytes of
             // TCP options and the fixed headers.
             let per_seg = usize::from(self.cfg.tcp.mss) + 40 + 20;
@@ -496,45 +536,48 @@ impl Tcp {
             )
         } else {
             (self.mtu.saturating_sub(IP_HDR), 1)
-        };
-        while let Some(idx) = self.tx_queue.pop_front() {
-            let Some(e) = self
-                .slots
-                .get_mut(idx as usize)
-                .and_then(|s| s.entry.as_mut())
-            else {
-                continue;
-            };
-            e.in_tx = false;
-            let _span = e.span.clone().entered();
-            let src = *e.tcb.local().ip();
-            let dst = *e.tcb.remote().ip();
-            while let Some((n, seg)) =
-                e.tcb
-                    .poll_transmit_segmented(now, &mut self.scratch[..limit], max_segs)
-            {
-                let segment = &self.scratch[..n];
-                let tso = (seg > 0).then(|| {
-                    let thl = usize::from(segment[12] >> 4) * 4;
-                    let segments = n.saturating_sub(thl).div_ceil(seg).max(1);
-                    Tso {
-                        segment: seg as u16,
-                        segments: segments as u16,
-                    }
-                });
-                self.stats.tcp_tx_segments += tso.map_or(1, |t| u64::from(t.segments));
-                tx.send(&Outgoing {
-                    src,
-                    dst,
-                    protocol: protocol::TCP,
-                    payload: &[segment],
-                    dont_frag: true,
-                    dscp_ecn: 0,
-                    tso,
-                });
-            }
-            self.after_event(idx, now, false);
         }
+    }
+
+    /// Sends everything connection `idx` has to send.
+    fn transmit(&mut self, idx: u32, now: Instant, tx: &mut impl IpSend) {
+        let (limit, max_segs) = self.tx_limits();
+        let Some(e) = self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.entry.as_mut())
+        else {
+            return;
+        };
+        e.in_tx = false;
+        let _span = e.span.clone().entered();
+        let src = *e.tcb.local().ip();
+        let dst = *e.tcb.remote().ip();
+        while let Some((n, seg)) =
+            e.tcb
+                .poll_transmit_segmented(now, &mut self.scratch[..limit], max_segs)
+        {
+            let segment = &self.scratch[..n];
+            let tso = (seg > 0).then(|| {
+                let thl = usize::from(segment[12] >> 4) * 4;
+                let segments = n.saturating_sub(thl).div_ceil(seg).max(1);
+                Tso {
+                    segment: seg as u16,
+                    segments: segments as u16,
+                }
+            });
+            self.stats.tcp_tx_segments += tso.map_or(1, |t| u64::from(t.segments));
+            tx.send(&Outgoing {
+                src,
+                dst,
+                protocol: protocol::TCP,
+                payload: &[segment],
+                dont_frag: true,
+                dscp_ecn: 0,
+                tso,
+            });
+        }
+        self.after_event(idx, now, false);
     }
 
     /// When the next poll is due: `Some(now-or-earlier)` when output is
@@ -596,10 +639,19 @@ impl Tcp {
             }
         }
         self.check_capture()?;
+        let mut held = self.pool.held_bytes();
         for e in self.slots.iter().filter_map(|s| s.entry.as_ref()) {
             e.tcb
                 .check_invariants(&self.cfg.tcp)
                 .map_err(|m| format!("{} -> {}: {m}", e.tcb.local(), e.tcb.remote()))?;
+            held += e.tcb.buffer_bytes();
+        }
+        let allocated = self.pool.allocated();
+        if held != allocated || allocated > self.pool.budget() {
+            return Err(format!(
+                "buffers: {held} bytes held, {allocated} accounted, budget {}",
+                self.pool.budget()
+            ));
         }
         Ok(())
     }
@@ -643,7 +695,8 @@ impl Tcp {
             return;
         };
         slot.gen = slot.gen.wrapping_add(1);
-        e.tcb.release_buffers(&mut self.pool, true);
+        e.tcb.release_all(&mut self.pool);
+        self.sync_mem_stats();
         self.table.remove(&(e.tcb.local(), e.tcb.remote()));
         if let Owner::Listener {
             port,
@@ -678,11 +731,11 @@ impl Tcp {
             .get_mut(idx as usize)
             .and_then(|s| s.entry.as_mut())
         {
-            if e.tcb.state() == State::TimeWait {
-                // TIME-WAIT lasts a minute and needs no buffers.
-                e.tcb.release_buffers(&mut self.pool, false);
-            }
+            // Empty queues hold no memory; TIME-WAIT holds no buffers at all.
+            e.tcb.release_idle(&self.cfg.tcp, &mut self.pool);
         }
+        self.sync_mem_stats();
+        self.wake_mem_waiters();
         let Some(e) = self.entry_mut(idx) else { return };
         let notify = e.tcb.take_notify();
         let state = e.tcb.state();
@@ -749,6 +802,32 @@ impl Tcp {
                 self.timers.push(Reverse((at, idx, gen)));
             }
         }
+    }
+
+    /// Once memory is no longer short, applications refused it try again.
+    fn wake_mem_waiters(&mut self) {
+        if self.mem_waiters.is_empty() || self.pool.under_pressure() {
+            return;
+        }
+        let mut waiters = core::mem::take(&mut self.mem_waiters);
+        for id in waiters.drain(..) {
+            if let Some(e) = self.entry_by_id_mut(id) {
+                if e.owner == Owner::User && !e.in_ready {
+                    e.in_ready = true;
+                    self.ready.push_back(id);
+                }
+            }
+        }
+        // Keep the (empty) allocation for next time.
+        self.mem_waiters = waiters;
+    }
+
+    fn sync_mem_stats(&mut self) {
+        let p = self.pool.stats();
+        self.stats.tcp_mem_allocated = p.allocated as u64;
+        self.stats.tcp_mem_pressure = u64::from(p.pressure);
+        self.stats.tcp_mem_pressure_events = p.pressure_events;
+        self.stats.tcp_mem_refused = p.refused;
     }
 
     fn enqueue_tx(&mut self, idx: u32) {

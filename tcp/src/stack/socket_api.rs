@@ -135,9 +135,7 @@ impl Tcp {
         let iss = self.isn.isn(local, remote, now);
         let span = conn_span(local, remote);
         let ts_offset = self.isn.ts_offset(local, remote);
-        let pool = &mut self.pool;
-        let tcb =
-            span.in_scope(|| Tcb::connect(&self.cfg.tcp, pool, local, remote, iss, ts_offset));
+        let tcb = span.in_scope(|| Tcb::connect(&self.cfg.tcp, local, remote, iss, ts_offset));
         let idx = self.insert(tcb, Owner::User, span);
         self.after_event(idx, now, true);
         Ok(self.id_of(idx))
@@ -217,15 +215,42 @@ impl Tcp {
         f: impl FnOnce(&mut [u8]) -> usize,
     ) -> Result<usize, TcpError> {
         let idx = self.user_idx(id)?;
-        let r = self
-            .entry_mut(idx)
+        let tcb = &mut self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.entry.as_mut())
             .ok_or(TcpError::InvalidHandle)?
-            .tcb
-            .send_with(f);
+            .tcb;
+        tcb.prepare_send(&self.cfg.tcp, &mut self.pool);
+        let r = tcb.send_with(f);
+        if r.is_err() {
+            // Storage taken for nothing goes straight back.
+            tcb.release_idle(&self.cfg.tcp, &mut self.pool);
+            let refused = r == Err(TcpError::WouldBlock) && tcb.send_queue_len() == 0;
+            if refused
+                && self.pool.under_pressure()
+                && self.mem_waiters.len() < self.cfg.max_connections
+            {
+                self.mem_waiters.push(id);
+            }
+        }
         if r.is_ok() {
             self.enqueue_tx(idx);
         }
         r
+    }
+
+    /// The connection's current (send, receive) buffer sizes: what the
+    /// send queue may hold and the most receive window it may offer, as
+    /// grown by auto-tuning. Storage is held only while data is queued.
+    pub fn buffer_sizes(&self, id: ConnId) -> Result<(usize, usize), TcpError> {
+        let tcb = &self.user_entry(id)?.tcb;
+        Ok((tcb.send_buffer_size(), tcb.recv_buffer_size()))
+    }
+
+    /// Bytes of buffer storage the connection holds now (0 when idle).
+    pub fn connection_buffer_memory(&self, id: ConnId) -> Result<usize, TcpError> {
+        Ok(self.user_entry(id)?.tcb.buffer_bytes())
     }
 
     /// Free space in the send queue.

@@ -165,9 +165,12 @@ impl Net {
             self.now += self.step_time;
             let ab: Vec<_> = self.a_to_b.drain(..).collect();
             let ba: Vec<_> = self.b_to_a.drain(..).collect();
+            // What a stack sends while it handles a packet goes on the wire
+            // (and in the log) like what it sends when polled.
+            let mut replies = Vec::new();
+            let now = self.now;
             for (p, trusted) in ab {
-                let (q, now) = (&mut self.b_to_a, self.now);
-                let tx = &mut |r: &[u8]| q.push_back((r.to_vec(), false));
+                let tx = &mut |r: &[u8]| replies.push((Dir::BtoA, r.to_vec(), false));
                 if trusted {
                     self.b.handle_packet_trusted(now, &p, tx);
                 } else {
@@ -175,10 +178,11 @@ impl Net {
                 }
             }
             for (p, _) in ba {
-                let (q, now) = (&mut self.a_to_b, self.now);
-                self.a
-                    .handle_packet(now, &p, &mut |r| q.push_back((r.to_vec(), false)));
+                self.a.handle_packet(now, &p, &mut |r| {
+                    replies.push((Dir::AtoB, r.to_vec(), false))
+                });
             }
+            self.put_on_wire(replies);
             self.flush();
             return true;
         }
@@ -223,6 +227,11 @@ impl Net {
         self.a_super_frames += supers;
         self.b
             .poll(now, &mut |p| out.push((Dir::BtoA, p.to_vec(), false)));
+        self.put_on_wire(out);
+    }
+
+    /// Logs each packet, lets the drop hook judge it, and queues the rest.
+    fn put_on_wire(&mut self, out: Vec<(Dir, Vec<u8>, bool)>) {
         for (dir, p, trusted) in out {
             self.count += 1;
             let seen = inspect(dir, &p);

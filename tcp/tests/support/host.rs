@@ -18,6 +18,8 @@ pub struct HostConfig {
     pub tso_max: usize,
     pub max_connections: usize,
     pub max_time_wait: usize,
+    /// Stack-wide budget for buffer storage.
+    pub buffer_budget: usize,
     pub ephemeral_ports: (u16, u16),
     pub tcp: TcpConfig,
 }
@@ -31,6 +33,7 @@ impl HostConfig {
             tso_max: 0,
             max_connections: d.max_connections,
             max_time_wait: d.max_time_wait,
+            buffer_budget: d.buffer_budget,
             ephemeral_ports: d.ephemeral_ports,
             tcp: d.tcp,
         }
@@ -48,6 +51,7 @@ impl Host {
             TcpLayerConfig {
                 max_connections: cfg.max_connections,
                 max_time_wait: cfg.max_time_wait,
+                buffer_budget: cfg.buffer_budget,
                 ephemeral_ports: cfg.ephemeral_ports,
                 tcp: cfg.tcp,
             },
