@@ -1,21 +1,25 @@
-//! Blocking sockets over a stack that runs on a thread of its own, shaped
-//! like `std::net`: [`NetStack`] (the running stack, `Send + Sync + Clone`),
-//! [`TcpListener`] and [`TcpStream`] (`std::io::Read` and `Write`, also on
-//! `&TcpStream`).
+//! Sockets over a stack that runs on a thread of its own: [`NetStack`] (the
+//! running stack, `Send + Sync + Clone`); blocking [`TcpListener`] and
+//! [`TcpStream`] shaped like `std::net` (`std::io::Read` and `Write`, also on
+//! `&TcpStream`); with the `tokio` feature, async ones in [`tokio`] (tokio's
+//! `AsyncRead` and `AsyncWrite`).
 //!
 //! One driver thread owns the link and does the I/O; the stack itself sits
 //! behind a mutex that the driver takes for each turn (packets in, timers,
 //! packets out) and that socket calls take for the TCP call they make.
 //! After a socket call that may have given TCP something to send, the
-//! caller writes an eventfd the driver sleeps on, so the driver never polls
-//! on a timer of its own; after each turn the driver wakes the socket calls
-//! waiting on a condition variable. An idle stack sleeps in `poll(2)` and
-//! uses no CPU.
+//! caller writes an eventfd the driver sleeps on (only when the driver is
+//! asleep or about to be), so the driver never polls on a timer of its own;
+//! after each turn the driver wakes the blocking calls waiting on a
+//! condition variable, and the async tasks that TCP's
+//! [`poll_ready`](ustack_tcp::Tcp::poll_ready) names (see `wakers`). An
+//! idle stack sleeps in `poll(2)` and uses no CPU.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -38,7 +42,14 @@ struct Shared {
     turned: Condvar,
     /// Written to wake the driver: a socket call gave TCP work.
     wake: OwnedFd,
+    /// Set by the driver, under the stack's lock, at the end of a turn after
+    /// which it sleeps; cleared when it wakes. A socket call that finds it
+    /// clear after its TCP call need not write `wake`: the driver has a
+    /// turn to come that will see the call's work.
+    parked: AtomicBool,
     stop: AtomicBool,
+    /// Async calls waiting for TCP; locked only with `stack` held.
+    wakers: Mutex<Wakers>,
     clock: Clock,
 }
 
@@ -49,7 +60,21 @@ impl Shared {
         self.stack.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The registry of async wakers. Only with the stack's guard held (the
+    /// lock order is stack, then wakers).
+    fn wakers<'a>(&'a self, _stack: &mut MutexGuard<'_, Stack>) -> MutexGuard<'a, Wakers> {
+        self.wakers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the driver after a socket call gave TCP work, unless it is
+    /// awake and has a turn to come anyway.
     fn wake_driver(&self) {
+        if self.parked.load(Ordering::Relaxed) {
+            self.force_wake();
+        }
+    }
+
+    fn force_wake(&self) {
         let one = 1u64.to_ne_bytes();
         // SAFETY: `wake` is an eventfd this struct owns; writing 8 bytes from
         // a valid buffer is its defined use. A full counter (EAGAIN) already
@@ -97,7 +122,7 @@ struct Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        self.shared.wake_driver();
+        self.shared.force_wake();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -131,7 +156,9 @@ impl NetStack {
             stack: Mutex::new(crate::new_stack(subnet, link.caps(), tcp)),
             turned: Condvar::new(),
             wake,
+            parked: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            wakers: Mutex::new(Wakers::default()),
             clock: Clock::new(),
         });
         let driver = Arc::clone(&shared);
@@ -150,7 +177,7 @@ impl NetStack {
     /// `NotConnected`. (Dropping every handle and socket does the same.)
     pub fn stop(&self) {
         self.shared().stop.store(true, Ordering::Relaxed);
-        self.shared().wake_driver();
+        self.shared().force_wake();
         self.shared().turned.notify_all();
     }
 
@@ -170,6 +197,9 @@ impl NetStack {
 fn drive<L: Link>(mut link: L, shared: &Shared) {
     let mut buf = vec![0u8; MAX_PACKET_LEN];
     let mut errors = 0u64;
+    // Wakers taken under the locks, woken after: reused, so no allocation
+    // per turn once it has grown to the number of waiting tasks.
+    let mut due: Vec<Waker> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
         let now = shared.clock.now();
         let (received, deadline) = {
@@ -191,10 +221,14 @@ fn drive<L: Link>(mut link: L, shared: &Shared) {
                 }
             }
             stack.poll(now, &mut |p| send(&mut link, p, &mut errors));
-            while stack.poll_ready().is_some() {}
+            shared.wakers(&mut stack).collect(&mut stack, &mut due);
+            if received < RX_BATCH {
+                shared.parked.store(true, Ordering::Relaxed);
+            }
             (received, stack.poll_at())
         };
         shared.turned.notify_all();
+        due.drain(..).for_each(Waker::wake);
         if received == RX_BATCH {
             continue;
         }
@@ -204,8 +238,16 @@ fn drive<L: Link>(mut link: L, shared: &Shared) {
             .map(|t| t.saturating_duration_since(StdInstant::now()));
         let timeout = [wait, link_wait].into_iter().flatten().min();
         sleep(&link, shared, timeout);
+        shared.parked.store(false, Ordering::Relaxed);
+    }
+    // From now on every socket call fails: wake the ones waiting.
+    shared.parked.store(true, Ordering::Relaxed);
+    {
+        let mut stack = shared.lock();
+        shared.wakers(&mut stack).take_all(&mut due);
     }
     shared.turned.notify_all();
+    due.drain(..).for_each(Waker::wake);
 }
 
 fn send<L: Link>(link: &mut L, p: &TxPacket<'_>, errors: &mut u64) {
@@ -273,4 +315,9 @@ fn io_error(e: TcpError) -> io::Error {
 }
 
 mod blocking;
+mod wakers;
 pub use blocking::{TcpListener, TcpStream};
+use wakers::Wakers;
+
+#[cfg(feature = "tokio")]
+pub mod tokio;
