@@ -54,6 +54,21 @@ struct Args {
     /// No TUN offloads: one packet of at most the MTU per read and write.
     #[arg(long)]
     no_offload: bool,
+    /// Send and receive buffer of every connection, in KiB, on both
+    /// servers [default: TCP's default].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(16..=65536))]
+    buffer_kib: Option<u32>,
+}
+
+impl Args {
+    fn tcp_config(&self) -> TcpLayerConfig {
+        let mut cfg = TcpLayerConfig::default();
+        if let Some(kib) = self.buffer_kib {
+            cfg.tcp.send_buffer = kib as usize * 1024;
+            cfg.tcp.recv_buffer = kib as usize * 1024;
+        }
+        cfg
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +163,8 @@ fn one_round(kind: Kind, args: &Args, stop: &AtomicBool) -> Result<(f64, f64), S
         Kind::Raw => {
             let server_stop = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&server_stop);
-            let server = std::thread::spawn(move || raw_server(link, subnet, &flag));
+            let cfg = args.tcp_config();
+            let server = std::thread::spawn(move || raw_server(link, subnet, cfg, &flag));
             let r = client(dur, stop);
             server_stop.store(true, Ordering::Relaxed);
             server
@@ -158,8 +174,8 @@ fn one_round(kind: Kind, args: &Args, stop: &AtomicBool) -> Result<(f64, f64), S
             r
         }
         Kind::Async => {
-            let net = NetStack::spawn(link, subnet, TcpLayerConfig::default())
-                .map_err(|e| e.to_string())?;
+            let net =
+                NetStack::spawn(link, subnet, args.tcp_config()).map_err(|e| e.to_string())?;
             let rt = tokio::runtime::Builder::new_current_thread()
                 .build()
                 .map_err(|e| e.to_string())?;
@@ -251,9 +267,10 @@ async fn async_server(net: &NetStack) {
 fn raw_server(
     mut link: TunLink,
     subnet: Ipv4Subnet,
+    cfg: TcpLayerConfig,
     stop: &AtomicBool,
 ) -> Result<(), RuntimeError> {
-    let mut stack = ustack::new_stack(subnet, ustack_link::Link::caps(&link), Default::default());
+    let mut stack = ustack::new_stack(subnet, ustack_link::Link::caps(&link), cfg);
     let sink = stack
         .listen(SINK_PORT, 16)
         .map_err(|e| RuntimeError::App(e.to_string()))?;

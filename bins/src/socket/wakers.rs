@@ -104,7 +104,9 @@ impl Wakers {
         while let Some(id) = stack.poll_ready() {
             if let Some(w) = self.conns.get_mut(&id) {
                 due.extend(w.read.take());
-                due.extend(w.write.take());
+                if w.write.is_some() && writable(stack, id) {
+                    due.extend(w.write.take());
+                }
             }
         }
         for (&id, l) in &mut self.listeners {
@@ -127,4 +129,25 @@ impl Wakers {
             due.extend(l.waker.take());
         }
     }
+}
+
+/// Whether a task waiting to write to `id` should be woken: the handshake
+/// is over or failed, the connection can no longer send, or the send
+/// buffer has room for at least half of what is still queued — Linux's
+/// rule for waking writers (`sk_stream_write_space`, `sk_stream_min_wspace`),
+/// which spares a wake-up, and a small write, per ACK. Every later ACK
+/// that frees space reports the connection again, and the last one leaves
+/// the buffer empty, so a writer held back here is woken in the end.
+fn writable(stack: &Stack, id: ConnId) -> bool {
+    let sending = matches!(
+        stack.state(id),
+        Ok(ustack_tcp::State::Established | ustack_tcp::State::CloseWait)
+    );
+    if !sending || !matches!(stack.error(id), Ok(None)) {
+        return true;
+    }
+    let (Ok(space), Ok(queued)) = (stack.send_space(id), stack.send_queue_len(id)) else {
+        return true;
+    };
+    space > 0 && space >= queued / 2
 }
