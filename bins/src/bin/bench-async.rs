@@ -58,6 +58,9 @@ struct Args {
     /// servers [default: TCP's default].
     #[arg(long, value_parser = clap::value_parser!(u32).range(16..=65536))]
     buffer_kib: Option<u32>,
+    /// Run only this server (for profiling one of them).
+    #[arg(long, value_enum)]
+    only: Option<Kind>,
 }
 
 impl Args {
@@ -71,7 +74,7 @@ impl Args {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Kind {
     Raw,
     Async,
@@ -102,6 +105,9 @@ fn main() -> ExitCode {
         for kind in [Kind::Raw, Kind::Async] {
             if stop.load(Ordering::Relaxed) {
                 break;
+            }
+            if args.only.is_some_and(|k| k != kind) {
+                continue;
             }
             match one_round(kind, &args, &stop) {
                 Ok((up, down)) => {

@@ -202,7 +202,7 @@ fn drive<L: Link>(mut link: L, shared: &Shared) {
     let mut due: Vec<Waker> = Vec::new();
     while !shared.stop.load(Ordering::Relaxed) {
         let now = shared.clock.now();
-        let (received, deadline) = {
+        let received = {
             let mut stack = shared.lock();
             let mut received = 0;
             while received < RX_BATCH {
@@ -220,14 +220,23 @@ fn drive<L: Link>(mut link: L, shared: &Shared) {
                     }
                 }
             }
+            shared.wakers(&mut stack).collect(&mut stack, &mut due);
+            received
+        };
+        // Woken before this turn's output, so that a task refilling the send
+        // buffer or draining the receive buffer can do so before the ACKs
+        // and data leave.
+        shared.turned.notify_all();
+        due.drain(..).for_each(Waker::wake);
+        let deadline = {
+            let mut stack = shared.lock();
             stack.poll(now, &mut |p| send(&mut link, p, &mut errors));
             shared.wakers(&mut stack).collect(&mut stack, &mut due);
             if received < RX_BATCH {
                 shared.parked.store(true, Ordering::Relaxed);
             }
-            (received, stack.poll_at())
+            stack.poll_at()
         };
-        shared.turned.notify_all();
         due.drain(..).for_each(Waker::wake);
         if received == RX_BATCH {
             continue;
