@@ -11,6 +11,9 @@
 //!
 //! [`Tcp::poll_ready`]: ustack_tcp::Tcp::poll_ready
 
+// Without the `tokio` feature nothing registers; the driver's half stays.
+#![cfg_attr(not(feature = "tokio"), allow(dead_code))]
+
 use std::collections::HashMap;
 use std::task::Waker;
 
