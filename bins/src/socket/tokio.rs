@@ -10,6 +10,10 @@
 //! reports data, send space or a state change for that connection (see
 //! `wakers`): nothing polls on a timer.
 //!
+//! What a call gives TCP to send (data, a window update, a FIN) leaves at
+//! once from the calling thread when the driver sleeps, and with the
+//! driver's next turn when it is awake.
+//!
 //! Backpressure both ways: a write that finds no send space is `Pending`
 //! until ACKs free some; reads copy straight out of TCP's receive buffer,
 //! so what the application has not read yet closes the advertised window.
@@ -100,8 +104,7 @@ impl Drop for TcpListener {
             let _ = stack.abort(id);
         }
         stack.unlisten(self.id);
-        drop(stack);
-        shared.wake_driver();
+        shared.transmit(&mut stack);
     }
 }
 
@@ -139,7 +142,7 @@ impl TcpStream {
             let id = stack
                 .connect(shared.clock.now(), remote, None)
                 .map_err(io_error)?;
-            shared.wake_driver();
+            shared.transmit(&mut stack);
             id
         };
         // From here on, dropping `stream` (an error, or the future dropped
@@ -193,8 +196,9 @@ impl TcpStream {
     /// Turns Nagle's algorithm off (`true`) or on.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         let shared = self.net.shared();
-        shared.lock().set_nodelay(self.id, on).map_err(io_error)?;
-        shared.wake_driver();
+        let mut stack = shared.lock();
+        stack.set_nodelay(self.id, on).map_err(io_error)?;
+        shared.transmit(&mut stack);
         Ok(())
     }
 }
@@ -244,10 +248,9 @@ impl AsyncRead for TcpStream {
                 }
             }
         }
-        drop(stack);
         if total > 0 {
             // The window may have opened enough for an update.
-            shared.wake_driver();
+            shared.transmit(&mut stack);
         }
         Poll::Ready(outcome)
     }
@@ -266,8 +269,7 @@ impl AsyncWrite for TcpStream {
         let mut stack = shared.lock();
         match stack.send(self.id, data) {
             Ok(n) => {
-                drop(stack);
-                shared.wake_driver();
+                shared.transmit(&mut stack);
                 Poll::Ready(Ok(n))
             }
             Err(TcpError::WouldBlock) => {
@@ -292,8 +294,9 @@ impl AsyncWrite for TcpStream {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         let shared = self.net.shared();
         let now = shared.clock.now();
-        shared.lock().shutdown(self.id, now).map_err(io_error)?;
-        shared.wake_driver();
+        let mut stack = shared.lock();
+        stack.shutdown(self.id, now).map_err(io_error)?;
+        shared.transmit(&mut stack);
         Poll::Ready(Ok(()))
     }
 }
@@ -305,7 +308,6 @@ impl Drop for TcpStream {
         let mut stack = shared.lock();
         shared.wakers(&mut stack).remove(self.id);
         let _ = stack.close(self.id, now);
-        drop(stack);
-        shared.wake_driver();
+        shared.transmit(&mut stack);
     }
 }
