@@ -73,6 +73,8 @@ impl Shared {
         self.wakers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The device. Only with the stack's guard held (lock order: stack,
+    /// then link).
     fn link<'a>(
         &'a self,
         _stack: &mut MutexGuard<'_, Stack>,
@@ -87,6 +89,7 @@ impl Shared {
     /// (a context switch per write). The driver is woken only when TCP now
     /// wants a timer earlier than the one it sleeps until. When the driver
     /// is awake, its next turn sends the output.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     fn transmit(&self, stack: &mut MutexGuard<'_, Stack>) {
         if !self.parked.load(Ordering::Relaxed) {
             return;
