@@ -359,7 +359,7 @@ impl BufferPool {
         }
         self.allocated += size;
         self.update_pressure();
-        Some(vec![0; size].into_boxed_slice())
+        Some(resident(size))
     }
 
     /// Storage back from a ring: pooled or freed.
@@ -434,3 +434,16 @@ impl BufferPool {
 
 #[cfg(test)]
 mod tests;
+
+/// Zeroed storage whose every page is already resident. Zeroed allocations
+/// come from fresh, untouched pages; touching them now makes the process's
+/// RSS follow what the budget counts instead of creeping up for minutes as
+/// rings first fill their storage (which a leak check would read as growth).
+fn resident(size: usize) -> Box<[u8]> {
+    let mut b = vec![0u8; size].into_boxed_slice();
+    for page in b.chunks_mut(4096) {
+        // Not a constant the compiler may know is already there.
+        page[0] = core::hint::black_box(0);
+    }
+    b
+}
