@@ -9,6 +9,8 @@
 //! Nothing here is used by the stack itself. Below: `ustack-link` (the pipe),
 //! `ustack-ipv4` (the IP layer) and `ustack-tcp` (the engines).
 
+#![warn(missing_docs)]
+
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
