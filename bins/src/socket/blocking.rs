@@ -67,7 +67,7 @@ pub struct CaptureListener {
 
 impl CaptureListener {
     /// Turns capture on for the destinations `filter` takes, with room for
-    /// [`BACKLOG`] unanswered connections. One capture per stack: a second
+    /// 128 unanswered connections (the socket layer's `BACKLOG`). One capture per stack: a second
     /// replaces the first's filter.
     pub fn bind(net: &NetStack, filter: CaptureFilter) -> io::Result<CaptureListener> {
         net.shared().lock().capture(filter, BACKLOG);
