@@ -17,9 +17,9 @@ pub enum TcpError {
     /// challenge ACK is sent).
     #[error("connection reset by peer")]
     ConnectionReset,
-    /// The peer (its address) answered our SYN with RST (RFC 9293
-    /// §3.10.7.3), a passive open in SYN-RECEIVED was reset, or an ICMP
-    /// hard error (port or protocol unreachable) failed the connect.
+    /// The peer (its address) answered our SYN with an acceptable RST
+    /// (RFC 9293 §3.10.7.3), a simultaneous open in SYN-RECEIVED was reset,
+    /// or an ICMP hard error (RFC 1122 §4.2.3.9) arrived in SYN-SENT.
     #[error("connection refused by {0}")]
     ConnectionRefused(SocketAddrV4),
     /// Retransmissions (RFC 6298 RTO backoff, `TcpConfig::max_retries`), SYN

@@ -36,9 +36,11 @@ impl Flags {
     pub const RST: Flags = Flags(0x04);
     /// PSH: deliver promptly; set on the segment that empties the send queue, ignored on receive.
     pub const PSH: Flags = Flags(0x08);
-    /// ACK: the acknowledgment number is significant (set on every segment after the initial SYN).
+    /// ACK: the acknowledgment number is significant; set on every segment but
+    /// the initial SYN and an RST answering a segment without ACK (RFC 9293 §3.10.7.1).
     pub const ACK: Flags = Flags(0x10);
-    /// URG: the urgent pointer is significant; parsed but not acted on (RFC 6093 discourages its use).
+    /// URG: the urgent pointer is significant; parsed but not acted on
+    /// (RFC 6093 discourages its use).
     pub const URG: Flags = Flags(0x20);
     /// ECE: ECN echo (RFC 3168 §6.1); never set by ustack, which does not negotiate ECN.
     pub const ECE: Flags = Flags(0x40);
@@ -52,27 +54,27 @@ impl Flags {
     pub const fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
     }
-    /// Whether FIN is set.
+    /// Same as `self.contains(Flags::FIN)`; see [`Flags::FIN`].
     #[inline]
     pub const fn fin(self) -> bool {
         self.0 & 0x01 != 0
     }
-    /// Whether SYN is set.
+    /// Same as `self.contains(Flags::SYN)`; see [`Flags::SYN`].
     #[inline]
     pub const fn syn(self) -> bool {
         self.0 & 0x02 != 0
     }
-    /// Whether RST is set.
+    /// Same as `self.contains(Flags::RST)`; see [`Flags::RST`].
     #[inline]
     pub const fn rst(self) -> bool {
         self.0 & 0x04 != 0
     }
-    /// Whether PSH is set.
+    /// Same as `self.contains(Flags::PSH)`; see [`Flags::PSH`].
     #[inline]
     pub const fn psh(self) -> bool {
         self.0 & 0x08 != 0
     }
-    /// Whether ACK is set.
+    /// Same as `self.contains(Flags::ACK)`; see [`Flags::ACK`].
     #[inline]
     pub const fn ack(self) -> bool {
         self.0 & 0x10 != 0
@@ -124,8 +126,9 @@ pub struct SackBlock {
 /// Up to four SACK blocks (the most that fit in 40 option bytes), without heap allocation.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct SackBlocks {
-    /// Storage; only the first `len` entries are meaningful, in the order they appear on the wire
-    /// (the first block reports the most recent arrival, RFC 2018 §4; a D-SACK block, RFC 2883, comes first).
+    /// Storage; only the first `len` entries are meaningful, in wire order:
+    /// the first block reports the most recent arrival (RFC 2018 §4), or is a
+    /// D-SACK block (RFC 2883 §4).
     pub blocks: [SackBlock; 4],
     /// Number of valid entries in `blocks`, 0..=4.
     pub len: u8,
@@ -159,7 +162,8 @@ pub struct TcpOptions {
     pub sack_permitted: bool,
     /// (TSval, TSecr), RFC 7323 §3.2.
     pub timestamps: Option<(u32, u32)>,
-    /// SACK blocks (RFC 2018 §3); empty when the option is absent. With timestamps at most three fit.
+    /// SACK blocks (RFC 2018 §3); empty when the option is absent. With
+    /// timestamps at most three fit.
     pub sack: SackBlocks,
 }
 
@@ -167,11 +171,12 @@ pub struct TcpOptions {
 /// on receive it is `TcpPacket::payload()`, on send the caller writes it in place.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct TcpRepr {
-    /// Source port.
+    /// Source port: the peer's on receive, ours on send.
     pub src_port: u16,
-    /// Destination port.
+    /// Destination port: ours on receive, the peer's on send.
     pub dst_port: u16,
-    /// Sequence number of the first byte (or of the SYN/FIN) in the segment (SEG.SEQ, RFC 9293 §3.4).
+    /// Sequence number of the segment's first byte, or of its SYN or FIN
+    /// (SEG.SEQ, RFC 9293 §3.4).
     pub seq: SeqNumber,
     /// Acknowledgment number (SEG.ACK): the next sequence number the sender
     /// expects. Meaningful only when `flags.ack()`.
@@ -199,8 +204,8 @@ pub enum WireError {
         /// Bytes the header needs (20, or data offset × 4).
         need: usize,
     },
-    /// The data offset (in 32-bit words) is below 5, so the header would
-    /// overlap itself (RFC 9293 §3.1).
+    /// The data offset (in 32-bit words) is below 5: shorter than the fixed
+    /// 20-byte header (RFC 9293 §3.1).
     #[error("TCP data offset {0} words is below the minimum of 5")]
     BadDataOffset(u8),
     /// An option's length byte is missing, below 2, or runs past the end of
@@ -312,7 +317,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         Ok(())
     }
 
-    /// Gives the buffer back.
+    /// Gives the buffer back, e.g. to reuse it for the next packet.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -333,12 +338,12 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         self.bytes()[field::DATA_OFF] >> 4
     }
 
-    /// Source port.
+    /// Source port (bytes 0..2).
     pub fn src_port(&self) -> u16 {
         self.read_u16(field::SRC_PORT)
     }
 
-    /// Destination port.
+    /// Destination port (bytes 2..4).
     pub fn dst_port(&self) -> u16 {
         self.read_u16(field::DST_PORT)
     }
@@ -417,12 +422,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.bytes_mut()[at].copy_from_slice(&value.to_be_bytes());
     }
 
-    /// Writes the source port.
+    /// Writes the source port. Like every setter, leaves the checksum stale
+    /// until [`fill_checksum`](Self::fill_checksum).
     pub fn set_src_port(&mut self, port: u16) {
         self.write_u16(field::SRC_PORT, port);
     }
 
-    /// Writes the destination port.
+    /// Writes the destination port (bytes 2..4).
     pub fn set_dst_port(&mut self, port: u16) {
         self.write_u16(field::DST_PORT, port);
     }
@@ -449,7 +455,8 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.bytes_mut()[field::FLAGS] = flags.0;
     }
 
-    /// Writes the raw window field; the caller has already applied the window scale (RFC 7323 §2.3).
+    /// Writes the raw window field; the caller has already applied the
+    /// window scale (RFC 7323 §2.3).
     pub fn set_window_len(&mut self, window: u16) {
         self.write_u16(field::WINDOW, window);
     }
@@ -459,7 +466,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.write_u16(field::CHECKSUM, value);
     }
 
-    /// Writes the urgent pointer.
+    /// Writes the urgent pointer (bytes 18..20); the engine always writes 0.
     pub fn set_urgent_ptr(&mut self, value: u16) {
         self.write_u16(field::URGENT, value);
     }
