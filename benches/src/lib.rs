@@ -9,6 +9,8 @@
 //! Nothing here is used by the stack itself. Below: `ustack-link` (the pipe),
 //! `ustack-ipv4` (the IP layer) and `ustack-tcp` (the engines).
 
+#![warn(missing_docs)]
+
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
@@ -84,14 +86,24 @@ pub enum HarnessError {
     Tcp(&'static str, TcpError),
     /// Nothing moved for `MAX_IDLE_STEPS` (10,000) steps in a row.
     Stalled {
+        /// The phase that stalled: "handshake" or "transfer".
         what: &'static str,
+        /// Bytes the client application had received (0 in the handshake).
         done: u64,
+        /// Bytes the transfer was to move (0 in the handshake).
         wanted: u64,
+        /// The server connection's state, if it was still known.
         server: Option<State>,
+        /// The client connection's state, if it was still known.
         client: Option<State>,
     },
     /// The receiver saw end of stream before the transfer was complete.
-    EarlyEof { done: u64, wanted: u64 },
+    EarlyEof {
+        /// Bytes received before the end of stream.
+        done: u64,
+        /// Bytes the transfer was to move.
+        wanted: u64,
+    },
 }
 
 impl core::fmt::Display for HarnessError {

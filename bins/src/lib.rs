@@ -16,6 +16,8 @@
 //! resetting raw-socket flows) and [`netns`] (throw-away network namespaces
 //! for privileged tests and benchmarks).
 
+#![warn(missing_docs)]
+
 pub mod event_loop;
 pub mod flood;
 pub mod http_server;

@@ -34,6 +34,7 @@ pub enum LinkKind {
 }
 
 impl LinkKind {
+    /// The cargo feature of `ustack` that compiles this backend in.
     pub fn feature(self) -> &'static str {
         match self {
             LinkKind::Tun => "tun",
@@ -65,11 +66,15 @@ impl LinkKind {
     }
 }
 
+/// Which way the `--drop`, `--dup`, … faults act (`--fault-dir`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum FaultDirection {
+    /// Packets the stack receives and packets it sends.
     #[default]
     Both,
+    /// Only packets the stack receives from the device.
     Rx,
+    /// Only packets the stack sends to the device.
     Tx,
 }
 
@@ -89,6 +94,7 @@ pub struct LinkOpts {
     /// frames with ARP for afpacket); `tshark -r FILE` reads it.
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Fault injection wrapped around the link (all off by default).
     #[command(flatten)]
     pub faults: FaultOpts,
 }
@@ -123,6 +129,8 @@ pub struct FaultOpts {
 }
 
 impl FaultOpts {
+    /// The options as the fault injector's configuration (`--delay` in ms
+    /// becomes a `Duration`); no check of the probabilities happens here.
     pub fn config(&self) -> FaultConfig {
         FaultConfig {
             drop: self.drop,
@@ -144,7 +152,10 @@ impl FaultOpts {
 /// Where the stack lives on an AF_PACKET link.
 #[derive(Debug, Clone, Copy)]
 pub struct StackAddr {
+    /// The stack's own IPv4 address, one the kernel does not hold there.
     pub addr: Ipv4Addr,
+    /// Prefix length of the on-link subnet (e.g. 24); other destinations go
+    /// through the gateway.
     pub prefix_len: u8,
 }
 

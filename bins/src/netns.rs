@@ -11,12 +11,20 @@ pub fn skip_requested() -> bool {
     std::env::var("USTACK_SKIP_PRIVILEGED").as_deref() == Ok("1")
 }
 
+/// Why a namespace could not be created, configured or entered.
 #[derive(Debug, thiserror::Error)]
 pub enum NetNsError {
+    /// Not running as root; nothing was attempted.
     #[error("network namespaces need root (CAP_SYS_ADMIN and CAP_NET_ADMIN); run as root, or set USTACK_SKIP_PRIVILEGED=1 to skip privileged tests")]
     NotRoot,
+    /// A command (`ip netns …`) or system call (`setns`) failed.
     #[error("`{cmd}` failed: {msg}")]
-    Command { cmd: String, msg: String },
+    Command {
+        /// The command line, or the call, that failed.
+        cmd: String,
+        /// Its error output, or the OS error.
+        msg: String,
+    },
 }
 
 /// A named network namespace with loopback up, deleted on drop.
@@ -41,6 +49,7 @@ impl NetNs {
         Ok(ns)
     }
 
+    /// The namespace's name, as `ip netns` and `ip -n` know it.
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -80,6 +89,7 @@ impl NetNsHandle {
         }
     }
 
+    /// Moves the calling thread into the namespace (namespaces are per thread).
     pub fn enter_current_thread(&self) -> Result<(), NetNsError> {
         enter(&self.name)
     }

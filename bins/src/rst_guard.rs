@@ -16,10 +16,13 @@ use tracing::{debug, warn};
 /// Prefix of every table a guard creates; tests look for leftovers by it.
 pub const TABLE_PREFIX: &str = "ustack_rst_guard_";
 
+/// Why the guard's rule could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
+    /// The `nft` program could not be started (not installed, or not on `PATH`).
     #[error("cannot run nft ({0}): install nftables (apt-get install nftables), or pass --no-rst-guard and drop the kernel's RSTs yourself")]
     NftMissing(std::io::Error),
+    /// `nft` ran and failed; carries its error output.
     #[error("nft refused the RST-guard rule: {0} (needs CAP_NET_ADMIN: run as root)")]
     NftFailed(String),
 }
@@ -52,6 +55,7 @@ impl RstGuard {
         Ok(RstGuard { table })
     }
 
+    /// Name of the nftables table (in family `ip`) that holds the rule.
     pub fn table(&self) -> &str {
         &self.table
     }

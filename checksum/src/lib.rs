@@ -14,6 +14,8 @@
 //! chaining [`sum`] and finishing once with [`fold`]. Every piece except the last
 //! must have even length, or the words of the next piece would be misaligned.
 
+#![warn(missing_docs)]
+
 use core::net::Ipv4Addr;
 
 /// Independent accumulators in the main loop: enough that the compiler keeps

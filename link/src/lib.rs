@@ -19,11 +19,11 @@
 //! `ustack-ipv4`, which reads it; it is re-exported here for convenience.
 //!
 //! Backends:
-//! - [`TunLink`] (feature `tun`): a Linux TUN device; the kernel on the host
+//! - `TunLink` (feature `tun`): a Linux TUN device; the kernel on the host
 //!   side routes packets to the stack as if it were another machine.
-//! - [`RawLink`] (feature `raw`): a raw `AF_INET` TCP socket with `IP_HDRINCL`
+//! - `RawLink` (feature `raw`): a raw `AF_INET` TCP socket with `IP_HDRINCL`
 //!   and a classic BPF filter that admits exactly one TCP flow.
-//! - [`AfPacketLink`] (feature `afpacket`): an `AF_PACKET` socket on an
+//! - `AfPacketLink` (feature `afpacket`): an `AF_PACKET` socket on an
 //!   existing Ethernet interface; Ethernet II framing ([`ethernet`]) and ARP
 //!   with a bounded neighbour cache ([`arp`]) live here, below `ipv4`, so the
 //!   stack still sees only IPv4 packets ([`Medium::Ethernet`] says so).
@@ -39,8 +39,8 @@
 //! Segmentation offload (TSO/GSO/GRO): a link whose [`DeviceCaps::tso_max`]
 //! is above 0 takes TCP super-frames of up to 64 KiB (a [`TxPacket`] with
 //! `segment: Some(n)`) and cuts them into `n`-byte segments itself, so the
-//! stack builds one packet where it would build ~45. A [`TunLink`] opened
-//! with [`TunConfig::offload`] does it with a virtio-net header
+//! stack builds one packet where it would build ~45. A `TunLink` opened
+//! with `TunConfig::offload` does it with a virtio-net header
 //! (`IFF_VNET_HDR`) and `TUNSETOFFLOAD` (`TUN_F_CSUM | TUN_F_TSO4`), as
 //! wireguard-go and gVisor do; the kernel then also hands the stack its own
 //! 64 KiB TCP super-frames (so receive buffers must hold

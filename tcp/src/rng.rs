@@ -21,6 +21,8 @@ pub trait Rng: Send {
 pub struct XorShiftRng(u64);
 
 impl XorShiftRng {
+    /// A generator whose whole sequence is fixed by `seed`; any seed works
+    /// (it is mixed and forced odd, so never the all-zero state).
     pub fn new(seed: u64) -> XorShiftRng {
         XorShiftRng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
     }

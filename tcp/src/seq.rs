@@ -17,12 +17,14 @@ impl SeqNumber {
         self.0.wrapping_sub(other.0) as i32
     }
 
-    /// True iff `lo <= self < hi` in sequence space.
+    /// True iff `lo <= self < lo + len` in sequence space; `len` 0 admits nothing.
     #[inline]
     pub fn in_window(self, lo: SeqNumber, len: u32) -> bool {
         self.0.wrapping_sub(lo.0) < len
     }
 
+    /// The later of the two in sequence space (`other` when they are exactly
+    /// 2^31 apart and so incomparable).
     #[inline]
     pub fn max(self, other: SeqNumber) -> SeqNumber {
         if self.distance(other) >= 0 {
@@ -32,6 +34,8 @@ impl SeqNumber {
         }
     }
 
+    /// The earlier of the two in sequence space (`self` when they are equal
+    /// or exactly 2^31 apart).
     #[inline]
     pub fn min(self, other: SeqNumber) -> SeqNumber {
         if self.distance(other) <= 0 {

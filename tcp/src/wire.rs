@@ -28,36 +28,53 @@ use crate::seq::SeqNumber;
 pub struct Flags(pub u8);
 
 impl Flags {
+    /// FIN: the sender has no more data; occupies one sequence number (RFC 9293 §3.10.7.4).
     pub const FIN: Flags = Flags(0x01);
+    /// SYN: synchronize sequence numbers; occupies one sequence number and opens a connection.
     pub const SYN: Flags = Flags(0x02);
+    /// RST: abort the connection; acceptable only in-window (RFC 9293 §3.10.7, RFC 5961 §3).
     pub const RST: Flags = Flags(0x04);
+    /// PSH: deliver promptly; set on the segment that empties the send queue, ignored on receive.
     pub const PSH: Flags = Flags(0x08);
+    /// ACK: the acknowledgment number is significant; set on every segment but
+    /// the initial SYN and an RST answering a segment without ACK (RFC 9293 §3.10.7.1).
     pub const ACK: Flags = Flags(0x10);
+    /// URG: the urgent pointer is significant; parsed but not acted on
+    /// (RFC 6093 discourages its use).
     pub const URG: Flags = Flags(0x20);
+    /// ECE: ECN echo (RFC 3168 §6.1); never set by ustack, which does not negotiate ECN.
     pub const ECE: Flags = Flags(0x40);
+    /// CWR: congestion window reduced (RFC 3168 §6.1); never set by ustack.
     pub const CWR: Flags = Flags(0x80);
+    /// No bits set.
     pub const NONE: Flags = Flags(0);
 
+    /// True iff every bit of `other` is also set in `self`.
     #[inline]
     pub const fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
     }
+    /// Same as `self.contains(Flags::FIN)`; see [`Flags::FIN`].
     #[inline]
     pub const fn fin(self) -> bool {
         self.0 & 0x01 != 0
     }
+    /// Same as `self.contains(Flags::SYN)`; see [`Flags::SYN`].
     #[inline]
     pub const fn syn(self) -> bool {
         self.0 & 0x02 != 0
     }
+    /// Same as `self.contains(Flags::RST)`; see [`Flags::RST`].
     #[inline]
     pub const fn rst(self) -> bool {
         self.0 & 0x04 != 0
     }
+    /// Same as `self.contains(Flags::PSH)`; see [`Flags::PSH`].
     #[inline]
     pub const fn psh(self) -> bool {
         self.0 & 0x08 != 0
     }
+    /// Same as `self.contains(Flags::ACK)`; see [`Flags::ACK`].
     #[inline]
     pub const fn ack(self) -> bool {
         self.0 & 0x10 != 0
@@ -100,18 +117,25 @@ impl core::fmt::Debug for Flags {
 /// A SACK block: the half-open range `left .. right` of received sequence space (RFC 2018 §3).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct SackBlock {
+    /// First sequence number of the block (inclusive).
     pub left: SeqNumber,
+    /// Sequence number just past the block (exclusive).
     pub right: SeqNumber,
 }
 
 /// Up to four SACK blocks (the most that fit in 40 option bytes), without heap allocation.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct SackBlocks {
+    /// Storage; only the first `len` entries are meaningful, in wire order:
+    /// the first block reports the most recent arrival (RFC 2018 §4), or is a
+    /// D-SACK block (RFC 2883 §4).
     pub blocks: [SackBlock; 4],
+    /// Number of valid entries in `blocks`, 0..=4.
     pub len: u8,
 }
 
 impl SackBlocks {
+    /// The valid blocks, `blocks[..len]`.
     pub fn as_slice(&self) -> &[SackBlock] {
         &self.blocks[..self.len as usize]
     }
@@ -134,9 +158,12 @@ pub struct TcpOptions {
     pub mss: Option<u16>,
     /// Window scale shift count (RFC 7323 §2.2), as sent (may exceed 14; the engine clamps).
     pub window_scale: Option<u8>,
+    /// SACK-permitted (RFC 2018 §2); only meaningful on SYN.
     pub sack_permitted: bool,
     /// (TSval, TSecr), RFC 7323 §3.2.
     pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks (RFC 2018 §3); empty when the option is absent. With
+    /// timestamps at most three fit.
     pub sack: SackBlocks,
 }
 
@@ -144,27 +171,56 @@ pub struct TcpOptions {
 /// on receive it is `TcpPacket::payload()`, on send the caller writes it in place.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct TcpRepr {
+    /// Source port: the peer's on receive, ours on send.
     pub src_port: u16,
+    /// Destination port: ours on receive, the peer's on send.
     pub dst_port: u16,
+    /// Sequence number of the segment's first byte, or of its SYN or FIN
+    /// (SEG.SEQ, RFC 9293 §3.4).
     pub seq: SeqNumber,
-    /// Meaningful only when `flags.ack()`.
+    /// Acknowledgment number (SEG.ACK): the next sequence number the sender
+    /// expects. Meaningful only when `flags.ack()`.
     pub ack: SeqNumber,
+    /// Control bits.
     pub flags: Flags,
-    /// The raw 16-bit window field (unscaled).
+    /// The raw 16-bit window field (SEG.WND): bytes before the window scale of
+    /// RFC 7323 §2.3 is applied, and never scaled on a SYN or SYN-ACK.
     pub window: u16,
+    /// Urgent pointer (RFC 9293 §3.8.5); meaningful only with URG, which the engine ignores.
     pub urgent: u16,
+    /// The options carried in the header.
     pub options: TcpOptions,
 }
 
 /// Why a TCP header was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
+    /// The buffer is shorter than the fixed header, or than the header length
+    /// its data offset announces.
     #[error("TCP segment truncated: {len} bytes, need at least {need}")]
-    Truncated { len: usize, need: usize },
+    Truncated {
+        /// Bytes in the buffer.
+        len: usize,
+        /// Bytes the header needs (20, or data offset × 4).
+        need: usize,
+    },
+    /// The data offset (in 32-bit words) is below 5: shorter than the fixed
+    /// 20-byte header (RFC 9293 §3.1).
     #[error("TCP data offset {0} words is below the minimum of 5")]
     BadDataOffset(u8),
+    /// An option's length byte is missing, below 2, or runs past the end of
+    /// the options, or a known kind has the wrong length (RFC 9293 §3.2).
+    /// Unknown kinds with a sound length are skipped, not rejected.
     #[error("TCP option kind {kind} malformed at offset {offset}")]
-    BadOption { kind: u8, offset: usize },
+    BadOption {
+        /// The option kind (IANA "TCP Option Kind Numbers").
+        kind: u8,
+        /// Offset of the option's kind byte from the start of the TCP header (20 or more).
+        offset: usize,
+    },
+    /// The checksum over the pseudo-header and segment is wrong. Never
+    /// returned by [`TcpRepr::parse`], which leaves the checksum to
+    /// [`TcpPacket::verify_checksum`]; for callers that report that failure.
     #[error("TCP checksum mismatch")]
     BadChecksum,
 }
@@ -261,6 +317,7 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         Ok(())
     }
 
+    /// Gives the buffer back, e.g. to reuse it for the next packet.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -281,18 +338,22 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         self.bytes()[field::DATA_OFF] >> 4
     }
 
+    /// Source port (bytes 0..2).
     pub fn src_port(&self) -> u16 {
         self.read_u16(field::SRC_PORT)
     }
 
+    /// Destination port (bytes 2..4).
     pub fn dst_port(&self) -> u16 {
         self.read_u16(field::DST_PORT)
     }
 
+    /// Sequence number (SEG.SEQ, RFC 9293 §3.4).
     pub fn seq_number(&self) -> SeqNumber {
         SeqNumber(self.read_u32(field::SEQ_NUM))
     }
 
+    /// Acknowledgment number (SEG.ACK); meaningful only when the ACK flag is set.
     pub fn ack_number(&self) -> SeqNumber {
         SeqNumber(self.read_u32(field::ACK_NUM))
     }
@@ -312,10 +373,12 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         self.read_u16(field::WINDOW)
     }
 
+    /// The checksum field as received; see [`verify_checksum`](Self::verify_checksum).
     pub fn checksum(&self) -> u16 {
         self.read_u16(field::CHECKSUM)
     }
 
+    /// Urgent pointer (RFC 9293 §3.8.5); meaningful only with URG.
     pub fn urgent_ptr(&self) -> u16 {
         self.read_u16(field::URGENT)
     }
@@ -359,18 +422,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.bytes_mut()[at].copy_from_slice(&value.to_be_bytes());
     }
 
+    /// Writes the source port. Like every setter, leaves the checksum stale
+    /// until [`fill_checksum`](Self::fill_checksum).
     pub fn set_src_port(&mut self, port: u16) {
         self.write_u16(field::SRC_PORT, port);
     }
 
+    /// Writes the destination port (bytes 2..4).
     pub fn set_dst_port(&mut self, port: u16) {
         self.write_u16(field::DST_PORT, port);
     }
 
+    /// Writes the sequence number (SEG.SEQ).
     pub fn set_seq_number(&mut self, seq: SeqNumber) {
         self.write_u32(field::SEQ_NUM, seq.0);
     }
 
+    /// Writes the acknowledgment number (SEG.ACK); set the ACK flag for it to count.
     pub fn set_ack_number(&mut self, ack: SeqNumber) {
         self.write_u32(field::ACK_NUM, ack.0);
     }
@@ -382,18 +450,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.bytes_mut()[field::DATA_OFF] = ((len / 4) as u8) << 4;
     }
 
+    /// Writes the eight control bits CWR..FIN (the data offset byte is left alone).
     pub fn set_flags(&mut self, flags: Flags) {
         self.bytes_mut()[field::FLAGS] = flags.0;
     }
 
+    /// Writes the raw window field; the caller has already applied the
+    /// window scale (RFC 7323 §2.3).
     pub fn set_window_len(&mut self, window: u16) {
         self.write_u16(field::WINDOW, window);
     }
 
+    /// Writes the checksum field as is; [`fill_checksum`](Self::fill_checksum) computes it.
     pub fn set_checksum(&mut self, value: u16) {
         self.write_u16(field::CHECKSUM, value);
     }
 
+    /// Writes the urgent pointer (bytes 18..20); the engine always writes 0.
     pub fn set_urgent_ptr(&mut self, value: u16) {
         self.write_u16(field::URGENT, value);
     }

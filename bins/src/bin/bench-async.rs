@@ -13,7 +13,8 @@
 //!   from one, on the loop's thread; or
 //! - async: a [`NetStack`] (driver thread) and a current-thread tokio
 //!   runtime whose tasks do the same through `AsyncReadExt::read` and
-//!   `AsyncWriteExt::write` on a [`TcpStream`], with the same buffers.
+//!   `AsyncWriteExt::write` on a
+//!   [`TcpStream`](ustack::socket::tokio::TcpStream), with the same buffers.
 //!
 //! Both copy every byte once between TCP's ring and the application's
 //! buffer. Rounds alternate raw and async; the table shows medians and the

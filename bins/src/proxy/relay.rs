@@ -24,6 +24,8 @@ pub struct Dialer {
     /// Firewall mark of every outgoing socket: its packets bypass the
     /// routing that leads into the TUN device.
     pub mark: u32,
+    /// How long a connect to the destination (or to the SOCKS5 server, and
+    /// its handshake) may take before the client is refused.
     pub connect_timeout: Duration,
     /// `Some`: every connection goes through this SOCKS5 server.
     pub socks5: Option<Socks5Config>,
@@ -32,8 +34,15 @@ pub struct Dialer {
 /// Why a flow could not be relayed.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
+    /// The kernel connect (or a socket option on it) failed or timed out.
     #[error("connect to {addr}: {err}")]
-    Connect { addr: SocketAddr, err: io::Error },
+    Connect {
+        /// Where we connected: the destination, or the SOCKS5 server.
+        addr: SocketAddr,
+        /// What the kernel said.
+        err: io::Error,
+    },
+    /// The SOCKS5 server failed the handshake or the CONNECT.
     #[error(transparent)]
     Socks5(#[from] Socks5Error),
 }

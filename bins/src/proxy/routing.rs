@@ -15,12 +15,26 @@ use ustack_ipv4::Ipv4Subnet;
 /// Why the routing could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum RoutingError {
+    /// The `ip` program could not be started.
     #[error("cannot run `ip` ({0}): install iproute2")]
     IpMissing(std::io::Error),
+    /// An `ip` command ran and failed.
     #[error("`{cmd}` failed: {msg} (needs CAP_NET_ADMIN: run as root)")]
-    Command { cmd: String, msg: String },
+    Command {
+        /// The command line.
+        cmd: String,
+        /// Its error output.
+        msg: String,
+    },
+    /// The table already has routes, or a rule already uses the table or
+    /// our priority: installing would disturb someone else's routing.
     #[error("routing table {table} is in use already ({what}); choose another with --table")]
-    TableInUse { table: u32, what: String },
+    TableInUse {
+        /// The routing table number asked for.
+        table: u32,
+        /// The routes or the rule found.
+        what: String,
+    },
 }
 
 /// What to install.

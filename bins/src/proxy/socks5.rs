@@ -8,6 +8,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 /// Where the SOCKS5 server is and how to log in.
 #[derive(Debug, Clone)]
 pub struct Socks5Config {
+    /// Address of the SOCKS5 server.
     pub server: SocketAddr,
     /// Username and password (RFC 1929), each 1–255 bytes; `None` offers
     /// only "no authentication".
@@ -17,14 +18,25 @@ pub struct Socks5Config {
 /// Why a SOCKS5 CONNECT failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Socks5Error {
+    /// Reading from or writing to the server failed (including timeouts).
     #[error("SOCKS5 server: {0}")]
     Io(#[from] io::Error),
+    /// The server rejected every method we offered (RFC 1928 §3, 0xFF);
+    /// names what we offered.
     #[error("SOCKS5 server accepts none of our methods ({0})")]
     NoAcceptableMethod(&'static str),
+    /// Username/password login failed with this non-zero status (RFC 1929 §2).
     #[error("SOCKS5 server refused the username/password (status {0})")]
     AuthFailed(u8),
+    /// The server answered our CONNECT with a failure reply.
     #[error("SOCKS5 server could not connect to {target}: {}", reply_meaning(*.code))]
-    Refused { target: SocketAddrV4, code: u8 },
+    Refused {
+        /// The destination we asked for.
+        target: SocketAddrV4,
+        /// The reply code REP (RFC 1928 §6), e.g. 5 for connection refused.
+        code: u8,
+    },
+    /// The server broke the protocol; says how.
     #[error("SOCKS5 server sent a malformed reply: {0}")]
     BadReply(&'static str),
 }

@@ -67,8 +67,8 @@ pub struct CaptureListener {
 
 impl CaptureListener {
     /// Turns capture on for the destinations `filter` takes, with room for
-    /// [`BACKLOG`] unanswered connections. One capture per stack: a second
-    /// replaces the first's filter.
+    /// 128 unanswered connections (the socket layer's `BACKLOG`). One
+    /// capture per stack: a second replaces the first's filter.
     pub fn bind(net: &NetStack, filter: CaptureFilter) -> io::Result<CaptureListener> {
         net.shared().lock().capture(filter, BACKLOG);
         Ok(CaptureListener { net: net.clone() })

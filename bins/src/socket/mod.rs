@@ -1,7 +1,7 @@
 //! Sockets over a stack that runs on a thread of its own: [`NetStack`] (the
 //! running stack, `Send + Sync + Clone`); blocking [`TcpListener`] and
 //! [`TcpStream`] shaped like `std::net` (`std::io::Read` and `Write`, also on
-//! `&TcpStream`); with the `tokio` feature, async ones in [`tokio`] (tokio's
+//! `&TcpStream`); with the `tokio` feature, async ones in `socket::tokio` (tokio's
 //! `AsyncRead` and `AsyncWrite`).
 //!
 //! One driver thread owns the link and does the I/O; the stack itself sits

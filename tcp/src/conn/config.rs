@@ -8,16 +8,35 @@ use crate::cc;
 /// in the stack, never by a `Tcb`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
+    /// CLOSED: no connection. Reported for a connection that was reset, timed
+    /// out or finished closing while its handle is still held.
     Closed,
+    /// LISTEN: waiting for a SYN. Never the state of a connection here: a
+    /// listener is a separate object with its own accept queue.
     Listen,
+    /// SYN-SENT: our SYN is out (active open); waiting for a matching SYN-ACK.
     SynSent,
+    /// SYN-RECEIVED: a SYN arrived and our SYN-ACK is out; waiting for the ACK
+    /// that completes the three-way handshake (RFC 9293 §3.5).
     SynReceived,
+    /// ESTABLISHED: the handshake is complete; data flows both ways.
     Established,
+    /// FIN-WAIT-1: we closed (our FIN is queued or sent) and it is not yet
+    /// acknowledged; the peer may still send.
     FinWait1,
+    /// FIN-WAIT-2: our FIN is acknowledged; waiting for the peer's FIN.
     FinWait2,
+    /// CLOSE-WAIT: the peer's FIN arrived (reads return end of stream); we
+    /// may still send until the application closes.
     CloseWait,
+    /// CLOSING: both sides sent FIN at once; waiting for the ACK of ours.
     Closing,
+    /// LAST-ACK: the peer closed first, then we did; waiting for the ACK of
+    /// our FIN.
     LastAck,
+    /// TIME-WAIT: both FINs are acknowledged; we closed first and wait out
+    /// old duplicates of the connection's segments (RFC 9293 §3.6; `TcpConfig::time_wait`, 2 MSL)
+    /// before the 4-tuple may be reused.
     TimeWait,
 }
 
