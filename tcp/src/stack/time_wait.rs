@@ -4,8 +4,8 @@
 //! so that a delayed segment of the old connection cannot be taken for part
 //! of a new one, and a retransmitted FIN can still be acknowledged. None of
 //! that needs a TCB or buffers: a [`Record`] keeps the sequence numbers, the
-//! timestamp state and the deadline, in 24 bytes (plus the 12-byte 4-tuple
-//! key of the index and its FIFO entry). Records never count against the
+//! timestamp state, the window and the deadline in 32 bytes (plus the 12-byte
+//! 4-tuple key of the index and a 24-byte FIFO entry). Records never count against the
 //! connection limit.
 //!
 //! Every record lives for the same time, so expiry order is insertion order:
