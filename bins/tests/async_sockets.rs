@@ -11,6 +11,8 @@ mod common;
 mod echo_blocking;
 #[path = "../examples/echo_tokio.rs"]
 mod echo_tokio;
+#[path = "../examples/http_client.rs"]
+mod http_client;
 #[path = "../examples/hyper_server.rs"]
 mod hyper_server;
 
@@ -127,6 +129,37 @@ fn blocking_echo_example_serves_a_kernel_client() {
     };
     run_example(&ns, echo_blocking::main);
     check_echo("10.0.0.2:7", 2_000_000);
+}
+
+/// The client example fetches a page from python's http.server on the TUN
+/// device's host side.
+#[test]
+fn http_client_example_fetches_from_a_kernel_server() {
+    let Some(ns) = common::netns("async-client") else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("ustack-client-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("page.txt"), b"served by the kernel\n").unwrap();
+    // Bound to every address: 10.0.0.1 appears once the example makes tun0.
+    let _server = common::Proc(
+        ns.command("python3")
+            .args(["-m", "http.server", "8000", "--bind", "0.0.0.0"])
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 http.server"),
+    );
+    ns.enter_current_thread().expect("enter namespace");
+    // Wait (bounded) until python listens, over the namespace's loopback.
+    drop(kernel_connect("127.0.0.1:8000"));
+    let response = http_client::fetch("10.0.0.1:8000".parse().unwrap(), "/page.txt")
+        .unwrap_or_else(|e| panic!("the client example failed: {e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    assert!(text.ends_with("served by the kernel\n"), "{text}");
 }
 
 #[test]
