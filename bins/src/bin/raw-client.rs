@@ -56,7 +56,8 @@ struct Args {
     #[arg(long)]
     no_rst_guard: bool,
     /// Give up connecting after this many seconds (more than 0, at most a day).
-    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_timeout)]
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, allow_negative_numbers = true,
+          value_parser = parse_timeout)]
     connect_timeout: f64,
     /// Largest IPv4 packet to send [default: 1500 for raw, the interface's
     /// MTU for afpacket].

@@ -112,11 +112,11 @@ struct Args {
     syn_cookies: CookieMode,
     /// Seconds a connection may take to send a complete request head
     /// (0: no limit); then it is reset.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, allow_negative_numbers = true, value_parser = parse_secs)]
     header_timeout: f64,
     /// Seconds a keep-alive connection may sit idle between requests
     /// (0: no limit); then it is reset.
-    #[arg(long, value_name = "SECS", default_value_t = 75.0, value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 75.0, allow_negative_numbers = true, value_parser = parse_secs)]
     idle_timeout: f64,
     #[command(flatten)]
     link: LinkOpts,
