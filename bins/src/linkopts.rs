@@ -36,6 +36,7 @@ pub enum LinkKind {
 }
 
 impl LinkKind {
+    /// The cargo feature (and `--link` value) of this backend.
     pub fn feature(self) -> &'static str {
         match self {
             LinkKind::Tun => "tun",
@@ -263,9 +264,14 @@ pub fn parse_with_links<A: Parser>(allowed: &[LinkKind]) -> A {
         .collect();
     let parser = PossibleValuesParser::new(values)
         .try_map(|s| LinkKind::from_str(&s, false).map_err(|e| format!("--link {s}: {e}")));
-    let matches = A::command()
-        .mut_arg("link", |a| a.value_parser(parser))
-        .get_matches();
+    let mut cmd = A::command().mut_arg("link", |a| a.value_parser(parser));
+    if !allowed.contains(&LinkKind::Afpacket) {
+        // Without afpacket they would be accepted and mean nothing.
+        for arg in ["iface", "gateway"] {
+            cmd = cmd.mut_arg(arg, |a| a.hide(true));
+        }
+    }
+    let matches = cmd.get_matches();
     A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 

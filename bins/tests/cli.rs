@@ -114,6 +114,21 @@ fn tun_server_refuses_a_subnet_that_overlaps_a_host_route_unless_told() {
     let mut srv = start_tun_server(&ns, &["--allow-route-overlap"]);
     assert!(terminate(&mut srv, Duration::from_secs(10)).success());
     let mut srv = start_tun_server(&ns, &["--addr", "10.9.0.2", "--host-addr", "10.9.0.1"]);
+    // A second server on the first one's subnet would be unreachable.
+    let args = [
+        "--tun",
+        "tun1",
+        "--addr",
+        "10.9.0.3",
+        "--host-addr",
+        "10.9.0.4",
+    ];
+    refused(
+        &ns,
+        TUN_SERVER,
+        &args,
+        "overlaps the route 10.9.0.0/24 dev tun0",
+    );
     assert!(terminate(&mut srv, Duration::from_secs(10)).success());
 }
 
@@ -188,10 +203,7 @@ fn each_binary_lists_only_the_backends_it_runs_over() {
         let out = run_here(bin, &["-h"]);
         assert!(out.status.success());
         let help = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            help.contains(values),
-            "{bin} -h lacks {values}:\n{help}"
-        );
+        assert!(help.contains(values), "{bin} -h lacks {values}:\n{help}");
     }
     // Refused by the parser, so the program's name is not repeated.
     let out = run_here(TUN_SERVER, &["--link", "raw"]);
