@@ -61,12 +61,17 @@ pub fn os_seed() -> u64 {
 }
 
 /// Sets up `tracing` output on stderr, filtered by `RUST_LOG`, else `default`
-/// (e.g. "info"; "trace" shows every packet and state change).
+/// (e.g. "info"; "trace" shows every packet and state change). Colour only
+/// when stderr is a terminal and `NO_COLOR` is unset or empty
+/// (<https://no-color.org>), so logs written to files stay plain text.
 pub fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -12,7 +12,9 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, ValueEnum};
+use ustack_ipv4::Ipv4Subnet;
 use ustack_link::middleware::{
     Directions, FaultConfig, FaultInjector, PcapLinkType, PcapSink, PcapWriter, Tracer,
 };
@@ -34,7 +36,7 @@ pub enum LinkKind {
 }
 
 impl LinkKind {
-    /// The cargo feature of `ustack` that compiles this backend in.
+    /// The cargo feature (and `--link` value) of this backend.
     pub fn feature(self) -> &'static str {
         match self {
             LinkKind::Tun => "tun",
@@ -78,10 +80,12 @@ pub enum FaultDirection {
     Tx,
 }
 
-/// Options shared by tun-server and raw-client.
+/// Options shared by tun-server, raw-client and tun-proxy.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Link")]
 pub struct LinkOpts {
-    /// Link backend [default: tun for tun-server, raw for raw-client].
+    /// Link backend [default: tun for tun-server and tun-proxy, raw for
+    /// raw-client]; each binary lists only the ones it can run over.
     #[arg(long, value_enum)]
     pub link: Option<LinkKind>,
     /// Ethernet interface for --link afpacket (e.g. eth0, or one end of a veth pair).
@@ -101,21 +105,26 @@ pub struct LinkOpts {
 
 /// Fault injection, for tests and experiments (all off by default).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Faults")]
 pub struct FaultOpts {
-    /// Drop each packet with probability P (0..1).
-    #[arg(long = "drop", value_name = "P", default_value_t = 0.0)]
+    /// Drop each packet with probability P (0 to 1).
+    #[arg(long = "drop", value_name = "P", default_value_t = 0.0,
+          allow_negative_numbers = true, value_parser = parse_probability)]
     pub drop: f64,
-    /// Duplicate each packet with probability P.
-    #[arg(long = "dup", value_name = "P", default_value_t = 0.0)]
+    /// Duplicate each packet with probability P (0 to 1).
+    #[arg(long = "dup", value_name = "P", default_value_t = 0.0,
+          allow_negative_numbers = true, value_parser = parse_probability)]
     pub duplicate: f64,
-    /// Hold a packet back past the next one with probability P.
-    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    /// Hold a packet back past the next one with probability P (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0,
+          allow_negative_numbers = true, value_parser = parse_probability)]
     pub reorder: f64,
     /// Delay every packet by MS milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub delay: u64,
-    /// Flip one random bit of a packet with probability P.
-    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    /// Flip one random bit of a packet with probability P (0 to 1).
+    #[arg(long, value_name = "P", default_value_t = 0.0,
+          allow_negative_numbers = true, value_parser = parse_probability)]
     pub corrupt: f64,
     /// Police traffic to BYTES_PER_S (token bucket; excess is dropped).
     #[arg(long, value_name = "BYTES_PER_S")]
@@ -128,9 +137,24 @@ pub struct FaultOpts {
     pub fault_dir: FaultDirection,
 }
 
+/// A probability: a number from 0 to 1. Negative numbers reach here as
+/// numbers (`allow_negative_numbers`), so `--drop -0.1` says "out of range".
+fn parse_probability(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number; give a probability from 0 to 1"))?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!(
+            "{v} is out of range: give a probability from 0 to 1"
+        ));
+    }
+    Ok(v)
+}
+
 impl FaultOpts {
     /// The options as the fault injector's configuration (`--delay` in ms
-    /// becomes a `Duration`); no check of the probabilities happens here.
+    /// becomes a `Duration`); the probabilities were checked when parsed.
     pub fn config(&self) -> FaultConfig {
         FaultConfig {
             drop: self.drop,
@@ -164,14 +188,7 @@ impl LinkOpts {
     pub fn kind(&self, default: LinkKind) -> Result<LinkKind, String> {
         let kind = self.link.unwrap_or(default);
         kind.require()?;
-        if kind != LinkKind::Afpacket {
-            if let Some(iface) = &self.iface {
-                return Err(format!(
-                    "--iface {iface} is for --link afpacket (this run uses --link {})",
-                    kind.feature()
-                ));
-            }
-        }
+        self.check(kind)?;
         Ok(kind)
     }
 
@@ -205,6 +222,34 @@ impl LinkOpts {
         unreachable!("require() refused a compiled-out backend")
     }
 
+    /// Checks what can be checked before anything is created: `--iface`
+    /// only with afpacket, and that `--pcap` can be written (by creating
+    /// the file, which the capture truncates when it starts).
+    pub fn check(&self, kind: LinkKind) -> Result<(), String> {
+        if kind != LinkKind::Afpacket {
+            if let Some(iface) = &self.iface {
+                return Err(format!(
+                    "--iface {iface} is for --link afpacket (this run uses --link {})",
+                    kind.feature()
+                ));
+            }
+        }
+        if let Some(path) = &self.pcap {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .map_err(|e| {
+                    format!(
+                        "--pcap {}: cannot write the capture there ({e}); give a path in a writable directory",
+                        path.display()
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
     /// Wraps an opened backend in the middleware the options ask for. An
     /// AF_PACKET link already records its own Ethernet capture.
     pub fn wrap(&self, kind: LinkKind, link: AnyLink) -> Result<CliLink, LinkError> {
@@ -216,6 +261,80 @@ impl LinkOpts {
         let faults = FaultInjector::new(PcapWriter::new(link, sink), self.faults.config())?;
         Ok(Tracer::new(faults))
     }
+}
+
+/// Parses the command line of a binary whose `--link` accepts only
+/// `allowed` (the backends it can run over): `--help` lists only those and
+/// clap refuses the others before the program starts.
+pub fn parse_with_links<A: Parser>(allowed: &[LinkKind]) -> A {
+    let values: Vec<_> = allowed
+        .iter()
+        .filter_map(ValueEnum::to_possible_value)
+        .collect();
+    let parser = PossibleValuesParser::new(values)
+        .try_map(|s| LinkKind::from_str(&s, false).map_err(|e| format!("--link {s}: {e}")));
+    let mut cmd = A::command().mut_arg("link", |a| a.value_parser(parser));
+    if !allowed.contains(&LinkKind::Afpacket) {
+        // Without afpacket they would be accepted and mean nothing.
+        for arg in ["iface", "gateway"] {
+            cmd = cmd.mut_arg(arg, |a| a.hide(true));
+        }
+    }
+    let matches = cmd.get_matches();
+    A::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// A route in the host's main routing table, as `/proc/net/route` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRoute {
+    /// The destination network.
+    pub net: Ipv4Subnet,
+    /// The interface it goes out of.
+    pub dev: String,
+}
+
+/// The first route of the host's main table (default route excepted) that
+/// overlaps `subnet`: a device on `subnet` would take traffic from it, or
+/// lose traffic to it. Read from `/proc/net/route` (this namespace's).
+pub fn overlapping_route(subnet: Ipv4Subnet) -> Result<Option<HostRoute>, String> {
+    let table = std::fs::read_to_string("/proc/net/route")
+        .map_err(|e| format!("cannot read the routing table (/proc/net/route): {e}"))?;
+    let found = parse_routes(&table).find(|r| r.net.prefix_len() > 0 && r.net.overlaps(&subnet));
+    Ok(found)
+}
+
+/// Rules out a subnet that overlaps a route already present on the host,
+/// unless `allow` (the binary's `--allow-route-overlap`).
+pub fn check_route_overlap(subnet: Ipv4Subnet, allow: bool) -> Result<(), String> {
+    if allow {
+        return Ok(());
+    }
+    match overlapping_route(subnet)? {
+        None => Ok(()),
+        Some(r) => Err(format!(
+            "{}/{} overlaps the route {} dev {} already on this host; pick another subnet \
+             (--host-addr/--addr/--prefix) or pass --allow-route-overlap",
+            subnet.network(),
+            subnet.prefix_len(),
+            r.net,
+            r.dev
+        )),
+    }
+}
+
+/// The routes of a `/proc/net/route` text: addresses are hex in the
+/// kernel's (host) byte order.
+fn parse_routes(table: &str) -> impl Iterator<Item = HostRoute> + '_ {
+    table.lines().skip(1).filter_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let hex = |s: &str| u32::from_str_radix(s, 16).ok().map(u32::to_ne_bytes);
+        let (dev, dst, mask) = (f.first()?, hex(f.get(1)?)?, hex(f.get(7)?)?);
+        let prefix = u32::from_be_bytes(mask).leading_ones() as u8;
+        Some(HostRoute {
+            net: Ipv4Subnet::new(Ipv4Addr::from(dst), prefix)?,
+            dev: dev.to_string(),
+        })
+    })
 }
 
 /// A random ephemeral port (RFC 6335 dynamic range) from a seed.
@@ -248,6 +367,34 @@ mod tests {
         assert!(parse_cidr("10.1.0.3").is_err());
         assert!(parse_cidr("10.1.0.3/33").is_err());
         assert!(parse_cidr("10.1.0/24").is_err());
+    }
+
+    #[test]
+    fn proc_net_route_parses() {
+        let table =
+            "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n\
+            eth0\t00000000\t0101A8C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+            eth0\t0001A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n";
+        let routes: Vec<_> = parse_routes(table).collect();
+        assert_eq!(routes.len(), 2);
+        if cfg!(target_endian = "little") {
+            assert_eq!(routes[1].net.to_string(), "192.168.1.0/24");
+            assert_eq!(routes[1].dev, "eth0");
+        }
+        assert_eq!(routes[0].net.prefix_len(), 0);
+    }
+
+    #[test]
+    fn probabilities_outside_0_1_are_refused() {
+        assert_eq!(parse_probability("0.25"), Ok(0.25));
+        assert!(parse_probability("-0.1")
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_probability("1.5")
+            .unwrap_err()
+            .contains("out of range"));
+        assert!(parse_probability("NaN").is_err());
+        assert!(parse_probability("x").is_err());
     }
 
     #[test]

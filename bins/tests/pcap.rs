@@ -83,3 +83,63 @@ fn afpacket_capture_is_ethernet_with_arp_and_the_whole_connection() {
         "no ARP reply in:\n{text}"
     );
 }
+
+/// With offloads on, the device hands over super-frames with partial TCP
+/// checksums (both ways); the capture's copies carry completed ones, so
+/// Wireshark's checksum checks find nothing wrong.
+#[test]
+fn offload_capture_has_superframes_with_correct_checksums() {
+    let Some(ns) = netns("pcapsum") else { return };
+    let path = capture_path("csum");
+    let path_arg = path.to_str().expect("utf-8 temp path");
+    let mut srv = start_tun_server(&ns, &["--pcap", path_arg]);
+    let (total, _) = common::curl_sha256(&ns, "http://10.0.0.2/bytes/1000000");
+    assert_eq!(total, 1_000_000);
+    std::thread::sleep(Duration::from_millis(300));
+    let status = terminate(&mut srv, Duration::from_secs(10));
+    assert!(status.success(), "tun-server exited with {status}");
+
+    let mut tshark = Command::new("tshark");
+    tshark.args([
+        "-r",
+        path_arg,
+        "-o",
+        "tcp.check_checksum:TRUE",
+        "-o",
+        "ip.check_checksum:TRUE",
+    ]);
+    tshark.args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.len",
+        "-e",
+        "ip.checksum.status",
+    ]);
+    tshark.args(["-e", "tcp.checksum.status"]);
+    let out = output_within(tshark, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert!(rows.len() > 10, "too few packets captured:\n{text}");
+    // Wireshark's checksum status: 1 is good, 0 bad, 2 unverified.
+    let bad: Vec<_> = rows
+        .iter()
+        .filter(|r| r.get(1) != Some(&"1") || r.get(2) != Some(&"1"))
+        .collect();
+    assert!(bad.is_empty(), "checksums not good (len, ip, tcp): {bad:?}");
+    let largest = rows
+        .iter()
+        .filter_map(|r| r[0].parse::<usize>().ok())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest > 1500,
+        "no super-frame in the capture (largest {largest} B): are offloads on?"
+    );
+}

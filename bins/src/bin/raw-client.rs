@@ -22,7 +22,9 @@ use clap::Parser;
 #[cfg(feature = "raw")]
 use socket2::{Domain, Protocol, Socket, Type};
 use tracing::debug;
-use ustack::linkopts::{ephemeral_port, parse_cidr, LinkKind, LinkOpts, StackAddr};
+use ustack::linkopts::{
+    ephemeral_port, parse_cidr, parse_with_links, LinkKind, LinkOpts, StackAddr,
+};
 use ustack::{run, App, Clock, Control, Outcome, RuntimeError};
 use ustack_ipv4::Ipv4Subnet;
 use ustack_link::{AnyLink, Link};
@@ -30,40 +32,79 @@ use ustack_tcp::{ConnId, Instant, State, Tcp, TcpError, TcpLayerConfig};
 
 #[derive(Parser, Debug)]
 #[command(
+    name = "raw-client",
     version,
-    about = "nc-like TCP client running the ustack user-space TCP over a raw IPv4 socket or AF_PACKET"
+    about = "nc-like TCP client running the ustack user-space TCP over a raw IPv4 socket or AF_PACKET",
+    next_help_heading = "Client"
 )]
 struct Args {
-    #[command(flatten)]
-    link: LinkOpts,
+    /// Server host (IPv4 address or name).
+    host: String,
+    /// Server port.
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
     /// The stack's own address and prefix for --link afpacket, e.g.
     /// 10.1.0.3/24: one the kernel does not have on --iface.
     #[arg(long, value_name = "ADDR/PREFIX", value_parser = parse_cidr)]
     src: Option<StackAddr>,
     /// Local TCP port (default: a free port reserved from the kernel).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     src_port: Option<u16>,
     /// Do not install the nftables rule that drops the kernel's RSTs for this
     /// connection (you must then drop them yourself, or the kernel resets us).
     /// Only --link raw needs the rule; afpacket never installs it.
     #[arg(long)]
     no_rst_guard: bool,
-    /// Give up connecting after this many seconds.
-    #[arg(long, default_value_t = 10.0)]
+    /// Give up connecting after this many seconds (more than 0, at most a day).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, allow_negative_numbers = true,
+          value_parser = parse_timeout)]
     connect_timeout: f64,
     /// Largest IPv4 packet to send [default: 1500 for raw, the interface's
     /// MTU for afpacket].
     #[arg(long, value_parser = clap::value_parser!(u16).range(576..=65535))]
     mtu: Option<u16>,
-    /// Server host (IPv4 address or name).
-    host: String,
-    /// Server port.
-    port: u16,
+    #[command(flatten)]
+    link: LinkOpts,
+}
+
+/// A connect timeout in seconds: above 0, at most a day.
+fn parse_timeout(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v > 0.0 && v <= 86_400.0) {
+        return Err(format!("{v} s is out of range (above 0, at most 86400)"));
+    }
+    Ok(v)
+}
+
+/// What can be refused before any socket, reservation or firewall rule.
+fn check(args: &Args, kind: LinkKind) -> Result<(), String> {
+    match (kind, args.src) {
+        (LinkKind::Afpacket, None) => Err(
+            "--link afpacket needs --src ADDR/PREFIX: an address of the stack's own on --iface"
+                .into(),
+        ),
+        (LinkKind::Afpacket, Some(src)) => {
+            let net = Ipv4Subnet::new(src.addr, src.prefix_len).ok_or("--src: bad prefix")?;
+            if src.addr == net.network() || src.addr == net.broadcast() {
+                return Err(format!(
+                    "--src {}/{} is the network or broadcast address; pick a host address",
+                    src.addr, src.prefix_len
+                ));
+            }
+            Ok(())
+        }
+        (_, Some(_)) => Err(
+            "--src is for --link afpacket; over a raw socket the kernel's address is used".into(),
+        ),
+        (_, None) => Ok(()),
+    }
 }
 
 fn main() -> ExitCode {
     ustack::init_tracing("warn");
-    let args = Args::parse();
+    let args: Args = parse_with_links(&[LinkKind::Raw, LinkKind::Afpacket]);
     match client(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -128,11 +169,6 @@ fn open_raw(
     remote: SocketAddrV4,
     holds: &mut Holds,
 ) -> Result<(AnyLink, SocketAddrV4, u8), Box<dyn std::error::Error>> {
-    if args.src.is_some() {
-        return Err(
-            "--src is for --link afpacket; over a raw socket the kernel's address is used".into(),
-        );
-    }
     let local_ip = source_ip_for(remote)?;
     let (reservation, port) = reserve_port(local_ip, args.src_port.unwrap_or(0))?;
     holds.push(Box::new(reservation));
@@ -183,12 +219,14 @@ fn open_link(
             let link = args.link.open_afpacket(src, args.mtu)?;
             Ok((link, SocketAddrV4::new(src.addr, port), src.prefix_len))
         }
-        LinkKind::Tun => Err("raw-client runs over --link raw or --link afpacket, not tun".into()),
+        // `parse_with_links` refused it.
+        LinkKind::Tun => Err("--link tun: use --link raw or --link afpacket".into()),
     }
 }
 
 fn client(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let kind = args.link.kind(LinkKind::Raw)?;
+    check(args, kind)?;
     let remote = resolve(&args.host, args.port)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

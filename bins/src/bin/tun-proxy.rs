@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tracing::{debug, info, warn};
-use ustack::linkopts::{LinkKind, LinkOpts};
+use ustack::linkopts::{check_route_overlap, parse_with_links, LinkKind, LinkOpts};
 use ustack::proxy::relay::{self, Dialer, THREAD_STACK};
 use ustack::proxy::routing::{PolicyRouting, RoutingPlan};
 use ustack::proxy::socks5::{check_credential, Socks5Config};
@@ -30,13 +30,8 @@ const ABOUT: &str = "Transparent TCP proxy over the ustack user-space TCP/IP sta
     networks are dropped.";
 
 #[derive(Parser, Debug)]
-#[command(version, about = ABOUT)]
+#[command(name = "tun-proxy", version, about = ABOUT, next_help_heading = "Proxy")]
 struct Args {
-    #[command(flatten)]
-    link: LinkOpts,
-    /// Name of the TUN device to create.
-    #[arg(long, default_value = "tunproxy0")]
-    tun: String,
     /// A network to relay (CIDR, e.g. 10.77.0.0/24 or 192.0.2.7/32); repeat
     /// for more. Its TCP connections are relayed, its UDP dropped.
     #[arg(long = "route", value_name = "CIDR", required = true, value_parser = parse_route)]
@@ -51,6 +46,9 @@ struct Args {
     /// SOCKS5 password (RFC 1929); needs --socks5-user.
     #[arg(long, value_name = "P", requires = "socks5_user")]
     socks5_pass: Option<String>,
+    /// Name of the TUN device to create.
+    #[arg(long, default_value = "tunproxy0")]
+    tun: String,
     /// The stack's own address on the device.
     #[arg(long, default_value = "198.18.0.2")]
     addr: Ipv4Addr,
@@ -81,8 +79,24 @@ struct Args {
     #[arg(long)]
     no_offload: bool,
     /// Most connections in any state (TIME-WAIT included).
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 4096, value_parser = parse_connections)]
     max_connections: usize,
+    /// Start even when the device's subnet overlaps a route the host
+    /// already has.
+    #[arg(long)]
+    allow_route_overlap: bool,
+    #[command(flatten)]
+    link: LinkOpts,
+}
+
+/// A connection limit: 1 to 16M (connection ids are 32-bit slot indices).
+fn parse_connections(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1 << 24).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a connection count from 1 to 16777216"
+        )),
+    }
 }
 
 fn parse_route(s: &str) -> Result<Ipv4Subnet, String> {
@@ -138,12 +152,21 @@ fn check(args: &Args) -> Result<Plan, String> {
         ));
     }
     let subnet = Ipv4Subnet::new(args.addr, args.prefix).ok_or("bad --prefix")?;
+    let net = format!("{}/{}", subnet.network(), args.prefix);
     if !subnet.contains(args.host_addr) {
         return Err(format!(
-            "--host-addr {} is outside {subnet}",
+            "--host-addr {} is outside --addr {subnet}; put both in one subnet",
             args.host_addr
         ));
     }
+    for (flag, a) in [("--addr", args.addr), ("--host-addr", args.host_addr)] {
+        if a == subnet.network() || a == subnet.broadcast() {
+            return Err(format!(
+                "{flag} {a} is the network or broadcast address of {net}; pick a host address inside it"
+            ));
+        }
+    }
+    check_route_overlap(subnet, args.allow_route_overlap)?;
     for (i, r) in args.routes.iter().enumerate() {
         if args.routes[..i].contains(r) {
             return Err(format!("--route {r} is given twice"));
@@ -194,7 +217,7 @@ fn check(args: &Args) -> Result<Plan, String> {
 
 fn main() -> ExitCode {
     ustack::init_tracing("info");
-    let args = Args::parse();
+    let args: Args = parse_with_links(&[LinkKind::Tun]);
     let plan = match check(&args) {
         Ok(p) => p,
         Err(e) => {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use tracing::info;
 use ustack::http_server::HttpServer;
+use ustack::linkopts::{check_route_overlap, parse_with_links};
 use ustack::linkopts::{LinkKind, LinkOpts, StackAddr};
 use ustack::stats_file::StatsFile;
 use ustack::{run, Clock};
@@ -36,18 +37,22 @@ enum CookieMode {
 
 #[derive(Parser, Debug)]
 #[command(
+    name = "tun-server",
     version,
-    about = "Serve HTTP from the ustack user-space TCP/IP stack over a TUN device or an AF_PACKET socket"
+    about = "Serve HTTP from the ustack user-space TCP/IP stack over a TUN device or an AF_PACKET socket",
+    next_help_heading = "Server"
 )]
 struct Args {
-    #[command(flatten)]
-    link: LinkOpts,
     /// Name of the TUN device to create.
     #[arg(long, default_value = "tun0")]
     tun: String,
-    /// The stack's own IPv4 address (what you curl).
+    /// The stack's own IPv4 address (what you curl); inside
+    /// --host-addr/--prefix.
     #[arg(long, default_value = "10.0.0.2")]
     addr: Ipv4Addr,
+    /// TCP port to serve HTTP on.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u16).range(1..))]
+    port: u16,
     /// Address given to the host side of the TUN device.
     #[arg(long, default_value = "10.0.0.1")]
     host_addr: Ipv4Addr,
@@ -55,9 +60,10 @@ struct Args {
     /// afpacket).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=30))]
     prefix: u8,
-    /// TCP port to serve HTTP on.
-    #[arg(long, default_value_t = 80)]
-    port: u16,
+    /// Start even when the subnet overlaps a route the host already has
+    /// (traffic to the overlap may then go to the wrong place).
+    #[arg(long)]
+    allow_route_overlap: bool,
     /// MTU: of the TUN device [default: 1500]; for afpacket, at most the
     /// interface's [default: the interface's].
     #[arg(long, value_parser = clap::value_parser!(u16).range(576..=65535))]
@@ -106,12 +112,14 @@ struct Args {
     syn_cookies: CookieMode,
     /// Seconds a connection may take to send a complete request head
     /// (0: no limit); then it is reset.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, allow_negative_numbers = true, value_parser = parse_secs)]
     header_timeout: f64,
     /// Seconds a keep-alive connection may sit idle between requests
     /// (0: no limit); then it is reset.
-    #[arg(long, value_name = "SECS", default_value_t = 75.0, value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value_t = 75.0, allow_negative_numbers = true, value_parser = parse_secs)]
     idle_timeout: f64,
+    #[command(flatten)]
+    link: LinkOpts,
 }
 
 /// A timeout in seconds: finite, 0 to a day.
@@ -164,7 +172,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     ustack::init_tracing("info");
-    let args = Args::parse();
+    let args: Args = parse_with_links(&[LinkKind::Tun, LinkKind::Afpacket]);
     match serve(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -183,24 +191,14 @@ fn open_link(args: &Args, kind: LinkKind) -> Result<AnyLink, Box<dyn std::error:
             },
             args.mtu,
         )?),
-        LinkKind::Raw => Err(
-            "tun-server cannot serve over --link raw: a raw-socket link carries \
-             one client flow; use --link tun or --link afpacket"
-                .into(),
-        ),
+        // `parse_with_links` refused it: a raw link carries one client flow.
+        LinkKind::Raw => Err("--link raw cannot serve; use --link tun or --link afpacket".into()),
         LinkKind::Tun => open_tun(args),
     }
 }
 
 #[cfg(feature = "tun")]
 fn open_tun(args: &Args) -> Result<AnyLink, Box<dyn std::error::Error>> {
-    if args.addr == args.host_addr {
-        return Err(format!(
-            "--addr and --host-addr are both {}: the stack needs an address of its own",
-            args.addr
-        )
-        .into());
-    }
     let link = ustack_link::TunLink::create(&ustack_link::TunConfig {
         name: args.tun.clone(),
         host_addr: args.host_addr,
@@ -216,14 +214,50 @@ fn open_tun(_: &Args) -> Result<AnyLink, Box<dyn std::error::Error>> {
     Err(LinkKind::Tun.require().unwrap_err().into())
 }
 
+/// Everything the addresses say, checked before anything is created.
+fn check(args: &Args, kind: LinkKind) -> Result<Ipv4Subnet, String> {
+    let subnet = Ipv4Subnet::new(args.addr, args.prefix).ok_or("--prefix is at most 30")?;
+    let net = format!("{}/{}", subnet.network(), args.prefix);
+    let special = |a: Ipv4Addr| a == subnet.network() || a == subnet.broadcast();
+    if special(args.addr) {
+        return Err(format!(
+            "--addr {} is the network or broadcast address of {net}; pick a host address inside it",
+            args.addr
+        ));
+    }
+    if kind == LinkKind::Tun {
+        if args.addr == args.host_addr {
+            return Err(format!(
+                "--addr and --host-addr are both {}: the stack needs an address of its own",
+                args.addr
+            ));
+        }
+        if !subnet.contains(args.host_addr) {
+            return Err(format!(
+                "--addr {} is outside --host-addr {}/{}: the host could not reach it; \
+                 pick an --addr in that subnet (or change --host-addr/--prefix)",
+                args.addr, args.host_addr, args.prefix
+            ));
+        }
+        if special(args.host_addr) {
+            return Err(format!(
+                "--host-addr {} is the network or broadcast address of {net}; pick a host address inside it",
+                args.host_addr
+            ));
+        }
+        check_route_overlap(subnet, args.allow_route_overlap)?;
+    }
+    Ok(subnet)
+}
+
 fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let kind = args.link.kind(LinkKind::Tun)?;
+    let subnet = check(args, kind)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
     let mut link = args.link.wrap(kind, open_link(args, kind)?)?;
-    let subnet = Ipv4Subnet::new(args.addr, args.prefix).ok_or("--prefix is at most 32")?;
     let defaults = TcpLayerConfig::default();
     let tcp = TcpLayerConfig {
         max_connections: args.max_connections,

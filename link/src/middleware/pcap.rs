@@ -1,4 +1,14 @@
 //! pcap capture (the classic libpcap format, through the `pcap-file` crate).
+//!
+//! With a TUN device's offloads on (the default), one record is one
+//! super-frame as it crossed the device: up to 64 KiB, a whole burst of TCP
+//! segments under one IP header, where the wire would carry MTU-sized
+//! packets. The device leaves such packets' TCP checksum partial (virtio-net
+//! NEEDS_CSUM: only the pseudo-header sum is in the field, the kernel or
+//! the device finishes it); the record is a copy with the IP header and TCP
+//! checksums completed, so Wireshark's checksum checks pass. The packet the
+//! link carries is never changed. Run with `--no-offload` to capture
+//! wire-sized packets, one record per segment.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -9,7 +19,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter as FileWriter};
 use pcap_file::DataLink;
 
-use ustack_ipv4::{DeviceCaps, RxPacket, TxPacket, MAX_PACKET_LEN};
+use ustack_ipv4::checksum::{checksum, fold, pseudo_header_sum, sum};
+use ustack_ipv4::{DeviceCaps, RxChecksum, RxPacket, TxPacket, MAX_PACKET_LEN};
 
 use crate::ethernet::HEADER_LEN as ETHERNET_HEADER_LEN;
 use crate::{Link, LinkError, LinkStats};
@@ -84,12 +95,26 @@ impl PcapSink {
     /// the sink's own buffer (capture is a debug tool; the buffer grows to
     /// the largest packet once and is reused).
     pub fn record(&mut self, parts: &[&[u8]]) {
+        self.record_with(parts, false);
+    }
+
+    /// [`record`](Self::record) of an IPv4 packet whose TCP checksum the
+    /// device left partial: the record's IP header and TCP checksums are
+    /// completed in the sink's buffer (the packet itself is untouched).
+    pub fn record_completing_checksums(&mut self, parts: &[&[u8]]) {
+        self.record_with(parts, true);
+    }
+
+    fn record_with(&mut self, parts: &[&[u8]], complete: bool) {
         let Some(writer) = &mut self.writer else {
             return;
         };
         self.scratch.clear();
         for p in parts {
             self.scratch.extend_from_slice(p);
+        }
+        if complete {
+            complete_checksums(&mut self.scratch);
         }
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -102,6 +127,37 @@ impl PcapSink {
         }
         self.records += 1;
     }
+}
+
+/// Fills in the IPv4 header checksum and, for TCP, the TCP checksum over
+/// the pseudo-header (RFC 9293 §3.1) of the IPv4 packet in `pkt`. Anything
+/// else, or a packet too short to hold its headers, is left as it is.
+fn complete_checksums(pkt: &mut [u8]) {
+    const TCP: u8 = 6;
+    if pkt.len() < 20 || pkt[0] >> 4 != 4 {
+        return;
+    }
+    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([pkt[2], pkt[3]])).min(pkt.len());
+    if ihl < 20 || total < ihl {
+        return;
+    }
+    pkt[10..12].fill(0);
+    let ip = checksum(&pkt[..ihl]);
+    pkt[10..12].copy_from_slice(&ip.to_be_bytes());
+    // Only a first (or only) fragment carries the TCP header.
+    let frag_offset = u16::from_be_bytes([pkt[6], pkt[7]]) & 0x1fff;
+    let more_frags = pkt[6] & 0x20 != 0;
+    if pkt[9] != TCP || frag_offset != 0 || more_frags || total - ihl < 20 {
+        return;
+    }
+    let src = std::net::Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+    let dst = std::net::Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+    let seg = &mut pkt[ihl..total];
+    seg[16..18].fill(0);
+    let pseudo = pseudo_header_sum(src, dst, TCP, seg.len() as u16);
+    let tcp = !fold(sum(seg, pseudo));
+    seg[16..18].copy_from_slice(&tcp.to_be_bytes());
 }
 
 impl Drop for PcapSink {
@@ -150,23 +206,32 @@ impl<L: Link> PcapWriter<L> {
 }
 
 impl<L: Link> Link for PcapWriter<L> {
-    /// Records the packet as received (a super-frame whole, its checksum as
-    /// the device left it); the inner link's [`RxInfo`](crate::RxInfo)
-    /// passes through unchanged.
+    /// Records the packet as received (a super-frame whole; a checksum the
+    /// sender left partial completed in the record); the inner link's
+    /// [`RxInfo`](crate::RxInfo) and the packet pass through unchanged.
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         let got = self.inner.recv(buf)?;
         if let (Some(p), Some(sink)) = (got, &mut self.sink) {
-            sink.record(&[&buf[..p.len]]);
+            let data: &[&[u8]] = &[&buf[..p.len]];
+            if p.info.checksum == RxChecksum::Partial {
+                sink.record_completing_checksums(data);
+            } else {
+                sink.record(data);
+            }
         }
         Ok(got)
     }
 
     /// Records the packet as handed over — a super-frame as one packet, its
-    /// TCP checksum partial, as a capture on a TSO device's host shows it —
-    /// then passes it on unchanged.
+    /// TCP checksum (partial in the packet) completed in the record — then
+    /// passes it on unchanged.
     fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
         if let Some(sink) = &mut self.sink {
-            sink.record(pkt.parts);
+            if pkt.segment.is_some() {
+                sink.record_completing_checksums(pkt.parts);
+            } else {
+                sink.record(pkt.parts);
+            }
         }
         self.inner.send(pkt)
     }
@@ -249,7 +314,12 @@ mod tests {
         for _ in 0..2 {
             let p = r.next_packet().unwrap().unwrap();
             assert_eq!(p.orig_len as usize, sf.len());
-            assert_eq!(&p.data[..], &sf[..]);
+            // The same packet, its checksums completed in the record only.
+            assert_eq!(&p.data[40..], &sf[40..]);
+            assert_eq!(&p.data[..10], &sf[..10]);
+            assert!(crate::vnet::tests::transport_checksum_ok(&p.data));
+            assert_eq!(ustack_ipv4::checksum::checksum(&p.data[..20]), 0);
+            assert!(!crate::vnet::tests::transport_checksum_ok(&sf));
         }
         assert!(r.next_packet().is_none());
         let _ = std::fs::remove_file(&path);
