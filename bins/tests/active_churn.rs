@@ -10,9 +10,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ustack::socket::{NetStack, TcpStream};
-use ustack_ipv4::Ipv4Subnet;
-use ustack_link::{TunConfig, TunLink};
+use ustack::socket::TcpStream;
 use ustack_tcp::TcpLayerConfig;
 
 #[test]
@@ -20,21 +18,11 @@ fn closing_first_three_hundred_times_through_a_table_of_a_hundred() {
     let Some(ns) = common::netns("active-churn") else {
         return;
     };
-    ns.enter_current_thread().expect("enter namespace");
-    let link = TunLink::create(&TunConfig {
-        name: "tun0".into(),
-        host_addr: Ipv4Addr::new(10, 0, 0, 1),
-        prefix_len: 24,
-        mtu: 1500,
-        offload: true,
-    })
-    .expect("tun0");
-    let subnet = Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 2), 24).expect("subnet");
     let cfg = TcpLayerConfig {
         max_connections: 100,
         ..TcpLayerConfig::default()
     };
-    let net = NetStack::spawn(link, subnet, cfg).expect("spawn");
+    let net = common::tun_stack_in(&ns, cfg);
     // The kernel server (in the namespace, as this thread is): reads each
     // connection to its end, then closes — the second to close.
     let server = std::net::TcpListener::bind("10.0.0.1:9000").expect("kernel listen");

@@ -30,24 +30,12 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ustack::socket::tokio::{TcpListener, TcpStream};
 use ustack::socket::NetStack;
-use ustack_ipv4::Ipv4Subnet;
-use ustack_link::{TunConfig, TunLink};
 use ustack_tcp::TcpLayerConfig;
 
 /// Enters `ns` and starts a stack at 10.0.0.2 on tun0 (host side
 /// 10.0.0.1/24) there, as the examples do.
 fn stack_in(ns: &NetNs) -> NetStack {
-    ns.enter_current_thread().expect("enter namespace");
-    let link = TunLink::create(&TunConfig {
-        name: "tun0".into(),
-        host_addr: Ipv4Addr::new(10, 0, 0, 1),
-        prefix_len: 24,
-        mtu: 1500,
-        offload: true,
-    })
-    .expect("tun0");
-    let subnet = Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 2), 24).expect("subnet");
-    NetStack::spawn(link, subnet, TcpLayerConfig::default()).expect("spawn")
+    common::tun_stack_in(ns, TcpLayerConfig::default())
 }
 
 fn pattern(n: usize) -> Vec<u8> {

@@ -12,26 +12,16 @@ use std::time::Duration;
 use common::NetNs;
 use ustack::socket::{CaptureListener, NetStack};
 use ustack_ipv4::Ipv4Subnet;
-use ustack_link::{TunConfig, TunLink};
 use ustack_tcp::{CaptureFilter, TcpLayerConfig};
 
 /// A stack at 10.0.0.2 on tun0 (host side 10.0.0.1/24) in `ns`, with
 /// 192.0.2.0/24 and 198.51.100.0/24 routed into the device.
 fn stack_in(ns: &NetNs) -> NetStack {
-    ns.enter_current_thread().expect("enter namespace");
-    let link = TunLink::create(&TunConfig {
-        name: "tun0".into(),
-        host_addr: Ipv4Addr::new(10, 0, 0, 1),
-        prefix_len: 24,
-        mtu: 1500,
-        offload: true,
-    })
-    .expect("tun0");
+    let net = common::tun_stack_in(ns, TcpLayerConfig::default());
     for net in ["192.0.2.0/24", "198.51.100.0/24"] {
         ns.ip(&["route", "add", net, "dev", "tun0"]).expect("route");
     }
-    let subnet = Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 2), 24).expect("subnet");
-    NetStack::spawn(link, subnet, TcpLayerConfig::default()).expect("spawn")
+    net
 }
 
 #[test]

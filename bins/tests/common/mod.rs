@@ -373,3 +373,20 @@ pub fn report_goodput(what: &str, bytes: u64, elapsed: Duration) {
         bytes as f64 * 8.0 / secs / 1e6
     );
 }
+
+/// Enters `ns` on this thread and starts a stack at 10.0.0.2 on a new tun0
+/// there (host side 10.0.0.1/24, offloads on), configured by `cfg`.
+pub fn tun_stack_in(ns: &NetNs, cfg: ustack_tcp::TcpLayerConfig) -> ustack::socket::NetStack {
+    use std::net::Ipv4Addr;
+    ns.enter_current_thread().expect("enter namespace");
+    let link = ustack_link::TunLink::create(&ustack_link::TunConfig {
+        name: "tun0".into(),
+        host_addr: Ipv4Addr::new(10, 0, 0, 1),
+        prefix_len: 24,
+        mtu: 1500,
+        offload: true,
+    })
+    .expect("tun0");
+    let subnet = ustack_ipv4::Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 2), 24).expect("subnet");
+    ustack::socket::NetStack::spawn(link, subnet, cfg).expect("spawn")
+}
