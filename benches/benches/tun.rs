@@ -100,11 +100,13 @@ fn load_once() -> Result<(), String> {
     let stop = AtomicBool::new(false);
     let l = client::load(addr, conns, Duration::from_secs(secs.min(120)), mode, &stop);
     println!(
-        "{:.0} requests/s, p50 {:.0} µs, p99 {:.0} µs, {} errors",
+        "{:.0} requests/s, p50 {:.0} µs, p99 {:.0} µs, {} errors; per {} s window: {:?}",
         l.per_sec(),
         l.percentile_us(50),
         l.percentile_us(99),
-        l.errors
+        l.errors,
+        client::WINDOW.as_secs(),
+        l.windows
     );
     Ok(())
 }
