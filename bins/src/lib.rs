@@ -75,3 +75,23 @@ pub fn init_tracing(default: &str) {
         .with_writer(std::io::stderr)
         .try_init();
 }
+
+/// Makes the C allocator hand every large block (128 KiB and up) straight
+/// back to the kernel when it is freed, so the process's RSS follows what the
+/// TCP buffer pool counts. Long-running servers call it once at start.
+///
+/// Without it, glibc raises its mmap threshold each time such a block is
+/// freed (up to 32 MiB), and later ring storage comes from the main heap,
+/// where freed pages stay resident: RSS then steps up by whole ring sizes
+/// while the pool's count stays flat, which reads as a leak. Setting the
+/// threshold explicitly turns that adjustment off (mallopt(3)). Only glibc
+/// has the knob; elsewhere this does nothing.
+pub fn return_freed_buffers_to_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tunables; M_MMAP_THRESHOLD with
+    // a value below its 32 MiB maximum is always accepted, and calling it
+    // while other threads allocate is allowed (glibc takes its arena locks).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}

@@ -13,7 +13,8 @@ use crate::event_loop::{App, Control, RuntimeError};
 
 /// The header of the line [`StatsFile`] writes.
 pub const STATS_HEADER: &str = "elapsed_ms,connections,buffer_bytes,conns_opened,conns_closed,\
-                                syncookies_sent,syncookies_ok,syncookies_failed,evicted,time_wait";
+                                syncookies_sent,syncookies_ok,syncookies_failed,evicted,time_wait,\
+                                buffer_pooled_bytes";
 
 /// Wraps an [`App`] and, when a path is given, replaces the file's content
 /// with [`STATS_HEADER`] and one line of current figures every `interval`
@@ -48,7 +49,7 @@ impl<A: App> StatsFile<A> {
         let Some(path) = &self.path else { return };
         let s = tcp.stats();
         let line = format!(
-            "{STATS_HEADER}\n{},{},{},{},{},{},{},{},{},{}\n",
+            "{STATS_HEADER}\n{},{},{},{},{},{},{},{},{},{},{}\n",
             elapsed.as_millis(),
             tcp.connection_count(),
             tcp.buffer_memory(),
@@ -58,7 +59,8 @@ impl<A: App> StatsFile<A> {
             s.tcp_syncookies_ok,
             s.tcp_syncookies_failed,
             s.tcp_evicted,
-            tcp.time_wait_count()
+            tcp.time_wait_count(),
+            tcp.pooled_buffer_memory()
         );
         let tmp = path.with_extension("tmp");
         if let Err(e) = std::fs::write(&tmp, line).and_then(|()| std::fs::rename(&tmp, path)) {

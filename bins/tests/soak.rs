@@ -1,7 +1,8 @@
 //! A one-minute soak of tun-server: keep-alive, new-connection, download and
 //! upload clients at once through the fault injector (drops, duplicates,
-//! reordering), every byte checked; RSS must hold after the warm-up and
-//! every connection must be gone after the load (`soak` binary).
+//! reordering), every byte checked; RSS outside the ring buffers must hold
+//! after the warm-up, and every connection and its rings must be gone after
+//! the load (`soak` binary).
 
 mod common;
 

@@ -217,6 +217,7 @@ fn check(args: &Args) -> Result<Plan, String> {
 
 fn main() -> ExitCode {
     ustack::init_tracing("info");
+    ustack::return_freed_buffers_to_os();
     let args: Args = parse_with_links(&[LinkKind::Tun]);
     let plan = match check(&args) {
         Ok(p) => p,

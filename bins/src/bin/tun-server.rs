@@ -172,6 +172,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 fn main() -> ExitCode {
     ustack::init_tracing("info");
+    ustack::return_freed_buffers_to_os();
     let args: Args = parse_with_links(&[LinkKind::Tun, LinkKind::Afpacket]);
     match serve(&args) {
         Ok(()) => ExitCode::SUCCESS,
