@@ -193,7 +193,7 @@ impl RingBuffer {
         if self.len == cap {
             return 0;
         }
-        let tail = (self.head + self.len) % cap;
+        let tail = self.wrap(self.head + self.len);
         let end = if tail >= self.head { cap } else { self.head };
         let n = f(&mut self.buf[tail..end]).min(end - tail);
         self.len += n;
@@ -209,7 +209,7 @@ impl RingBuffer {
             return 0;
         }
         let n = data.len().min(self.free() - offset);
-        let start = (self.head + self.len + offset) % cap;
+        let start = self.wrap(self.head + self.len + offset);
         let first = n.min(cap - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
@@ -230,7 +230,7 @@ impl RingBuffer {
         }
         let cap = self.cap();
         let n = out.len().min(self.len - offset);
-        let start = (self.head + offset) % cap;
+        let start = self.wrap(self.head + offset);
         let first = n.min(cap - start);
         out[..first].copy_from_slice(&self.buf[start..start + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
@@ -246,16 +246,30 @@ impl RingBuffer {
         }
         let cap = self.cap();
         let n = len.min(self.len - offset);
-        let start = (self.head + offset) % cap;
+        let start = self.wrap(self.head + offset);
         let first = n.min(cap - start);
         [&self.buf[start..start + first], &self.buf[..n - first]]
+    }
+
+    /// `i % cap` for `i < 2 * cap`, which is every index the ring forms
+    /// (head, len and offsets are each below cap): a compare instead of a
+    /// 64-bit division on every segment and ACK.
+    #[inline]
+    fn wrap(&self, i: usize) -> usize {
+        let cap = self.cap();
+        debug_assert!(i < 2 * cap.max(1));
+        if i >= cap {
+            i - cap
+        } else {
+            i
+        }
     }
 
     /// Drops `n` bytes from the head. The head never jumps back to 0 when
     /// the buffer empties: data placed past the end by `write_at` stays put.
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
-        self.head = (self.head + n) % self.cap().max(1);
+        self.head = self.wrap(self.head + n);
         self.len -= n;
     }
 
