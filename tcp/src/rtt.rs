@@ -21,29 +21,42 @@ pub struct RttEstimator {
     min: Duration,
     max: Duration,
     backoff: u32,
+    /// `rto` with the back-off applied, within `max`: kept up to date by
+    /// every change of either, since every ACK that advances SND.UNA
+    /// re-arms the retransmission timer with it.
+    current: Duration,
     /// The segment being timed: (sequence number whose acknowledgement ends the sample, send time).
     timed: Option<(SeqNumber, Instant)>,
 }
 
 impl RttEstimator {
     pub fn new(initial: Duration, min: Duration, max: Duration) -> RttEstimator {
+        let rto = initial.clamp(min, max);
         RttEstimator {
             srtt: None,
             rttvar: Duration::ZERO,
-            rto: initial.clamp(min, max),
+            rto,
             min,
             max,
             backoff: 0,
+            current: rto,
             timed: None,
         }
     }
 
     /// Current RTO including exponential back-off.
+    #[inline]
     pub fn rto(&self) -> Duration {
-        self.rto
+        self.current
+    }
+
+    /// Recomputes `current` after `rto` or `backoff` changed.
+    fn update_current(&mut self) {
+        self.current = self
+            .rto
             .checked_mul(1u32 << self.backoff.min(16))
             .unwrap_or(self.max)
-            .min(self.max)
+            .min(self.max);
     }
 
     pub fn srtt(&self) -> Option<Duration> {
@@ -61,11 +74,16 @@ impl RttEstimator {
     pub fn on_retransmit(&mut self) {
         self.timed = None;
         self.backoff = self.backoff.saturating_add(1);
+        self.update_current();
     }
 
     /// The peer acknowledged new data: keep the estimate, drop the back-off.
+    #[inline]
     pub fn reset_backoff(&mut self) {
-        self.backoff = 0;
+        if self.backoff != 0 {
+            self.backoff = 0;
+            self.update_current();
+        }
     }
 
     /// A fast retransmission: the timed sample becomes ambiguous (Karn), but
@@ -108,6 +126,7 @@ impl RttEstimator {
         let srtt = self.srtt.unwrap_or(r);
         self.rto = (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min, self.max);
         self.backoff = 0;
+        self.current = self.rto;
     }
 }
 
