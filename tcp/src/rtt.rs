@@ -17,14 +17,15 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
-    rto: Duration,
+    /// RTO of RFC 6298 §2 before back-off.
+    base: Duration,
     min: Duration,
     max: Duration,
     backoff: u32,
-    /// `rto` with the back-off applied, within `max`: kept up to date by
+    /// `base` with the back-off applied, within `max`: kept up to date by
     /// every change of either, since every ACK that advances SND.UNA
     /// re-arms the retransmission timer with it.
-    current: Duration,
+    rto: Duration,
     /// The segment being timed: (sequence number whose acknowledgement ends the sample, send time).
     timed: Option<(SeqNumber, Instant)>,
 }
@@ -35,11 +36,11 @@ impl RttEstimator {
         RttEstimator {
             srtt: None,
             rttvar: Duration::ZERO,
-            rto,
+            base: rto,
             min,
             max,
             backoff: 0,
-            current: rto,
+            rto,
             timed: None,
         }
     }
@@ -47,13 +48,13 @@ impl RttEstimator {
     /// Current RTO including exponential back-off.
     #[inline]
     pub fn rto(&self) -> Duration {
-        self.current
+        self.rto
     }
 
-    /// Recomputes `current` after `rto` or `backoff` changed.
-    fn update_current(&mut self) {
-        self.current = self
-            .rto
+    /// Recomputes `rto` after `base` or `backoff` changed.
+    fn update_rto(&mut self) {
+        self.rto = self
+            .base
             .checked_mul(1u32 << self.backoff.min(16))
             .unwrap_or(self.max)
             .min(self.max);
@@ -74,7 +75,7 @@ impl RttEstimator {
     pub fn on_retransmit(&mut self) {
         self.timed = None;
         self.backoff = self.backoff.saturating_add(1);
-        self.update_current();
+        self.update_rto();
     }
 
     /// The peer acknowledged new data: keep the estimate, drop the back-off.
@@ -82,7 +83,7 @@ impl RttEstimator {
     pub fn reset_backoff(&mut self) {
         if self.backoff != 0 {
             self.backoff = 0;
-            self.update_current();
+            self.update_rto();
         }
     }
 
@@ -124,9 +125,9 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(r);
-        self.rto = (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min, self.max);
+        self.base = (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min, self.max);
         self.backoff = 0;
-        self.current = self.rto;
+        self.rto = self.base;
     }
 }
 

@@ -116,9 +116,17 @@ mod tests {
         t.insert(b, 8);
         assert_eq!(t.lookup(&a), Some(7));
         assert_eq!(t.lookup(&a), Some(7), "a hit on the cache");
-        assert_eq!(t.lookup(&b), Some(8), "the cache does not answer for another tuple");
+        assert_eq!(
+            t.lookup(&b),
+            Some(8),
+            "the cache does not answer for another tuple"
+        );
         t.remove(&b);
-        assert_eq!(t.lookup(&b), None, "a removed tuple is not served from the cache");
+        assert_eq!(
+            t.lookup(&b),
+            None,
+            "a removed tuple is not served from the cache"
+        );
         t.insert(b, 9);
         assert_eq!(t.lookup(&b), Some(9), "a reused tuple finds its new slot");
         assert_eq!(t.len(), 2);
