@@ -18,6 +18,7 @@
 
 #![warn(missing_docs)]
 
+pub mod child;
 pub mod event_loop;
 pub mod flood;
 pub mod http_server;

@@ -12,15 +12,15 @@
 //! the flood the first fresh request took to be answered (goal ≤ 1 s), and
 //! tun-server's RSS growth (goal ≤ 16 MB).
 
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
-use std::process::{Child, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ustack::child::{self, spawn_server, Proc};
 use ustack::flood::{hello, SynFlooder};
 use ustack::netns::{NetNs, NetNsHandle};
 
@@ -117,23 +117,8 @@ impl Row {
     }
 }
 
-/// A child process killed and reaped when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    child::rss_kib(pid).unwrap_or(0)
 }
 
 fn start_server(ns: &NetNs, args: &Args, mode: &str) -> Result<Proc, BoxError> {
@@ -141,28 +126,9 @@ fn start_server(ns: &NetNs, args: &Args, mode: &str) -> Result<Proc, BoxError> {
         Some(p) => p.clone(),
         None => std::env::current_exe()?.with_file_name("tun-server"),
     };
-    let mut child = ns
-        .command(&bin.to_string_lossy())
-        .args(["--syn-cookies", mode])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .map_err(|_| "tun-server printed no ready line within 20 s")?;
-    if !line.contains("curl http://") {
-        return Err(format!("tun-server: unexpected first line {line:?}").into());
-    }
-    Ok(proc)
+    let mut cmd = ns.command(&bin.to_string_lossy());
+    cmd.args(["--syn-cookies", mode]).env("RUST_LOG", "warn");
+    Ok(spawn_server(&mut cmd, Duration::from_secs(20), None)?.0)
 }
 
 fn measure(args: &Args, mode: &str) -> Result<Row, BoxError> {

@@ -10,10 +10,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, ExitCode, Stdio};
+use std::process::{ChildStdin, ChildStdout, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ustack::child::{self, Proc};
 use ustack::netns::NetNs;
 
 #[derive(Parser, Debug)]
@@ -62,15 +63,6 @@ print("ready", len(held), flush=True)
 sys.stdin.read()
 "#;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     match bench(&args) {
@@ -83,12 +75,7 @@ fn main() -> ExitCode {
 }
 
 fn rss_kib(pid: u32) -> Result<u64, BoxError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| "no VmRSS".into())
+    child::rss_kib(pid).ok_or_else(|| format!("no VmRSS for process {pid}").into())
 }
 
 fn bench(args: &Args) -> Result<(), BoxError> {

@@ -16,15 +16,16 @@
 //! path (Drop guards; Ctrl-C and SIGTERM stop between and during transfers).
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ustack::child::{spawn_server, Proc};
 use ustack::netns::{NetNs, NetNsHandle};
 
 #[derive(Parser, Debug)]
@@ -229,16 +230,6 @@ fn bench(args: &Args, stop: &AtomicBool) -> Result<(), BoxError> {
     Ok(())
 }
 
-/// A child process killed and reaped when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// tun-server over TUN in a namespace; curl runs in the same namespace.
 struct UstackSide {
     // Field order is drop order: the server goes before its namespace.
@@ -254,33 +245,8 @@ impl UstackSide {
             // One wire segment per write, as the kernel side gets below.
             cmd.arg("--no-offload");
         }
-        let mut child = cmd
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no stdout")?;
-        let server = Proc(child);
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let line = loop {
-            if stop.load(Ordering::Relaxed) {
-                return Err("interrupted".into());
-            }
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => break line,
-                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
-                Err(_) => return Err("tun-server printed no ready line within 20 s".into()),
-            }
-        };
-        if !line.contains("curl http://") {
-            return Err(format!("tun-server: unexpected first line {line:?}").into());
-        }
+        cmd.env("RUST_LOG", "warn");
+        let (server, _) = spawn_server(&mut cmd, Duration::from_secs(20), Some(stop))?;
         if !keep_offloads {
             ns.ip(&["link", "set", "dev", "tun0", "gso_max_segs", "1"])?;
         }

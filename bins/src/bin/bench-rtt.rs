@@ -9,14 +9,15 @@
 //! way in the same run. Prints a table; `--svg` writes a plot.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ustack::child::{spawn_server, Proc};
 use ustack::netns::NetNs;
 
 #[derive(Parser, Debug)]
@@ -132,15 +133,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Best download and upload of `bin` at `rtt` ms, each in a fresh server.
 fn measure(
     bin: &Path,
@@ -190,35 +182,8 @@ fn start(ns: &NetNs, bin: &Path, delay_ms: u64, stop: &AtomicBool) -> Result<Ser
     if delay_ms > 0 {
         cmd.args(["--delay", &delay_ms.to_string()]);
     }
-    let mut child = cmd
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let line = loop {
-        if stop.load(Ordering::Relaxed) {
-            return Err("interrupted".into());
-        }
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => break line,
-            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
-            Err(_) => return Err("tun-server printed no ready line within 20 s".into()),
-        }
-    };
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .ok_or_else(|| format!("tun-server: unexpected first line {line:?}"))?
-        .to_string();
+    cmd.env("RUST_LOG", "warn");
+    let (proc, url) = spawn_server(&mut cmd, Duration::from_secs(20), Some(stop))?;
     Ok(Server { _proc: proc, url })
 }
 

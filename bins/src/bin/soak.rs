@@ -16,15 +16,16 @@
 //! The exit code says which (0 pass, 1 fail).
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ustack::child::{self, spawn_server, Proc};
 use ustack::netns::{NetNs, NetNsHandle};
 
 #[derive(Parser, Debug)]
@@ -232,52 +233,19 @@ fn verdict(samples: &[Sample], c: &Counters, args: &Args) -> bool {
     pass
 }
 
-/// A child process killed and reaped when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_server(ns: &NetNs, bin: &Path, stats: &Path, args: &Args) -> Result<Proc, BoxError> {
-    let mut child = ns
-        .command(&bin.to_string_lossy())
-        .args(["--stats", &stats.to_string_lossy()])
+    let mut cmd = ns.command(&bin.to_string_lossy());
+    cmd.args(["--stats", &stats.to_string_lossy()])
         .args(["--drop", &args.drop.to_string()])
         .args(["--dup", &args.dup.to_string()])
         .args(["--reorder", &args.reorder.to_string()])
         .args(["--max-connections", "65536"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .map_err(|_| "tun-server printed no ready line within 20 s")?;
-    if !line.contains("curl http://") {
-        return Err(format!("tun-server: unexpected first line {line:?}").into());
-    }
-    Ok(proc)
+        .env("RUST_LOG", "warn");
+    Ok(spawn_server(&mut cmd, Duration::from_secs(20), None)?.0)
 }
 
 fn sample(started: Instant, pid: u32, stats: &Path, c: &Counters) -> Sample {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
+    let rss_kib = child::rss_kib(pid).unwrap_or(0);
     let text = std::fs::read_to_string(stats).unwrap_or_default();
     let mut lines = text.lines();
     let (header, values) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
