@@ -9,7 +9,9 @@
 //!
 //! `ustack`: two [`ustack_tcp::Stack`]s over the in-memory pipe
 //! ([`PipePair`]). `smoltcp`: two smoltcp `Interface`s, one socket each,
-//! joined by a pair of smoltcp `Loopback` devices (one per direction). The
+//! joined by a pair of smoltcp `Loopback` devices (one per direction), run
+//! twice: `smoltcp` with its default of no congestion control and
+//! `smoltcp_cubic` with its CUBIC (ustack runs CUBIC by default). The
 //! loopback is told to announce the pipe's MTU and full checksumming, like
 //! the pipe; on its own it would skip checksums, which would compare
 //! different work.
@@ -65,7 +67,8 @@ fn bench_mtu(
         c.tcp.recv_buffer_max = SOCKET_BUFFER;
     })
     .unwrap_or_else(|e| panic!("setup: {e}"));
-    let mut smol = SmolPair::new(mtu);
+    let mut smol = SmolPair::new(mtu, tcp::CongestionControl::None);
+    let mut smol_cubic = SmolPair::new(mtu, tcp::CongestionControl::Cubic);
     group.bench_function(BenchmarkId::new(name, "ustack"), |b| {
         b.iter(|| {
             let mut delivered = 0u64;
@@ -80,6 +83,9 @@ fn bench_mtu(
     });
     group.bench_function(BenchmarkId::new(name, "smoltcp"), |b| {
         b.iter(|| assert_eq!(smol.transfer(TRANSFER_LEN, source), TRANSFER_LEN))
+    });
+    group.bench_function(BenchmarkId::new(name, "smoltcp_cubic"), |b| {
+        b.iter(|| assert_eq!(smol_cubic.transfer(TRANSFER_LEN, source), TRANSFER_LEN))
     });
 
     let (server, client) = pair.link_stats();
@@ -142,7 +148,9 @@ struct SmolPair {
 }
 
 impl SmolPair {
-    fn new(mtu: usize) -> SmolPair {
+    /// Both sockets run congestion controller `cc`: smoltcp's default
+    /// `None`, or its `Cubic` (feature `socket-tcp-cubic`) as ustack does.
+    fn new(mtu: usize, cc: tcp::CongestionControl) -> SmolPair {
         let (mut to_client, mut to_server) = (Loopback::new(Medium::Ip), Loopback::new(Medium::Ip));
         let now = Instant::from_secs(1);
         let iface = |addr, rx: &mut Loopback, tx: &mut Loopback| {
@@ -157,10 +165,12 @@ impl SmolPair {
         let server = iface(SERVER_ADDR, &mut to_server, &mut to_client);
         let mut client = iface(CLIENT_ADDR, &mut to_client, &mut to_server);
         let socket = || {
-            tcp::Socket::new(
+            let mut s = tcp::Socket::new(
                 tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
                 tcp::SocketBuffer::new(vec![0; SOCKET_BUFFER]),
-            )
+            );
+            s.set_congestion_control(cc);
+            s
         };
         let (mut server_sockets, mut client_sockets) =
             (SocketSet::new(vec![]), SocketSet::new(vec![]));

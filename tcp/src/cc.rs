@@ -94,29 +94,27 @@ pub fn new(alg: Algorithm, mss: usize) -> AnyCc {
     }
 }
 
-impl AnyCc {
-    fn inner(&self) -> &dyn CongestionControl {
-        match self {
-            AnyCc::NewReno(c) => c,
-            AnyCc::Cubic(c) => c,
+/// Static dispatch: the connection asks for `cwnd` before every segment and
+/// reports every ACK, and a `&dyn` call could not be inlined.
+macro_rules! dispatch {
+    ($self:ident, $c:ident => $e:expr) => {
+        match $self {
+            AnyCc::NewReno($c) => $e,
+            AnyCc::Cubic($c) => $e,
         }
-    }
-
-    fn inner_mut(&mut self) -> &mut dyn CongestionControl {
-        match self {
-            AnyCc::NewReno(c) => c,
-            AnyCc::Cubic(c) => c,
-        }
-    }
+    };
 }
 
 impl CongestionControl for AnyCc {
+    #[inline]
     fn cwnd(&self) -> usize {
-        self.inner().cwnd()
+        dispatch!(self, c => c.cwnd())
     }
+    #[inline]
     fn ssthresh(&self) -> usize {
-        self.inner().ssthresh()
+        dispatch!(self, c => c.ssthresh())
     }
+    #[inline]
     fn on_ack(
         &mut self,
         now: Instant,
@@ -124,22 +122,22 @@ impl CongestionControl for AnyCc {
         in_flight: usize,
         rtt: Option<Duration>,
     ) {
-        self.inner_mut().on_ack(now, bytes_acked, in_flight, rtt)
+        dispatch!(self, c => c.on_ack(now, bytes_acked, in_flight, rtt))
     }
     fn on_congestion_event(&mut self, now: Instant, in_flight: usize) {
-        self.inner_mut().on_congestion_event(now, in_flight)
+        dispatch!(self, c => c.on_congestion_event(now, in_flight))
     }
     fn on_recovery_exit(&mut self, now: Instant) {
-        self.inner_mut().on_recovery_exit(now)
+        dispatch!(self, c => c.on_recovery_exit(now))
     }
     fn on_rto(&mut self, now: Instant, in_flight: usize) {
-        self.inner_mut().on_rto(now, in_flight)
+        dispatch!(self, c => c.on_rto(now, in_flight))
     }
     fn on_idle_restart(&mut self, now: Instant) {
-        self.inner_mut().on_idle_restart(now)
+        dispatch!(self, c => c.on_idle_restart(now))
     }
     fn set_mss(&mut self, mss: usize) {
-        self.inner_mut().set_mss(mss)
+        dispatch!(self, c => c.set_mss(mss))
     }
 }
 
@@ -238,10 +236,12 @@ impl NewReno {
 }
 
 impl CongestionControl for NewReno {
+    #[inline]
     fn cwnd(&self) -> usize {
         self.w.cwnd
     }
 
+    #[inline]
     fn ssthresh(&self) -> usize {
         self.w.ssthresh
     }
@@ -485,10 +485,12 @@ impl Cubic {
 }
 
 impl CongestionControl for Cubic {
+    #[inline]
     fn cwnd(&self) -> usize {
         self.w.cwnd
     }
 
+    #[inline]
     fn ssthresh(&self) -> usize {
         self.w.ssthresh
     }

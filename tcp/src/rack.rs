@@ -53,6 +53,16 @@ pub struct Rack {
     /// Records marked lost (never also SACKed): most of the time zero, which
     /// spares the sender a scan of the flight before every segment.
     lost: usize,
+    /// What delivered segments taught: RACK.xmit_ts, end_seq, rtt, min RTT
+    /// and SRTT.
+    est: Estimate,
+}
+
+/// RACK's state from delivered segments (RFC 8985 §6.2 steps 1-3), apart
+/// from the records so that a run of deliveries can update a copy of it
+/// kept in registers.
+#[derive(Debug, Clone, Copy)]
+struct Estimate {
     /// RACK.xmit_ts / RACK.end_seq: the most recently sent delivered segment.
     xmit_ts: Option<Instant>,
     end_seq: SeqNumber,
@@ -63,6 +73,33 @@ pub struct Rack {
     min_rtt_us: Option<u64>,
     /// Smoothed RTT in microseconds from delivered segments (for the PTO).
     srtt_us: Option<u64>,
+}
+
+impl Estimate {
+    /// `r` was delivered (cumulatively acknowledged or SACKed) at `now`.
+    #[inline]
+    fn deliver(&mut self, r: &Record, now: Instant) {
+        let rtt = now.total_micros().saturating_sub(r.xmit.total_micros());
+        // RFC 8985 §6.2 step 2: a retransmitted segment delivered sooner than
+        // min RTT was acknowledged for its original transmission.
+        if r.retransmitted && self.min_rtt_us.is_some_and(|m| rtt < m) {
+            return;
+        }
+        self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
+        self.srtt_us = Some(match self.srtt_us {
+            None => rtt,
+            Some(s) => (s.saturating_mul(7).saturating_add(rtt)) / 8,
+        });
+        let newer = match self.xmit_ts {
+            None => true,
+            Some(t) => r.xmit > t || (r.xmit == t && r.end.distance(self.end_seq) > 0),
+        };
+        if newer {
+            self.xmit_ts = Some(r.xmit);
+            self.end_seq = r.end;
+            self.rtt_us = rtt;
+        }
+    }
 }
 
 impl Default for Rack {
@@ -78,11 +115,13 @@ impl Rack {
             overflow: false,
             flight: 0,
             lost: 0,
-            xmit_ts: None,
-            end_seq: SeqNumber(0),
-            rtt_us: 0,
-            min_rtt_us: None,
-            srtt_us: None,
+            est: Estimate {
+                xmit_ts: None,
+                end_seq: SeqNumber(0),
+                rtt_us: 0,
+                min_rtt_us: None,
+                srtt_us: None,
+            },
         }
     }
 
@@ -119,17 +158,26 @@ impl Rack {
 
     #[cfg(test)]
     pub fn srtt(&self) -> Option<Duration> {
-        self.srtt_us.map(Duration::from_micros)
+        self.est.srtt_us.map(Duration::from_micros)
     }
 
     /// Probe timeout (RFC 8985 §7.2): 2·SRTT, plus the peer's worst-case
     /// delayed-ACK time when only one segment is in flight.
+    #[cfg(test)]
     pub fn pto(&self, delack: Duration) -> Option<Duration> {
-        let mut pto = Duration::from_micros(self.srtt_us?.saturating_mul(2));
+        let delack = u64::try_from(delack.as_micros()).unwrap_or(u64::MAX);
+        self.pto_micros(delack).map(Duration::from_micros)
+    }
+
+    /// [`Rack::pto`] in microseconds, with the delayed-ACK time in
+    /// microseconds: the probe timer is re-armed on every ACK.
+    #[inline]
+    pub fn pto_micros(&self, delack_us: u64) -> Option<u64> {
+        let mut pto = self.est.srtt_us?.saturating_mul(2);
         if self.recs.len() == 1 {
-            pto += delack;
+            pto = pto.saturating_add(delack_us);
         }
-        Some(pto.max(MIN_PTO))
+        Some(pto.max(MIN_PTO.as_micros() as u64))
     }
 
     /// A segment covering `start..end` was sent at `now` for the first time
@@ -254,34 +302,7 @@ impl Rack {
     /// sent delivered segment). Returns the bytes newly delivered, cumulatively
     /// or by SACK (RFC 6937 DeliveredData).
     pub fn on_ack(&mut self, ack: SeqNumber, sack: &[SackBlock], now: Instant) -> usize {
-        let mut delivered = 0;
-        while let Some(front) = self.recs.front().copied() {
-            if front.end.distance(ack) <= 0 {
-                self.recs.pop_front();
-                if !front.sacked && !front.lost {
-                    self.flight -= front.len();
-                }
-                if front.lost && !front.sacked {
-                    self.lost -= 1;
-                }
-                if !front.sacked {
-                    self.deliver(front, now);
-                    delivered += front.len();
-                }
-            } else {
-                if front.start.distance(ack) < 0 {
-                    // Partly acknowledged: the rest stays in flight.
-                    delivered += (ack - front.start) as usize;
-                    if !front.sacked && !front.lost {
-                        self.flight -= (ack - front.start) as usize;
-                    }
-                    if let Some(f) = self.recs.front_mut() {
-                        f.start = ack;
-                    }
-                }
-                break;
-            }
-        }
+        let mut delivered = self.on_cumulative_ack(ack, now);
         if self.recs.is_empty() {
             self.overflow = false;
         }
@@ -312,51 +333,77 @@ impl Rack {
                 }
             }
             for r in hits.iter().flatten() {
-                self.deliver(*r, now);
+                self.est.deliver(r, now);
             }
         }
         delivered
     }
 
-    fn deliver(&mut self, r: Record, now: Instant) {
-        let rtt = now.total_micros().saturating_sub(r.xmit.total_micros());
-        // RFC 8985 §6.2 step 2: a retransmitted segment delivered sooner than
-        // min RTT was acknowledged for its original transmission.
-        if r.retransmitted && self.min_rtt_us.is_some_and(|m| rtt < m) {
-            return;
+    /// Records wholly below `ack` leave, delivered; one that `ack` cuts
+    /// keeps its unacknowledged part. Returns the bytes newly delivered.
+    /// Every ACK comes here: the counters and the estimate are updated in
+    /// locals and written back once.
+    #[inline]
+    fn on_cumulative_ack(&mut self, ack: SeqNumber, now: Instant) -> usize {
+        let mut delivered = 0;
+        let (mut flight, mut lost, mut est) = (self.flight, self.lost, self.est);
+        while let Some(&r) = self.recs.front() {
+            if r.end.distance(ack) > 0 {
+                if r.start.distance(ack) < 0 {
+                    // Partly acknowledged: the rest stays in flight.
+                    let part = (ack - r.start) as usize;
+                    delivered += part;
+                    if !r.sacked && !r.lost {
+                        flight -= part;
+                    }
+                    if let Some(front) = self.recs.front_mut() {
+                        front.start = ack;
+                    }
+                }
+                break;
+            }
+            self.recs.pop_front();
+            if !r.sacked {
+                if r.lost {
+                    lost -= 1;
+                } else {
+                    flight -= r.len();
+                }
+                est.deliver(&r, now);
+                delivered += r.len();
+            }
         }
-        self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
-        self.srtt_us = Some(match self.srtt_us {
-            None => rtt,
-            Some(s) => (s.saturating_mul(7).saturating_add(rtt)) / 8,
-        });
-        let newer = match self.xmit_ts {
-            None => true,
-            Some(t) => r.xmit > t || (r.xmit == t && r.end.distance(self.end_seq) > 0),
-        };
-        if newer {
-            self.xmit_ts = Some(r.xmit);
-            self.end_seq = r.end;
-            self.rtt_us = rtt;
-        }
+        (self.flight, self.lost, self.est) = (flight, lost, est);
+        delivered
     }
 
     /// RFC 8985 §6.2 step 5: marks segments lost; returns the bytes newly
     /// marked and when to check again (the reordering timer, §6.3).
     pub fn detect_loss(&mut self, now: Instant) -> (usize, Option<Instant>) {
-        let Some(xmit_ts) = self.xmit_ts else {
+        let Some(xmit_ts) = self.est.xmit_ts else {
             return (0, None);
         };
+        let end_seq = self.est.end_seq;
+        let sent_before =
+            |r: &Record| r.xmit < xmit_ts || (r.xmit == xmit_ts && end_seq.distance(r.end) > 0);
+        // The common case, said at once: the oldest record in flight is a
+        // first transmission sent after RACK.xmit_ts, so every record is
+        // (see the loop below).
+        match self.recs.front() {
+            None => return (0, None),
+            Some(r) if !r.retransmitted && !sent_before(r) => return (0, None),
+            Some(_) => {}
+        }
         // §6.2 step 4: a quarter of the minimum RTT, at most SRTT.
         let reo_wnd = self
+            .est
             .min_rtt_us
-            .map_or(0, |m| (m / 4).min(self.srtt_us.unwrap_or(m)));
-        let wait = self.rtt_us.saturating_add(reo_wnd);
+            .map_or(0, |m| (m / 4).min(self.est.srtt_us.unwrap_or(m)));
+        let wait = self.est.rtt_us.saturating_add(reo_wnd);
         let mut lost = 0;
         let mut timeout: Option<Instant> = None;
         for r in self.recs.iter_mut() {
-            let sent_before =
-                r.xmit < xmit_ts || (r.xmit == xmit_ts && self.end_seq.distance(r.end) > 0);
+            let sent_before = sent_before(r);
             if !sent_before && !r.retransmitted {
                 // First transmissions go out in sequence order, and a
                 // retransmission is later than the first transmission of

@@ -17,33 +17,47 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
-    rto: Duration,
+    /// RTO of RFC 6298 §2 before back-off.
+    base: Duration,
     min: Duration,
     max: Duration,
     backoff: u32,
+    /// `base` with the back-off applied, within `max`: kept up to date by
+    /// every change of either, since every ACK that advances SND.UNA
+    /// re-arms the retransmission timer with it.
+    rto: Duration,
     /// The segment being timed: (sequence number whose acknowledgement ends the sample, send time).
     timed: Option<(SeqNumber, Instant)>,
 }
 
 impl RttEstimator {
     pub fn new(initial: Duration, min: Duration, max: Duration) -> RttEstimator {
+        let rto = initial.clamp(min, max);
         RttEstimator {
             srtt: None,
             rttvar: Duration::ZERO,
-            rto: initial.clamp(min, max),
+            base: rto,
             min,
             max,
             backoff: 0,
+            rto,
             timed: None,
         }
     }
 
     /// Current RTO including exponential back-off.
+    #[inline]
     pub fn rto(&self) -> Duration {
         self.rto
+    }
+
+    /// Recomputes `rto` after `base` or `backoff` changed.
+    fn update_rto(&mut self) {
+        self.rto = self
+            .base
             .checked_mul(1u32 << self.backoff.min(16))
             .unwrap_or(self.max)
-            .min(self.max)
+            .min(self.max);
     }
 
     pub fn srtt(&self) -> Option<Duration> {
@@ -61,11 +75,16 @@ impl RttEstimator {
     pub fn on_retransmit(&mut self) {
         self.timed = None;
         self.backoff = self.backoff.saturating_add(1);
+        self.update_rto();
     }
 
     /// The peer acknowledged new data: keep the estimate, drop the back-off.
+    #[inline]
     pub fn reset_backoff(&mut self) {
-        self.backoff = 0;
+        if self.backoff != 0 {
+            self.backoff = 0;
+            self.update_rto();
+        }
     }
 
     /// A fast retransmission: the timed sample becomes ambiguous (Karn), but
@@ -106,8 +125,9 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(r);
-        self.rto = (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min, self.max);
+        self.base = (srtt + GRANULARITY.max(self.rttvar * 4)).clamp(self.min, self.max);
         self.backoff = 0;
+        self.rto = self.base;
     }
 }
 

@@ -527,7 +527,31 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
 /// counts the kind and length bytes, must be at least 2 and must fit. Known kinds
 /// with the wrong length are rejected; unknown kinds are skipped. Errors carry the
 /// option's offset from the start of the TCP header.
+#[inline]
 fn parse_options(opts: &[u8]) -> Result<TcpOptions, WireError> {
+    // RFC 7323 Appendix A: NOP, NOP, timestamps is the layout of nearly
+    // every segment of a connection that uses them (Linux, BSD, ustack
+    // emit it), recognised at once as Linux's tcp_parse_aligned_timestamp does.
+    if let Ok(
+        &[option::NOP, option::NOP, option::TIMESTAMPS, option::TIMESTAMPS_LEN, v0, v1, v2, v3, e0, e1, e2, e3],
+    ) = <&[u8; 12]>::try_from(opts)
+    {
+        return Ok(TcpOptions {
+            timestamps: Some((
+                u32::from_be_bytes([v0, v1, v2, v3]),
+                u32::from_be_bytes([e0, e1, e2, e3]),
+            )),
+            ..TcpOptions::default()
+        });
+    }
+    if opts.is_empty() {
+        return Ok(TcpOptions::default());
+    }
+    parse_options_any(opts)
+}
+
+/// [`parse_options`] for any layout.
+fn parse_options_any(opts: &[u8]) -> Result<TcpOptions, WireError> {
     let mut out = TcpOptions::default();
     let mut at = 0;
     while let Some(&kind) = opts.get(at) {

@@ -132,7 +132,8 @@ impl Tcb {
         // Sixth: URG. Urgent data is not supported (RFC 6093 §4 deprecates
         // it); the pointer is ignored and the bytes are ordinary data.
         // Seventh: segment text.
-        let fin = self.process_text(now, seg, payload);
+        // Without text or FIN (a pure ACK) there is nothing to process.
+        let fin = (!payload.is_empty() || f.fin()) && self.process_text(now, seg, payload);
         if !payload.is_empty() {
             self.tune_recv_buffer(cfg, now);
         }
@@ -171,6 +172,11 @@ impl Tcb {
     ) -> Option<bool> {
         let f = seg.flags;
         let seg_len = payload.len() + usize::from(f.syn()) + usize::from(f.fin());
+        if seg_len == 0 && seg.seq == self.rcv_nxt {
+            // The pure ACK of a bulk sender: acceptable whatever the window
+            // (both zero-length cases below), without computing it.
+            return Some(false);
+        }
         let wnd = self.rcv_wnd();
         let acceptable = match (seg_len, wnd) {
             (0, 0) => seg.seq == self.rcv_nxt,
@@ -412,7 +418,15 @@ impl Tcb {
         // behind one, otherwise within `ack_delay`.
         // A coalesced (GRO) super-frame counts as the full-sized segments
         // it carries, so it is acknowledged at once, as Linux does.
-        self.segs_unacked += (data.len() / self.eff_mss().max(1)).max(1) as u32;
+        // (The division only for a super-frame: it is a good part of the
+        // cost of an ordinary segment.)
+        let mss = self.eff_mss().max(1);
+        let segments = if data.len() >= 2 * mss {
+            data.len() / mss
+        } else {
+            1
+        };
+        self.segs_unacked += segments as u32;
         if filled_gap || fin || self.segs_unacked >= 2 || !self.assembler.is_empty() {
             self.ack_pending = true;
         } else if !self.timers.is_set(TimerKind::DelayedAck) {

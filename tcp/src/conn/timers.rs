@@ -287,11 +287,16 @@ impl Tcb {
             return;
         }
         if !self.timers.is_set(TimerKind::Tlp) {
-            if let Some(pto) = self.rack.pto(WORST_CASE_DELACK) {
-                let at = now + pto * (1u32 << self.tlp_backoff.min(16));
-                let rto = self.timers.get(TimerKind::Retransmit);
-                self.timers
-                    .set(TimerKind::Tlp, rto.map_or(at, |r| at.min(r)));
+            // In microseconds: this runs on every ACK while data is in flight.
+            let delack = WORST_CASE_DELACK.as_micros() as u64;
+            if let Some(pto) = self.rack.pto_micros(delack) {
+                let wait = pto.saturating_mul(1 << self.tlp_backoff.min(16));
+                let at = now.total_micros().saturating_add(wait);
+                let at = match self.timers.get(TimerKind::Retransmit) {
+                    Some(rto) => at.min(rto.total_micros()),
+                    None => at,
+                };
+                self.timers.set(TimerKind::Tlp, Instant::from_micros(at));
             }
         }
     }

@@ -24,6 +24,7 @@ use crate::wire::{Flags, TcpPacket, TcpRepr};
 
 mod capture;
 mod cookies;
+mod lookup;
 mod socket_api;
 mod time_wait;
 mod transport;
@@ -199,7 +200,7 @@ pub struct Tcp {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
-    table: HashMap<Tuple, u32>,
+    table: lookup::ConnTable,
     listeners: HashMap<u16, Listener>,
     ready: VecDeque<ConnId>,
     tx_queue: VecDeque<u32>,
@@ -248,7 +249,7 @@ impl Tcp {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
-            table: HashMap::new(),
+            table: lookup::ConnTable::default(),
             listeners: HashMap::new(),
             ready: VecDeque::new(),
             tx_queue: VecDeque::new(),
@@ -359,7 +360,7 @@ impl Tcp {
         let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
         trace!(%remote, flags = ?seg.flags, seq = %seg.seq, ack = %seg.ack, wnd = seg.window, len = payload.len(), "rx");
 
-        if let Some(&idx) = self.table.get(&(local, remote)) {
+        if let Some(idx) = self.table.lookup(&(local, remote)) {
             let reuse = seg.flags.syn()
                 && !seg.flags.ack()
                 && (self.listeners.contains_key(&local.port()) || self.capture_takes(local))
@@ -374,7 +375,8 @@ impl Tcp {
                 else {
                     return;
                 };
-                let _span = e.span.clone().entered();
+                // Entering a disabled span still costs a clone and a drop.
+                let _span = (!e.span.is_disabled()).then(|| e.span.clone().entered());
                 if !e.tcb.prepare_recv(&mut self.pool, payload.len()) {
                     self.stats.tcp_mem_rx_dropped += 1;
                     trace!(len = payload.len(), "no buffer memory: data dropped");
@@ -666,28 +668,25 @@ impl Tcp {
     /// Bookkeeping after anything happened to a connection: accept queue,
     /// readiness, freeing, timers and (when `want_tx`) the transmit queue.
     fn after_event(&mut self, idx: u32, now: Instant, want_tx: bool) {
-        let gen = match self.slots.get(idx as usize) {
-            Some(s) if s.entry.is_some() => s.gen,
-            _ => return,
+        let Some(slot) = self.slots.get_mut(idx as usize) else {
+            return;
+        };
+        let gen = slot.gen;
+        let Some(e) = slot.entry.as_mut() else {
+            return;
         };
         let id = ConnId { idx, gen };
-        if let Some(e) = self
-            .slots
-            .get_mut(idx as usize)
-            .and_then(|s| s.entry.as_mut())
-        {
-            // Empty queues hold no memory; TIME-WAIT holds no buffers at all.
-            e.tcb.release_idle(&self.cfg.tcp, &mut self.pool);
-        }
-        self.sync_mem_stats();
-        self.wake_mem_waiters();
-        let Some(e) = self.entry_mut(idx) else { return };
+        // Empty queues hold no memory; TIME-WAIT holds no buffers at all.
+        e.tcb.release_idle(&self.cfg.tcp, &mut self.pool);
         let notify = e.tcb.take_notify();
         let state = e.tcb.state();
         let owner = e.owner;
+        let orphan_data = owner == Owner::Orphan && e.tcb.recv_queue_len() > 0;
+        self.sync_mem_stats();
+        self.wake_mem_waiters();
 
         // Orphans that receive data cannot deliver it: reset (RFC 9293 §3.10.4).
-        if owner == Owner::Orphan && e.tcb.recv_queue_len() > 0 {
+        if orphan_data {
             self.abort_idx(idx);
             return;
         }
@@ -711,7 +710,14 @@ impl Tcp {
             }
             return;
         }
-        let Some(e) = self.entry_mut(idx) else { return };
+        // The common case, after every segment: one borrow of the entry.
+        let Some(e) = self
+            .slots
+            .get_mut(idx as usize)
+            .and_then(|s| s.entry.as_mut())
+        else {
+            return;
+        };
         if notify {
             match owner {
                 Owner::Listener {
@@ -730,16 +736,10 @@ impl Tcp {
                 _ => {}
             }
         }
-        if want_tx {
-            self.enqueue_tx(idx);
+        if want_tx && !e.in_tx {
+            e.in_tx = true;
+            self.tx_queue.push_back(idx);
         }
-        let Some(e) = self
-            .slots
-            .get_mut(idx as usize)
-            .and_then(|s| s.entry.as_mut())
-        else {
-            return;
-        };
         if let Some(at) = e.tcb.poll_at() {
             let at = at.max(now);
             if e.timer_at.is_none_or(|t| at < t) {
@@ -750,10 +750,14 @@ impl Tcp {
     }
 
     /// Once memory is no longer short, applications refused it try again.
+    #[inline]
     fn wake_mem_waiters(&mut self) {
-        if self.mem_waiters.is_empty() || self.pool.under_pressure() {
-            return;
+        if !self.mem_waiters.is_empty() && !self.pool.under_pressure() {
+            self.wake_mem_waiters_now();
         }
+    }
+
+    fn wake_mem_waiters_now(&mut self) {
         let mut waiters = core::mem::take(&mut self.mem_waiters);
         for id in waiters.drain(..) {
             if let Some(e) = self.entry_by_id_mut(id) {

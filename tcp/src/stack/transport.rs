@@ -84,7 +84,7 @@ impl Tcp {
         let remote = SocketAddrV4::new(quoted.dst_addr, u16::from_be_bytes([d0, d1]));
         let seq = SeqNumber(u32::from_be_bytes([q0, q1, q2, q3]));
         let quoted_len = u16::try_from(quoted.buffer_len()).unwrap_or(u16::MAX);
-        let Some(&idx) = self.table.get(&(local, remote)) else {
+        let Some(idx) = self.table.get(&(local, remote)) else {
             self.stats.tcp_icmp_ignored += 1;
             return;
         };

@@ -257,3 +257,23 @@ proptest! {
         prop_assert_eq!(parsed, expected);
     }
 }
+
+proptest! {
+    /// The aligned-timestamp shortcut answers as the general parser does,
+    /// for that layout and for twelve bytes that only resemble it.
+    #[test]
+    fn aligned_timestamps_parse_as_any_layout(
+        tsval in any::<u32>(),
+        tsecr in any::<u32>(),
+        head in proptest::array::uniform4(prop_oneof![Just(1u8), Just(8u8), Just(10u8), any::<u8>()]),
+    ) {
+        let mut opts = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        opts[4..8].copy_from_slice(&tsval.to_be_bytes());
+        opts[8..].copy_from_slice(&tsecr.to_be_bytes());
+        let fast = parse_options(&opts).unwrap();
+        prop_assert_eq!(fast, parse_options_any(&opts).unwrap());
+        prop_assert_eq!(fast.timestamps, Some((tsval, tsecr)));
+        opts[..4].copy_from_slice(&head);
+        prop_assert_eq!(parse_options(&opts), parse_options_any(&opts));
+    }
+}
