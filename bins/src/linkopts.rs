@@ -94,6 +94,10 @@ pub struct LinkOpts {
     /// Router for destinations outside the subnet (--link afpacket).
     #[arg(long, value_name = "IP")]
     pub gateway: Option<Ipv4Addr>,
+    /// One recvmsg/sendmsg per frame instead of the memory-mapped rings
+    /// (--link afpacket; what a kernel without rings gets).
+    #[arg(long)]
+    pub no_rings: bool,
     /// Write every packet to this pcap file (raw IP for tun/raw, Ethernet
     /// frames with ARP for afpacket); `tshark -r FILE` reads it.
     #[arg(long, value_name = "FILE")]
@@ -209,6 +213,7 @@ impl LinkOpts {
                 prefix_len: at.prefix_len,
                 gateway: self.gateway,
                 mtu,
+                rings: (!self.no_rings).then(ustack_link::RingConfig::default),
             })
             .map_err(|e| e.to_string())?;
             if let Some(path) = &self.pcap {
@@ -230,6 +235,12 @@ impl LinkOpts {
             if let Some(iface) = &self.iface {
                 return Err(format!(
                     "--iface {iface} is for --link afpacket (this run uses --link {})",
+                    kind.feature()
+                ));
+            }
+            if self.no_rings {
+                return Err(format!(
+                    "--no-rings is for --link afpacket (this run uses --link {})",
                     kind.feature()
                 ));
             }
@@ -276,7 +287,7 @@ pub fn parse_with_links<A: Parser>(allowed: &[LinkKind]) -> A {
     let mut cmd = A::command().mut_arg("link", |a| a.value_parser(parser));
     if !allowed.contains(&LinkKind::Afpacket) {
         // Without afpacket they would be accepted and mean nothing.
-        for arg in ["iface", "gateway"] {
+        for arg in ["iface", "gateway", "no_rings"] {
             cmd = cmd.mut_arg(arg, |a| a.hide(true));
         }
     }

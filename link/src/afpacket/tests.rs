@@ -84,6 +84,7 @@ fn configs_are_validated() {
         prefix_len: 24,
         gateway: Some(Ipv4Addr::new(10, 1, 0, 1)),
         mtu: None,
+        rings: Some(RingConfig::default()),
     };
     assert!(validate(&good).is_ok());
     let bad = |c: AfPacketConfig| validate(&c).unwrap_err().to_string();
@@ -122,6 +123,7 @@ fn unknown_interface_is_named_in_the_error() {
         prefix_len: 24,
         gateway: None,
         mtu: None,
+        rings: Some(RingConfig::default()),
     };
     match AfPacketLink::open(&cfg) {
         Err(e) => {
