@@ -5,7 +5,9 @@
 //!
 //! Each transfer runs for `--seconds` (curl's `--max-time` cuts an endless
 //! body), so every round lasts as long whatever the speed; the server is
-//! fresh for every mode. With `--syscalls`, one more transfer each way runs
+//! fresh for every round, and rounds alternate between the modes. The last
+//! round also pings the server (what a lone packet waits). With
+//! `--syscalls`, one more transfer each way runs
 //! under `perf stat` attached to the server, and the system calls it made
 //! per megabyte moved are printed.
 
@@ -34,6 +36,9 @@ struct Args {
     /// Also count the server's system calls per MB with `perf stat`.
     #[arg(long)]
     syscalls: bool,
+    /// Extra tun-server options for the rings mode, e.g. "--tx-ring-kib 0".
+    #[arg(long, allow_hyphen_values = true, default_value = "")]
+    rings_args: String,
     /// The tun-server binary [default: next to this executable].
     #[arg(long)]
     tun_server: Option<PathBuf>,
@@ -69,6 +74,7 @@ struct Figures {
     up: Vec<f64>,
     down_calls: Vec<f64>,
     up_calls: Vec<f64>,
+    ping_ms: f64,
 }
 
 fn bench(args: &Args) -> Result<(), BoxError> {
@@ -87,12 +93,20 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     std::fs::File::create(&body)?.set_len(1 << 40)?;
     let _cleanup = RemoveOnDrop(body.clone());
     let (a, b) = veth_pair()?;
-    let mut modes = Vec::new();
-    for (name, extra) in [("rings", None), ("no-rings", Some("--no-rings"))] {
-        let f = measure(&bin, &a, &b, extra, args, &body)?;
-        eprintln!("{name}: {f:?}");
-        modes.push((name, f));
+    let rings: Vec<&str> = args.rings_args.split_whitespace().collect();
+    let mut modes = [
+        ("rings", &rings[..], Figures::default()),
+        ("no-rings", &["--no-rings"][..], Figures::default()),
+    ];
+    // Rounds alternate between the modes, so that whatever else loads the
+    // machine weighs on both alike.
+    for round in 0..args.rounds {
+        for (name, extra, f) in &mut modes {
+            measure(&bin, &a, &b, extra, args, &body, f, round + 1 == args.rounds)?;
+            eprintln!("round {}: {name}: {f:?}", round + 1);
+        }
     }
+    let modes: Vec<(&str, Figures)> = modes.into_iter().map(|(n, _, f)| (n, f)).collect();
     print!("{}", table(&modes, args));
     Ok(())
 }
@@ -121,27 +135,47 @@ fn veth_pair() -> Result<(NetNs, NetNs), BoxError> {
     Ok((a, b))
 }
 
+/// One round of one mode in a fresh server: a download and an upload,
+/// then (on the `last` round with `--syscalls`) one counted transfer each
+/// way and a ping.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     bin: &Path,
     a: &NetNs,
     b: &NetNs,
-    extra: Option<&str>,
+    extra: &[&str],
     args: &Args,
     body: &Path,
-) -> Result<Figures, BoxError> {
+    f: &mut Figures,
+    last: bool,
+) -> Result<(), BoxError> {
     let server = start(a, bin, extra)?;
     let down_url = "http://10.1.0.2/bytes/1000000000000";
     let up_url = "http://10.1.0.2/sink";
-    let mut f = Figures::default();
-    for _ in 0..args.rounds {
-        f.down.push(curl(b, down_url, None, args.seconds)?.0);
-        f.up.push(curl(b, up_url, Some(body), args.seconds)?.0);
+    f.down.push(curl(b, down_url, None, args.seconds)?.0);
+    f.up.push(curl(b, up_url, Some(body), args.seconds)?.0);
+    if last {
+        f.ping_ms = ping(b)?;
     }
-    if args.syscalls {
+    if last && args.syscalls {
         f.down_calls = counted(&server, || curl(b, down_url, None, args.seconds))?;
         f.up_calls = counted(&server, || curl(b, up_url, Some(body), args.seconds))?;
     }
-    Ok(f)
+    Ok(())
+}
+
+/// The average round-trip time of 50 pings 10 ms apart, in ms: how long a
+/// lone packet waits on its way in.
+fn ping(ns: &NetNs) -> Result<f64, BoxError> {
+    let out = ns
+        .command("ping")
+        .args(["-q", "-c", "50", "-i", "0.01", "-W", "2", "10.1.0.2"])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // "rtt min/avg/max/mdev = 0.041/0.060/0.120/0.010 ms"
+    text.lines()
+        .find_map(|l| l.split(" = ").nth(1)?.split('/').nth(1)?.parse().ok())
+        .ok_or_else(|| format!("ping: no summary in {text:?}").into())
 }
 
 /// Runs `transfer` with `perf stat` attached to the server; returns the
@@ -203,7 +237,7 @@ impl Drop for Proc {
     }
 }
 
-fn start(ns: &NetNs, bin: &Path, extra: Option<&str>) -> Result<Proc, BoxError> {
+fn start(ns: &NetNs, bin: &Path, extra: &[&str]) -> Result<Proc, BoxError> {
     let mut cmd = ns.command(&bin.to_string_lossy());
     cmd.args([
         "--link", "afpacket", "--iface", "veth-a", "--addr", "10.1.0.2", "--prefix", "24",
@@ -304,8 +338,8 @@ fn table(modes: &[(&str, Figures)], args: &Args) -> String {
         "AF_PACKET over veth, tun-server against curl, {} s per transfer, Mbit/s\n\n",
         args.seconds
     );
-    s.push_str("| mode | download rounds | median | upload rounds | median |\n");
-    s.push_str("|---|---|---:|---|---:|\n");
+    s.push_str("| mode | download rounds | median | upload rounds | median | ping avg (ms) |\n");
+    s.push_str("|---|---|---:|---|---:|---:|\n");
     let list = |v: &[f64]| {
         v.iter()
             .map(|x| format!("{x:.0}"))
@@ -315,11 +349,12 @@ fn table(modes: &[(&str, Figures)], args: &Args) -> String {
     for (name, f) in modes {
         let _ = writeln!(
             s,
-            "| {name} | {} | {:.0} | {} | {:.0} |",
+            "| {name} | {} | {:.0} | {} | {:.0} | {:.3} |",
             list(&f.down),
             median(&f.down),
             list(&f.up),
-            median(&f.up)
+            median(&f.up),
+            f.ping_ms
         );
     }
     if let [(_, r), (_, n)] = modes {

@@ -351,16 +351,21 @@ impl Port {
         {
             return Ok(self.drop_rx());
         }
-        if let Some(cap) = &mut self.capture {
-            cap.record(&[eth, ip]);
-        }
         match hdr.ethertype {
             ETHERTYPE_ARP => {
+                if let Some(cap) = &mut self.capture {
+                    cap.record(&[eth, ip]);
+                }
                 self.handle_arp(ip, Instant::now())?;
                 return Ok(None);
             }
             ETHERTYPE_IPV4 => {}
-            _ => return Ok(self.drop_rx()),
+            _ => {
+                if let Some(cap) = &mut self.capture {
+                    cap.record(&[eth, ip]);
+                }
+                return Ok(self.drop_rx());
+            }
         }
         let len = ip.len();
         // At least 20 bytes: the fixed-header accessors stay in bounds.
@@ -390,6 +395,10 @@ impl Port {
             self.af_stats.rx_csum_completed += 1;
             // Finished here from the bytes as they arrived.
             checksum = RxChecksum::Verified;
+        }
+        // Recorded as the stack gets it: with the checksum finished.
+        if let Some(cap) = &mut self.capture {
+            cap.record(&[eth, ip]);
         }
         let gro_segment = if vnet_hdr.is_gso() {
             self.af_stats.rx_gso += 1;
