@@ -108,14 +108,24 @@ fn upload_with_offloads_arrives_in_superframes_with_finished_checksums_on_both_p
             String::from_utf8_lossy(&out.stderr)
         );
         let answer = String::from_utf8_lossy(&out.stdout);
-        assert!(answer.contains(&N.to_string()), "{path}: /sink answered {answer:?}");
+        assert!(
+            answer.contains(&N.to_string()),
+            "{path}: /sink answered {answer:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
         let status = common::terminate(&mut server, Duration::from_secs(10));
         assert!(status.success(), "{path}: tun-server exited with {status}");
         let mut tshark = Command::new("tshark");
         tshark.args(["-r", pcap_arg, "-o", "tcp.check_checksum:TRUE"]);
         tshark.args(["-Y", "ip.dst == 10.1.0.2 && tcp.len > 0"]);
-        tshark.args(["-T", "fields", "-e", "frame.len", "-e", "tcp.checksum.status"]);
+        tshark.args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+            "-e",
+            "tcp.checksum.status",
+        ]);
         let out = output_within(tshark, Duration::from_secs(120));
         let _ = std::fs::remove_file(&pcap);
         assert!(
@@ -133,7 +143,10 @@ fn upload_with_offloads_arrives_in_superframes_with_finished_checksums_on_both_p
             .collect();
         let big = rows.iter().filter(|r| r.0 > 1514).count();
         let bad = rows.iter().filter(|r| r.1 != "1").count();
-        println!("{path}: {} data frames in, {big} above the MTU, {bad} bad checksums", rows.len());
+        println!(
+            "{path}: {} data frames in, {big} above the MTU, {bad} bad checksums",
+            rows.len()
+        );
         assert!(big > 0, "{path}: no GSO super-packet arrived whole");
         assert_eq!(bad, 0, "{path}: checksums not finished right");
     }

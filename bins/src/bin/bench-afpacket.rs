@@ -86,7 +86,11 @@ fn bench(args: &Args) -> Result<(), BoxError> {
             .join("tun-server"),
     };
     if !bin.exists() {
-        return Err(format!("{} not found (cargo build --release -p ustack)", bin.display()).into());
+        return Err(format!(
+            "{} not found (cargo build --release -p ustack)",
+            bin.display()
+        )
+        .into());
     }
     // A sparse file: reading it costs no disk; larger than any transfer.
     let body = std::env::temp_dir().join(format!("bench-afpacket-{}.body", std::process::id()));
@@ -102,7 +106,16 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     // machine weighs on both alike.
     for round in 0..args.rounds {
         for (name, extra, f) in &mut modes {
-            measure(&bin, &a, &b, extra, args, &body, f, round + 1 == args.rounds)?;
+            measure(
+                &bin,
+                &a,
+                &b,
+                extra,
+                args,
+                &body,
+                f,
+                round + 1 == args.rounds,
+            )?;
             eprintln!("round {}: {name}: {f:?}", round + 1);
         }
     }
@@ -115,7 +128,16 @@ fn veth_pair() -> Result<(NetNs, NetNs), BoxError> {
     let a = NetNs::create("bench-afp-a")?;
     let b = NetNs::create("bench-afp-b")?;
     a.ip(&[
-        "link", "add", "veth-a", "type", "veth", "peer", "name", "veth-b", "netns", b.name(),
+        "link",
+        "add",
+        "veth-a",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "veth-b",
+        "netns",
+        b.name(),
     ])?;
     a.ip(&["link", "set", "veth-a", "up"])?;
     b.ip(&["addr", "add", "10.1.0.1/24", "dev", "veth-b"])?;
@@ -267,12 +289,7 @@ fn start(ns: &NetNs, bin: &Path, extra: &[&str]) -> Result<Proc, BoxError> {
 
 /// One transfer of `secs` seconds: a download, or with `upload` a POST of
 /// that file. Returns Mbit/s and the megabytes moved.
-fn curl(
-    ns: &NetNs,
-    url: &str,
-    upload: Option<&Path>,
-    secs: u64,
-) -> Result<(f64, f64), BoxError> {
+fn curl(ns: &NetNs, url: &str, upload: Option<&Path>, secs: u64) -> Result<(f64, f64), BoxError> {
     let mut cmd = ns.command("curl");
     cmd.args([
         "--silent",

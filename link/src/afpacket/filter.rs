@@ -7,7 +7,7 @@ use crate::ethernet::{MacAddr, ETHERTYPE_ARP, ETHERTYPE_IPV4, HEADER_LEN};
 
 /// A tiny classic-BPF assembler with forward labels, so the filter below
 /// reads as a program rather than as jump offsets.
-mod bpf {
+pub(super) mod bpf {
     /// BPF_LD | BPF_W | BPF_ABS
     pub const LD_W_ABS: u16 = 0x20;
     /// BPF_LD | BPF_H | BPF_ABS

@@ -73,11 +73,11 @@ use crate::middleware::pcap::PcapSink;
 use crate::vnet;
 use crate::{Link, LinkError, LinkStats, MIN_IPV4_MTU};
 
+#[cfg(test)]
+use self::filter::frame_filter;
 use self::port::Port;
 use self::ring::{Mapping, RxRing};
 use self::sys::{io_err, set_int_opt, PACKET_IGNORE_OUTGOING, PACKET_VNET_HDR};
-#[cfg(test)]
-use self::filter::frame_filter;
 
 mod filter;
 mod port;
@@ -362,9 +362,8 @@ impl AfPacketLink {
             }
             let (head, rest) = bytes[..end].split_at_mut(mac);
             let (eth, ip) = rest.split_at_mut(HEADER_LEN);
-            let vnet_hdr: &[u8; vnet::LEN] = head[mac - vnet::LEN..]
-                .try_into()
-                .expect("vnet::LEN bytes");
+            let vnet_hdr: &[u8; vnet::LEN] =
+                head[mac - vnet::LEN..].try_into().expect("vnet::LEN bytes");
             let eth: &[u8; HEADER_LEN] = (&*eth).try_into().expect("HEADER_LEN bytes");
             let accepted = port.accept(vnet_hdr, eth, ip);
             let out = match accepted {

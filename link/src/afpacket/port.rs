@@ -106,7 +106,8 @@ impl Port {
             self.stats.tx_dropped += 1;
             return Ok(());
         };
-        let total = vnet::LEN + HEADER_LEN + parts.iter().map(|p| p.len()).sum::<usize>() + pad.len();
+        let total =
+            vnet::LEN + HEADER_LEN + parts.iter().map(|p| p.len()).sum::<usize>() + pad.len();
         if total > slot.len() {
             return Err(LinkError::PacketTooLarge {
                 device: self.label.clone(),
@@ -116,7 +117,10 @@ impl Port {
         }
         let mut at = vnet::LEN;
         slot[..at].fill(0);
-        for part in std::iter::once(&eth[..]).chain(parts.iter().copied()).chain([pad]) {
+        for part in std::iter::once(&eth[..])
+            .chain(parts.iter().copied())
+            .chain([pad])
+        {
             slot[at..at + part.len()].copy_from_slice(part);
             at += part.len();
         }
@@ -330,8 +334,6 @@ impl Port {
         }
     }
 
-    /// The interface's (or the configured) MTU, [`Medium::Ethernet`], no
-
     /// What to make of one received frame: its virtio-net header, Ethernet
     /// header and the bytes after it (`ip`, which a partial checksum is
     /// finished in). ARP is handled here; an IPv4 packet to us comes back
@@ -347,7 +349,8 @@ impl Port {
             return Ok(None);
         };
         let hdr = EthernetRepr::parse(&frame);
-        if hdr.source == self.mac || !(hdr.destination == self.mac || hdr.destination.is_broadcast())
+        if hdr.source == self.mac
+            || !(hdr.destination == self.mac || hdr.destination.is_broadcast())
         {
             return Ok(self.drop_rx());
         }

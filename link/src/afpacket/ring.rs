@@ -111,9 +111,7 @@ impl RingConfig {
         }
         let ms = self.block_timeout.as_millis();
         if !(1..=1000).contains(&ms) {
-            return Err(format!(
-                "block timeout of {ms} ms is outside 1..=1000 ms"
-            ));
+            return Err(format!("block timeout of {ms} ms is outside 1..=1000 ms"));
         }
         Ok(())
     }
@@ -147,7 +145,7 @@ impl RingPtr {
     /// # Safety
     /// `off` is within the mapping and 4-byte aligned (both status words
     /// sit at aligned offsets of aligned headers).
-    unsafe fn word(self, off: usize) -> &'static AtomicU32 {
+    unsafe fn word<'a>(self, off: usize) -> &'a AtomicU32 {
         // SAFETY: per the contract; AtomicU32 has u32's layout, and atomic
         // access is what memory written by another agent needs.
         unsafe { &*self.0.as_ptr().add(off).cast::<AtomicU32>() }
@@ -478,7 +476,9 @@ impl TxRing {
         // SAFETY: the header of frame `head`, still ours; the length and
         // next-offset fields are written before the status (release).
         unsafe {
-            base.add(at + FRAME_LEN).cast::<u32>().write_unaligned(len as u32);
+            base.add(at + FRAME_LEN)
+                .cast::<u32>()
+                .write_unaligned(len as u32);
             base.add(at + FRAME_NEXT).cast::<u32>().write_unaligned(0);
             self.base
                 .word(at + FRAME_STATUS)
@@ -523,5 +523,153 @@ impl TxRing {
                 return Err(err);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Memory laid out as the kernel lays out a ring, 8-byte aligned.
+    struct Fake(Vec<u64>);
+
+    impl Fake {
+        fn new(bytes: usize) -> Fake {
+            Fake(vec![0; bytes / 8])
+        }
+        fn ptr(&mut self) -> RingPtr {
+            RingPtr(NonNull::new(self.0.as_mut_ptr().cast::<u8>()).expect("non-null"))
+        }
+        fn bytes(&mut self) -> &mut [u8] {
+            let len = self.0.len() * 8;
+            // SAFETY: the Vec's own memory, viewed as bytes.
+            unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), len) }
+        }
+        fn put32(&mut self, at: usize, v: u32) {
+            self.bytes()[at..at + 4].copy_from_slice(&v.to_ne_bytes());
+        }
+        fn put16(&mut self, at: usize, v: u16) {
+            self.bytes()[at..at + 2].copy_from_slice(&v.to_ne_bytes());
+        }
+        fn get32(&mut self, at: usize) -> u32 {
+            u32::from_ne_bytes(self.bytes()[at..at + 4].try_into().expect("4 bytes"))
+        }
+        /// Hands block `b` to user space holding frames of `lens` bytes,
+        /// each 80 bytes of header before its MAC header.
+        fn fill_block(&mut self, b: usize, lens: &[u32]) {
+            let base = b * RX_BLOCK;
+            let mut off = 48;
+            self.put32(base + BLOCK_NUM_PKTS, lens.len() as u32);
+            self.put32(base + BLOCK_FIRST_PKT, off as u32);
+            for (i, &len) in lens.iter().enumerate() {
+                let at = base + off;
+                let size = (80 + len as usize).next_multiple_of(16);
+                let next = if i + 1 < lens.len() { size as u32 } else { 0 };
+                self.put32(at + FRAME_NEXT, next);
+                self.put32(at + FRAME_SNAPLEN, len);
+                self.put32(at + FRAME_LEN, len);
+                self.put16(at + FRAME_MAC, 80);
+                self.bytes()[at + 80] = i as u8 + 1;
+                off += size;
+            }
+            self.put32(base + BLOCK_STATUS, TP_STATUS_USER);
+        }
+    }
+
+    fn rx(fake: &mut Fake, blocks: usize) -> RxRing {
+        RxRing {
+            base: fake.ptr(),
+            blocks,
+            current: 0,
+            open: None,
+        }
+    }
+
+    #[test]
+    fn frames_of_a_block_come_in_order_and_the_block_goes_back_after_the_last() {
+        let mut fake = Fake::new(2 * RX_BLOCK);
+        let mut ring = rx(&mut fake, 2);
+        assert!(ring.frame().is_none(), "the kernel holds every block");
+        fake.fill_block(0, &[60, 1514, 100]);
+        for (i, len) in [60, 1514, 100].into_iter().enumerate() {
+            let (bytes, f) = ring.frame().expect("a frame");
+            assert_eq!((f.mac, f.len, f.truncated), (80, len, false));
+            assert_eq!(bytes[f.mac], i as u8 + 1, "frame {i} is the one written");
+            assert!(ring.holding());
+            ring.release();
+        }
+        assert_eq!(fake.get32(BLOCK_STATUS), TP_STATUS_KERNEL);
+        assert!(!ring.holding());
+        assert!(ring.frame().is_none(), "block 1 is still the kernel's");
+        fake.fill_block(1, &[42]);
+        assert_eq!(ring.frame().expect("block 1").1.len, 42);
+        ring.release();
+        assert_eq!(fake.get32(RX_BLOCK + BLOCK_STATUS), TP_STATUS_KERNEL);
+    }
+
+    #[test]
+    fn empty_and_malformed_blocks_are_handed_back_without_a_frame() {
+        let mut fake = Fake::new(3 * RX_BLOCK);
+        let mut ring = rx(&mut fake, 3);
+        // Retired by the timer with nothing in it.
+        fake.put32(BLOCK_STATUS, TP_STATUS_USER);
+        // A first frame past the end of the block.
+        fake.put32(RX_BLOCK + BLOCK_NUM_PKTS, 1);
+        fake.put32(RX_BLOCK + BLOCK_FIRST_PKT, RX_BLOCK as u32);
+        fake.put32(RX_BLOCK + BLOCK_STATUS, TP_STATUS_USER);
+        // A frame claiming more bytes than the block has.
+        fake.fill_block(2, &[60]);
+        fake.put32(2 * RX_BLOCK + 48 + FRAME_SNAPLEN, RX_BLOCK as u32);
+        assert!(ring.frame().is_none());
+        for b in 0..3 {
+            assert_eq!(
+                fake.get32(b * RX_BLOCK + BLOCK_STATUS),
+                TP_STATUS_KERNEL,
+                "block {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_truncated_frame_says_so() {
+        let mut fake = Fake::new(2 * RX_BLOCK);
+        let mut ring = rx(&mut fake, 2);
+        fake.fill_block(0, &[100]);
+        fake.put32(48 + FRAME_LEN, 70_000);
+        let (_, f) = ring.frame().expect("a frame");
+        assert!(f.truncated);
+    }
+
+    #[test]
+    fn transmit_frames_are_lent_until_the_kernel_has_sent_them() {
+        let mut fake = Fake::new(2 * TX_BLOCK);
+        let mut ring = TxRing {
+            base: fake.ptr(),
+            frame: 2048,
+            per_block: TX_BLOCK / 2048,
+            block: TX_BLOCK,
+            frames: 2 * TX_BLOCK / 2048,
+            head: 0,
+            pending: 0,
+        };
+        for i in 0..ring.capacity() {
+            let slot = ring.slot().expect("a free frame");
+            assert_eq!(slot.len(), 2048 - TX_DATA_OFFSET);
+            slot[0] = 0xab;
+            ring.commit(60 + i);
+        }
+        assert_eq!(ring.pending(), ring.capacity());
+        assert!(ring.slot().is_none(), "every frame waits for the kernel");
+        assert_eq!(fake.get32(FRAME_STATUS), TP_STATUS_SEND_REQUEST);
+        assert_eq!(fake.get32(FRAME_LEN), 60);
+        // The second block's first frame.
+        assert_eq!(
+            fake.get32(TX_BLOCK + FRAME_LEN),
+            60 + TX_BLOCK as u32 / 2048
+        );
+        assert_eq!(fake.bytes()[TX_DATA_OFFSET], 0xab);
+        // The kernel sent the first frame.
+        fake.put32(FRAME_STATUS, TP_STATUS_AVAILABLE);
+        assert!(ring.slot().is_some());
     }
 }

@@ -62,7 +62,11 @@ pub(super) fn interface_index(iface: &str) -> Result<i32, LinkError> {
 }
 
 /// The interface's hardware address and MTU, asked through `fd`.
-pub(super) fn interface_facts(fd: RawFd, iface: &str, label: &str) -> Result<(MacAddr, usize), LinkError> {
+pub(super) fn interface_facts(
+    fd: RawFd,
+    iface: &str,
+    label: &str,
+) -> Result<(MacAddr, usize), LinkError> {
     let mut req = ifreq(iface);
     // SAFETY: SIOCGIFHWADDR reads the name from and writes a sockaddr into
     // `req`, a valid, exclusively borrowed ifreq.
@@ -122,7 +126,6 @@ pub(super) fn set_int_opt(
         Err(io::Error::last_os_error())
     }
 }
-
 
 /// Sets a socket option whose value is a plain struct (`tpacket_req3`).
 pub(super) fn set_struct_opt<T: Copy>(

@@ -1,4 +1,6 @@
+use super::filter::bpf;
 use super::*;
+use crate::ethernet::{EthernetRepr, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
 const MAC: MacAddr = MacAddr([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
 const ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
@@ -110,9 +112,34 @@ fn configs_are_validated() {
     .contains("prefix"));
     assert!(bad(AfPacketConfig {
         mtu: Some(40),
-        ..good
+        ..good.clone()
     })
     .contains("MTU"));
+    let rings = |r: RingConfig| AfPacketConfig {
+        rings: Some(r),
+        ..good.clone()
+    };
+    assert!(bad(rings(RingConfig {
+        rx_bytes: 0,
+        ..RingConfig::default()
+    }))
+    .contains("receive ring"));
+    assert!(bad(rings(RingConfig {
+        tx_bytes: RingConfig::MAX_BYTES + 1,
+        ..RingConfig::default()
+    }))
+    .contains("transmit ring"));
+    assert!(bad(rings(RingConfig {
+        block_timeout: std::time::Duration::ZERO,
+        ..RingConfig::default()
+    }))
+    .contains("block timeout"));
+    // No rings at all is a configuration, not a mistake.
+    assert!(validate(&AfPacketConfig {
+        rings: None,
+        ..good
+    })
+    .is_ok());
 }
 
 #[test]
