@@ -98,9 +98,10 @@ pub struct LinkOpts {
     /// (--link afpacket; what a kernel without rings gets).
     #[arg(long)]
     pub no_rings: bool,
-    /// Size of the AF_PACKET receive ring in KiB (blocks of 128 KiB).
+    /// Size of the AF_PACKET receive ring in KiB (blocks of 128 KiB); 0:
+    /// one recvmsg per frame (no wait for a block to fill).
     #[arg(long, value_name = "KIB", default_value_t = 4096,
-          value_parser = clap::value_parser!(u32).range(256..=262144))]
+          value_parser = clap::value_parser!(u32).range(0..=262144))]
     pub rx_ring_kib: u32,
     /// Size of the AF_PACKET transmit ring in KiB; 0: one sendmsg per frame.
     #[arg(long, value_name = "KIB", default_value_t = 1024,

@@ -467,7 +467,7 @@ fn open_rings(
                     &e,
                 );
             }
-            (Some(rings.rx), rings.tx, Some(rings.map))
+            (rings.rx, rings.tx, rings.map)
         }
         Err(e) => {
             log_once(

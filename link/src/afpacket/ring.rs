@@ -65,7 +65,9 @@ pub struct RingConfig {
     /// Bytes of receive ring, in blocks of 128 KiB (rounded up; at least
     /// two blocks). Default 4 MiB: 32 blocks, some 2,700 full-size frames
     /// or 64 GSO super-packets. When it is full the kernel drops frames
-    /// (TCP retransmits them).
+    /// (TCP retransmits them). 0: no receive ring (one `recvmsg` per
+    /// frame, which a lone packet gets through sooner: see
+    /// [`RingConfig::block_timeout`]).
     pub rx_bytes: usize,
     /// Bytes of transmit ring, in frames of the MTU plus headers rounded
     /// up to a power of two (2 KiB at MTU 1500: 512 frames in the default
@@ -74,8 +76,11 @@ pub struct RingConfig {
     /// transmit ring (one `sendmsg` per frame).
     pub tx_bytes: usize,
     /// `tp_retire_blk_tov`: the kernel hands over a block that is not full
-    /// after this long (whole milliseconds, at least 1). It bounds the
-    /// delay a lone packet sees; default 1 ms.
+    /// after this long (whole milliseconds, at least 1), and only wakes us
+    /// for a whole block: a packet waits until a later one no longer fits
+    /// its block, or for this timer (up to twice this long, by how the
+    /// kernel's timer runs). The price of one wake-up per block; default
+    /// 1 ms.
     pub block_timeout: Duration,
 }
 
@@ -95,9 +100,9 @@ impl RingConfig {
 
     /// The reason this configuration cannot work, for a person.
     pub(super) fn check(&self) -> Result<(), String> {
-        if self.rx_bytes == 0 || self.rx_bytes > Self::MAX_BYTES {
+        if self.rx_bytes > Self::MAX_BYTES {
             return Err(format!(
-                "receive ring of {} bytes is outside 1..={} bytes",
+                "receive ring of {} bytes is above {} bytes",
                 self.rx_bytes,
                 Self::MAX_BYTES
             ));
@@ -186,9 +191,10 @@ impl Drop for Mapping {
 
 /// What [`setup`] made: the mapping and the rings inside it.
 pub(super) struct Rings {
-    pub(super) rx: RxRing,
+    pub(super) rx: Option<RxRing>,
     pub(super) tx: Option<TxRing>,
-    pub(super) map: Mapping,
+    /// `None` when neither ring was made.
+    pub(super) map: Option<Mapping>,
 }
 
 /// Why the rings could not be set up: the system call that failed.
@@ -225,8 +231,13 @@ pub(super) fn setup(
     // retried forever; the option is refused once a ring exists.
     let loss: libc::c_int = 1;
     set_struct_opt(fd, libc::SOL_PACKET, PACKET_LOSS, &loss).map_err(err("set PACKET_LOSS"))?;
-    set_struct_opt(fd, libc::SOL_PACKET, PACKET_RX_RING, &rx_req)
-        .map_err(err("set PACKET_RX_RING"))?;
+    let rx_blocks = if cfg.rx_bytes > 0 {
+        set_struct_opt(fd, libc::SOL_PACKET, PACKET_RX_RING, &rx_req)
+            .map_err(err("set PACKET_RX_RING"))?;
+        rx_blocks
+    } else {
+        0
+    };
     let frame = (TX_DATA_OFFSET + vnet_len + crate::ethernet::HEADER_LEN + mtu)
         .next_power_of_two()
         .max(2048);
@@ -252,6 +263,14 @@ pub(super) fn setup(
     }
     let rx_len = rx_blocks * RX_BLOCK;
     let len = rx_len + tx_len;
+    if len == 0 {
+        let rings = Rings {
+            rx: None,
+            tx: None,
+            map: None,
+        };
+        return Ok((rings, tx_refused));
+    }
     // SAFETY: a fresh shared mapping of the socket's rings, at no fixed
     // address; the kernel checks `len` against the rings it allocated.
     let base = unsafe {
@@ -277,12 +296,12 @@ pub(super) fn setup(
         });
     };
     let base = RingPtr(base);
-    let rx = RxRing {
+    let rx = (rx_len > 0).then_some(RxRing {
         base,
         blocks: rx_blocks,
         current: 0,
         open: None,
-    };
+    });
     let tx = (tx_len > 0).then(|| TxRing {
         // SAFETY: the transmit ring follows the receive ring in the mapping.
         base: RingPtr(unsafe { NonNull::new_unchecked(base.0.as_ptr().add(rx_len)) }),
@@ -293,7 +312,7 @@ pub(super) fn setup(
         head: 0,
         pending: 0,
     });
-    let map = Mapping { base, len };
+    let map = Some(Mapping { base, len });
     Ok((Rings { rx, tx, map }, tx_refused))
 }
 

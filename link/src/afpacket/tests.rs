@@ -120,7 +120,7 @@ fn configs_are_validated() {
         ..good.clone()
     };
     assert!(bad(rings(RingConfig {
-        rx_bytes: 0,
+        rx_bytes: RingConfig::MAX_BYTES + 1,
         ..RingConfig::default()
     }))
     .contains("receive ring"));
