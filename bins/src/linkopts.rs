@@ -94,6 +94,19 @@ pub struct LinkOpts {
     /// Router for destinations outside the subnet (--link afpacket).
     #[arg(long, value_name = "IP")]
     pub gateway: Option<Ipv4Addr>,
+    /// One recvmsg/sendmsg per frame instead of the memory-mapped rings
+    /// (--link afpacket; what a kernel without rings gets).
+    #[arg(long)]
+    pub no_rings: bool,
+    /// Size of the AF_PACKET receive ring in KiB (blocks of 128 KiB); 0:
+    /// one recvmsg per frame (no wait for a block to fill).
+    #[arg(long, value_name = "KIB", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(0..=262144))]
+    pub rx_ring_kib: u32,
+    /// Size of the AF_PACKET transmit ring in KiB; 0: one sendmsg per frame.
+    #[arg(long, value_name = "KIB", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(0..=262144))]
+    pub tx_ring_kib: u32,
     /// Write every packet to this pcap file (raw IP for tun/raw, Ethernet
     /// frames with ARP for afpacket); `tshark -r FILE` reads it.
     #[arg(long, value_name = "FILE")]
@@ -209,6 +222,11 @@ impl LinkOpts {
                 prefix_len: at.prefix_len,
                 gateway: self.gateway,
                 mtu,
+                rings: (!self.no_rings).then(|| ustack_link::RingConfig {
+                    rx_bytes: self.rx_ring_kib as usize * 1024,
+                    tx_bytes: self.tx_ring_kib as usize * 1024,
+                    ..ustack_link::RingConfig::default()
+                }),
             })
             .map_err(|e| e.to_string())?;
             if let Some(path) = &self.pcap {
@@ -230,6 +248,12 @@ impl LinkOpts {
             if let Some(iface) = &self.iface {
                 return Err(format!(
                     "--iface {iface} is for --link afpacket (this run uses --link {})",
+                    kind.feature()
+                ));
+            }
+            if self.no_rings {
+                return Err(format!(
+                    "--no-rings is for --link afpacket (this run uses --link {})",
                     kind.feature()
                 ));
             }
@@ -276,7 +300,7 @@ pub fn parse_with_links<A: Parser>(allowed: &[LinkKind]) -> A {
     let mut cmd = A::command().mut_arg("link", |a| a.value_parser(parser));
     if !allowed.contains(&LinkKind::Afpacket) {
         // Without afpacket they would be accepted and mean nothing.
-        for arg in ["iface", "gateway"] {
+        for arg in ["iface", "gateway", "no_rings", "rx_ring_kib", "tx_ring_kib"] {
             cmd = cmd.mut_arg(arg, |a| a.hide(true));
         }
     }

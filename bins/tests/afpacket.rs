@@ -19,6 +19,15 @@ const SERVER_ARGS: &[&str] = &[
     "--link", "afpacket", "--iface", "veth-a", "--addr", "10.1.0.2", "--prefix", "24",
 ];
 
+/// The two receive and transmit paths: the memory-mapped rings (the
+/// default) and one system call per frame (`--no-rings`, what a kernel
+/// without rings gets). Each test that moves data runs over both.
+const PATHS: &[(&str, &[&str])] = &[("rings", &[]), ("no-rings", &["--no-rings"])];
+
+fn server_args(extra: &[&'static str]) -> Vec<&'static str> {
+    SERVER_ARGS.iter().chain(extra).copied().collect()
+}
+
 #[test]
 fn curl_gets_hello_world_and_ping_is_answered_over_afpacket() {
     let Some(p) = veth_pair("afcurl") else { return };
@@ -50,20 +59,98 @@ fn curl_gets_hello_world_and_ping_is_answered_over_afpacket() {
 }
 
 #[test]
-fn hundred_megabyte_download_over_afpacket_is_byte_exact() {
+fn hundred_megabyte_download_over_afpacket_is_byte_exact_on_both_paths() {
     const N: u64 = 100_000_000;
-    let Some(p) = veth_pair("afbulk") else { return };
-    let _server = start_tun_server(&p.a, SERVER_ARGS);
     let expected = body_sha256(N);
-    let started = Instant::now();
-    let (total, got) = curl_sha256(&p.b, &format!("http://10.1.0.2/bytes/{N}"));
-    let secs = started.elapsed().as_secs_f64();
-    println!(
-        "100 MB over AF_PACKET in {secs:.2} s = {:.2} Gbit/s",
-        total as f64 * 8.0 / secs / 1e9
-    );
-    assert_eq!(total, N);
-    assert_eq!(got, expected, "download corrupted");
+    for (path, extra) in PATHS {
+        let Some(p) = veth_pair("afbulk") else { return };
+        let _server = start_tun_server(&p.a, &server_args(extra));
+        let started = Instant::now();
+        let (total, got) = curl_sha256(&p.b, &format!("http://10.1.0.2/bytes/{N}"));
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{path}: 100 MB over AF_PACKET in {secs:.2} s = {:.2} Gbit/s",
+            total as f64 * 8.0 / secs / 1e9
+        );
+        assert_eq!(total, N, "{path}");
+        assert_eq!(got, expected, "{path}: download corrupted");
+    }
+}
+
+/// An upload from the kernel with veth's offloads on (the default): the
+/// peer's TSO hands us GSO super-packets with partial checksums. Both paths
+/// must pass them up whole (frames above the MTU in the capture) with the
+/// checksum finished (tshark checks every TCP checksum), and the server
+/// must count every byte.
+#[test]
+fn upload_with_offloads_arrives_in_superframes_with_finished_checksums_on_both_paths() {
+    const N: usize = 20_000_000;
+    let body = std::env::temp_dir().join(format!("ustack-afup-{}.body", std::process::id()));
+    std::fs::write(&body, vec![7u8; N]).expect("write the body");
+    for (path, extra) in PATHS {
+        let Some(p) = veth_pair("afup") else { return };
+        let pcap = std::env::temp_dir().join(format!("ustack-afup-{}.pcap", std::process::id()));
+        let pcap_arg = pcap.to_str().expect("utf-8 temp path");
+        let mut args = server_args(extra);
+        args.extend(["--pcap", pcap_arg]);
+        let mut server = start_tun_server(&p.a, &args);
+        let out = curl(
+            &p.b,
+            &[
+                "--data-binary",
+                &format!("@{}", body.display()),
+                "http://10.1.0.2/sink",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{path}: curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let answer = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            answer.contains(&N.to_string()),
+            "{path}: /sink answered {answer:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let status = common::terminate(&mut server, Duration::from_secs(10));
+        assert!(status.success(), "{path}: tun-server exited with {status}");
+        let mut tshark = Command::new("tshark");
+        tshark.args(["-r", pcap_arg, "-o", "tcp.check_checksum:TRUE"]);
+        tshark.args(["-Y", "ip.dst == 10.1.0.2 && tcp.len > 0"]);
+        tshark.args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+            "-e",
+            "tcp.checksum.status",
+        ]);
+        let out = output_within(tshark, Duration::from_secs(120));
+        let _ = std::fs::remove_file(&pcap);
+        assert!(
+            out.status.success(),
+            "tshark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rows: Vec<(usize, &str)> = text
+            .lines()
+            .filter_map(|l| {
+                let (len, status) = l.split_once('\t')?;
+                Some((len.parse().ok()?, status))
+            })
+            .collect();
+        let big = rows.iter().filter(|r| r.0 > 1514).count();
+        let bad = rows.iter().filter(|r| r.1 != "1").count();
+        println!(
+            "{path}: {} data frames in, {big} above the MTU, {bad} bad checksums",
+            rows.len()
+        );
+        assert!(big > 0, "{path}: no GSO super-packet arrived whole");
+        assert_eq!(bad, 0, "{path}: checksums not finished right");
+    }
+    let _ = std::fs::remove_file(&body);
 }
 
 fn raw_client(ns: &NetNs, args: &[&str], input: &[u8]) -> Output {
@@ -84,22 +171,28 @@ fn nft_ruleset(ns: &NetNs) -> String {
 
 #[test]
 fn raw_client_over_afpacket_round_trips_with_a_kernel_echo_server_without_firewall_rules() {
+    for (_, extra) in PATHS {
+        raw_client_round_trip(extra);
+    }
+}
+
+fn raw_client_round_trip(extra: &[&str]) {
     let Some(p) = veth_pair("afraw") else { return };
     kernel_echo_server_at(&p.b, "10.1.0.1:7777");
     let mut data = vec![0u8; 512 * 1024];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut data))
         .expect("urandom");
-    let args = [
+    let mut args = vec![
         "--link",
         "afpacket",
         "--iface",
         "veth-a",
         "--src",
         "10.1.0.3/24",
-        "10.1.0.1",
-        "7777",
     ];
+    args.extend(extra);
+    args.extend(["10.1.0.1", "7777"]);
     // While the client runs, look for rules in its namespace: there must be none.
     let ns_name = p.a.name().to_string();
     let watcher = std::thread::spawn(move || {

@@ -94,7 +94,7 @@ mod tun;
 mod vnet;
 
 #[cfg(feature = "afpacket")]
-pub use self::afpacket::{AfPacketConfig, AfPacketLink, AfPacketStats};
+pub use self::afpacket::{AfPacketConfig, AfPacketLink, AfPacketPaths, AfPacketStats, RingConfig};
 pub use self::pipe::{pipe, pipe_tso, PipeEnd};
 #[cfg(feature = "raw")]
 pub use self::raw::{RawConfig, RawLink, PACKET_MARK};

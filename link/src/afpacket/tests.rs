@@ -1,4 +1,6 @@
+use super::filter::bpf;
 use super::*;
+use crate::ethernet::{EthernetRepr, ETHERTYPE_ARP, ETHERTYPE_IPV4};
 
 const MAC: MacAddr = MacAddr([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
 const ADDR: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
@@ -84,6 +86,7 @@ fn configs_are_validated() {
         prefix_len: 24,
         gateway: Some(Ipv4Addr::new(10, 1, 0, 1)),
         mtu: None,
+        rings: Some(RingConfig::default()),
     };
     assert!(validate(&good).is_ok());
     let bad = |c: AfPacketConfig| validate(&c).unwrap_err().to_string();
@@ -109,9 +112,34 @@ fn configs_are_validated() {
     .contains("prefix"));
     assert!(bad(AfPacketConfig {
         mtu: Some(40),
-        ..good
+        ..good.clone()
     })
     .contains("MTU"));
+    let rings = |r: RingConfig| AfPacketConfig {
+        rings: Some(r),
+        ..good.clone()
+    };
+    assert!(bad(rings(RingConfig {
+        rx_bytes: RingConfig::MAX_BYTES + 1,
+        ..RingConfig::default()
+    }))
+    .contains("receive ring"));
+    assert!(bad(rings(RingConfig {
+        tx_bytes: RingConfig::MAX_BYTES + 1,
+        ..RingConfig::default()
+    }))
+    .contains("transmit ring"));
+    assert!(bad(rings(RingConfig {
+        block_timeout: std::time::Duration::ZERO,
+        ..RingConfig::default()
+    }))
+    .contains("block timeout"));
+    // No rings at all is a configuration, not a mistake.
+    assert!(validate(&AfPacketConfig {
+        rings: None,
+        ..good
+    })
+    .is_ok());
 }
 
 #[test]
@@ -122,6 +150,7 @@ fn unknown_interface_is_named_in_the_error() {
         prefix_len: 24,
         gateway: None,
         mtu: None,
+        rings: Some(RingConfig::default()),
     };
     match AfPacketLink::open(&cfg) {
         Err(e) => {
