@@ -1,0 +1,247 @@
+//! Bulk transfers long enough to tell noise from a stall: per server and
+//! direction, a 1.5 s probe sizes the transfer to last about
+//! [`ROUND_TARGET_SECS`], then [`ROUNDS`] rounds run, interleaved across the
+//! servers (so a busy spell of a shared machine hits them all). A round
+//! shorter than [`MIN_ROUND_SECS`] is resized from its own rate and run
+//! again. Every round records the kernel's device drops on the server's
+//! links and the client's TCP retransmissions and out-of-order arrivals,
+//! so a slow round shows whether a queue overflowed.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::client::{self, Bulk};
+use crate::server::{device_drops, TcpCounters, TempFile};
+
+/// Rounds per server and direction.
+pub const ROUNDS: usize = 3;
+/// A round must last this long to count.
+pub const MIN_ROUND_SECS: f64 = 3.0;
+/// What the transfers are sized for.
+const ROUND_TARGET_SECS: f64 = 4.5;
+/// Length of the sizing probe (a time-capped transfer).
+const PROBE_SECS: f64 = 1.5;
+/// Cap on one round: a round this slow moved less than a sixth of the probe's rate.
+const ROUND_MAX_SECS: f64 = 30.0;
+/// Attempts at one round when it comes out short.
+const ATTEMPTS: usize = 3;
+/// Bounds of a transfer's size: 1 TiB is the most `/bytes/N` serves.
+const MIN_BYTES: u64 = 256 << 20;
+const MAX_BYTES: u64 = 1 << 39;
+
+/// One server to move bytes to and from.
+pub struct BulkTarget {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    /// Devices (namespace, name) whose drop counters belong to this path.
+    pub links: Vec<(String, String)>,
+}
+
+/// Which way the bytes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    Download,
+    Upload,
+}
+
+impl Dir {
+    fn name(self) -> &'static str {
+        match self {
+            Dir::Download => "download",
+            Dir::Upload => "upload",
+        }
+    }
+}
+
+/// One transfer and what the kernel counted meanwhile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Round {
+    pub bulk: Bulk,
+    /// Packets dropped on the target's devices during the round.
+    pub drops: u64,
+    /// The client namespace's TCP counters over the round.
+    pub tcp: TcpCounters,
+    /// Earlier attempts at this round that were shorter than [`MIN_ROUND_SECS`].
+    pub resized: usize,
+}
+
+/// The rounds of one server in one direction.
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub rounds: Vec<Round>,
+    /// Bytes the next transfer asks for.
+    size: u64,
+}
+
+impl Series {
+    fn rates(&self) -> Vec<f64> {
+        let mut r: Vec<f64> = self.rounds.iter().map(|r| r.bulk.gbit_per_s()).collect();
+        r.sort_by(f64::total_cmp);
+        r
+    }
+
+    /// Median rate, Gbit/s.
+    pub fn median(&self) -> f64 {
+        let r = self.rates();
+        r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    /// Slowest round's rate over the fastest's.
+    pub fn spread(&self) -> f64 {
+        let r = self.rates();
+        match (r.first(), r.last()) {
+            (Some(lo), Some(hi)) if *hi > 0.0 => lo / hi,
+            _ => f64::NAN,
+        }
+    }
+}
+
+/// Both directions of one server.
+#[derive(Debug, Clone, Default)]
+pub struct BulkFigures {
+    pub download: Series,
+    pub upload: Series,
+}
+
+impl BulkFigures {
+    fn series(&mut self, dir: Dir) -> &mut Series {
+        match dir {
+            Dir::Download => &mut self.download,
+            Dir::Upload => &mut self.upload,
+        }
+    }
+}
+
+/// Runs the probes and [`ROUNDS`] rounds each way against every target,
+/// from namespace `ns`.
+pub fn run(
+    ns: &str,
+    targets: &[BulkTarget],
+    stop: &AtomicBool,
+) -> Result<Vec<BulkFigures>, String> {
+    let mut figs: Vec<BulkFigures> = targets.iter().map(|_| BulkFigures::default()).collect();
+    for (t, f) in targets.iter().zip(&mut figs) {
+        for dir in [Dir::Download, Dir::Upload] {
+            check(stop)?;
+            let probe = transfer(ns, t.addr, dir, MAX_BYTES, PROBE_SECS)
+                .map_err(|e| format!("{} {} probe: {e}", t.name, dir.name()))?;
+            f.series(dir).size = size_for(&probe);
+            eprintln!(
+                "tun bench: {} {} probe {:.2} Gbit/s: rounds of {} MB",
+                t.name,
+                dir.name(),
+                probe.gbit_per_s(),
+                f.series(dir).size / 1_000_000
+            );
+        }
+    }
+    for round in 1..=ROUNDS {
+        for (t, f) in targets.iter().zip(&mut figs) {
+            for dir in [Dir::Download, Dir::Upload] {
+                let r = one_round(ns, t, f.series(dir), dir, stop)?;
+                eprintln!(
+                    "tun bench: {} {} round {round}: {:.2} Gbit/s in {:.1} s",
+                    t.name,
+                    dir.name(),
+                    r.bulk.gbit_per_s(),
+                    r.bulk.secs
+                );
+                f.series(dir).rounds.push(r);
+            }
+        }
+    }
+    Ok(figs)
+}
+
+fn check(stop: &AtomicBool) -> Result<(), String> {
+    if stop.load(Ordering::Relaxed) {
+        Err("interrupted".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Bytes that take [`ROUND_TARGET_SECS`] at `b`'s rate.
+fn size_for(b: &Bulk) -> u64 {
+    let per_sec = b.bytes as f64 / b.secs.max(1e-3);
+    ((per_sec * ROUND_TARGET_SECS) as u64).clamp(MIN_BYTES, MAX_BYTES)
+}
+
+/// One round, run again (resized) while it comes out shorter than
+/// [`MIN_ROUND_SECS`], at most [`ATTEMPTS`] times.
+fn one_round(
+    ns: &str,
+    t: &BulkTarget,
+    series: &mut Series,
+    dir: Dir,
+    stop: &AtomicBool,
+) -> Result<Round, String> {
+    let mut resized = 0;
+    loop {
+        check(stop)?;
+        let (drops, tcp) = (device_drops(&t.links), TcpCounters::read(ns));
+        let bulk = transfer(ns, t.addr, dir, series.size, ROUND_MAX_SECS)
+            .map_err(|e| format!("{} {}: {e}", t.name, dir.name()))?;
+        let round = Round {
+            bulk,
+            drops: device_drops(&t.links).saturating_sub(drops),
+            tcp: TcpCounters::read(ns).since(tcp),
+            resized,
+        };
+        if bulk.secs >= MIN_ROUND_SECS || resized + 1 >= ATTEMPTS {
+            return Ok(round);
+        }
+        resized += 1;
+        series.size = size_for(&bulk).max(series.size * 2).min(MAX_BYTES);
+    }
+}
+
+/// One curl transfer of `bytes` (at most `max_secs`).
+fn transfer(
+    ns: &str,
+    addr: SocketAddr,
+    dir: Dir,
+    bytes: u64,
+    max_secs: f64,
+) -> Result<Bulk, String> {
+    match dir {
+        Dir::Download => client::download(ns, addr, bytes, max_secs),
+        Dir::Upload => {
+            let file = TempFile::create("upload", bytes)?;
+            client::upload(ns, addr, file.path(), max_secs)
+        }
+    }
+}
+
+/// Prints every round of every target, then each series' median and spread.
+pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
+    println!();
+    println!("{title}: every round (transfers sized from a {PROBE_SECS} s probe to last ~{ROUND_TARGET_SECS} s; drops: the server's devices; retrans/out-of-order: the client's kernel)");
+    println!();
+    println!("| server | direction | round | GB | seconds | Gbit/s | device drops | client retrans | client out-of-order |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, f) in names.iter().zip(figs) {
+        for (dir, s) in [(Dir::Download, &f.download), (Dir::Upload, &f.upload)] {
+            for (i, r) in s.rounds.iter().enumerate() {
+                let mut note = String::new();
+                if r.bulk.capped {
+                    note.push_str(" (time cap)");
+                }
+                if r.resized > 0 {
+                    note.push_str(&format!(" ({} short, resized)", r.resized));
+                }
+                println!(
+                    "| {name} | {} | {}{note} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+                    dir.name(),
+                    i + 1,
+                    r.bulk.bytes as f64 / 1e9,
+                    r.bulk.secs,
+                    r.bulk.gbit_per_s(),
+                    r.drops,
+                    r.tcp.retrans_segs,
+                    r.tcp.ofo_queued,
+                );
+            }
+        }
+    }
+}
