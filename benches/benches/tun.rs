@@ -223,10 +223,11 @@ struct Target<'a> {
 }
 
 impl Target<'_> {
-    fn bulk(&self) -> BulkTarget {
+    fn bulk(&self) -> BulkTarget<'_> {
         BulkTarget {
             name: self.name,
             addr: self.addr,
+            server: self.server,
             links: self.links.clone(),
         }
     }
@@ -267,6 +268,7 @@ fn orchestrate() -> Result<(), String> {
     let me = me.to_str().ok_or("non-UTF-8 executable path")?;
     remove_stale_namespaces();
     let started = Instant::now();
+    let load_at_start = server::load_average();
 
     // Dropped in reverse order: servers stop, then the namespaces (which
     // take the TUN and veth devices with them).
@@ -311,8 +313,10 @@ fn orchestrate() -> Result<(), String> {
     kernel_srv.check_alive()?;
     println!();
     println!(
-        "Whole run {:.0} s{}",
+        "Whole run {:.0} s; machine load average (1 min) {load_at_start:.1} at the start, \
+         {:.1} at the end{}",
         started.elapsed().as_secs_f64(),
+        server::load_average(),
         if server::pinned() {
             format!(
                 "; servers pinned to CPU {SERVER_CPU}, clients to CPU {}",
@@ -504,9 +508,24 @@ fn tun_section(
     for t in &targets {
         t.server.check_alive()?;
     }
-    // Table: ustack, ustack offloads, smoltcp (baseline), kernel.
+    print_tun(set, &names, bulk.as_deref(), &reqs);
+    if let Some(b) = &bulk {
+        kernel_figs.bulk = Some(b[3].clone());
+    }
+    if let Some(r) = reqs.get(3) {
+        kernel_figs.requests = Some(r.clone());
+    }
+    if set.sections.churn {
+        churn::print_table(&names, &churned, set.churn_secs);
+    }
+    Ok(())
+}
+
+/// The TUN table (ustack, ustack offloads, smoltcp as the baseline, the
+/// kernel) and its bulk rounds.
+fn print_tun(set: &Settings, names: &[&str], bulk: Option<&[BulkFigures]>, reqs: &[Requests]) {
     let table = Table {
-        names: &names,
+        names,
         base: 2,
         ratio: &[true, true, false, false],
     };
@@ -517,7 +536,7 @@ fn tun_section(
     );
     println!();
     table.header();
-    if let Some(b) = &bulk {
+    if let Some(b) = bulk {
         table.bulk_rows(
             b,
             "bulk download (curl)",
@@ -526,9 +545,9 @@ fn tun_section(
         );
     }
     if !reqs.is_empty() {
-        table.request_rows(&reqs);
+        table.request_rows(reqs);
     }
-    if let Some(b) = &bulk {
+    if let Some(b) = bulk {
         let (o, k) = (&b[1], &b[3]);
         println!();
         println!(
@@ -539,16 +558,8 @@ fn tun_section(
             o.upload.median(),
             o.upload.median() / k.upload.median(),
         );
-        bulk::print_rounds("TUN bulk", &names, b);
-        kernel_figs.bulk = Some(b[3].clone());
+        bulk::print_rounds("TUN bulk", names, b);
     }
-    if let Some(r) = reqs.get(3) {
-        kernel_figs.requests = Some(r.clone());
-    }
-    if set.sections.churn {
-        churn::print_table(&names, &churned, set.churn_secs);
-    }
-    Ok(())
 }
 
 fn run_churn(
@@ -650,8 +661,15 @@ fn afpacket_section(
         t.server.check_alive()?;
     }
     let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+    print_afpacket(set, &names, &bulk, &reqs);
+    Ok(())
+}
+
+/// The AF_PACKET table (ustack, smoltcp as the baseline, the kernel) and
+/// its bulk rounds.
+fn print_afpacket(set: &Settings, names: &[&str], bulk: &[BulkFigures], reqs: &[Requests]) {
     let table = Table {
-        names: &names,
+        names,
         base: 1,
         ratio: &[true, false, false],
     };
@@ -670,14 +688,13 @@ fn afpacket_section(
     println!();
     table.header();
     table.bulk_rows(
-        &bulk,
+        bulk,
         "bulk download (curl)",
         "bulk upload (curl POST)",
         "≥ 3.0x",
     );
-    table.request_rows(&reqs);
-    bulk::print_rounds("AF_PACKET bulk", &names, &bulk);
-    Ok(())
+    table.request_rows(reqs);
+    bulk::print_rounds("AF_PACKET bulk", names, bulk);
 }
 
 /// `target/release/tun-server` next to this bench's `deps/` directory, built

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::client::{self, Bulk};
-use crate::server::{device_drops, TcpCounters, TempFile};
+use crate::server::{device_drops, Server, TcpCounters, TempFile};
 
 /// Rounds per server and direction.
 pub const ROUNDS: usize = 3;
@@ -30,9 +30,10 @@ const MIN_BYTES: u64 = 256 << 20;
 const MAX_BYTES: u64 = 1 << 39;
 
 /// One server to move bytes to and from.
-pub struct BulkTarget {
+pub struct BulkTarget<'a> {
     pub name: &'static str,
     pub addr: SocketAddr,
+    pub server: &'a Server,
     /// Devices (namespace, name) whose drop counters belong to this path.
     pub links: Vec<(String, String)>,
 }
@@ -54,15 +55,20 @@ impl Dir {
 }
 
 /// One transfer and what the kernel counted meanwhile.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Round {
     pub bulk: Bulk,
     /// Packets dropped on the target's devices during the round.
     pub drops: u64,
     /// The client namespace's TCP counters over the round.
     pub tcp: TcpCounters,
-    /// Earlier attempts at this round that were shorter than [`MIN_ROUND_SECS`].
-    pub resized: usize,
+    /// The server's CPU time (user + system) over the round's length.
+    pub server_cpu_share: f64,
+    /// Times the server was preempted during the round.
+    pub preempted: u64,
+    /// Rates (Gbit/s) of earlier attempts at this round that were shorter
+    /// than [`MIN_ROUND_SECS`] and so did not count.
+    pub short: Vec<f64>,
 }
 
 /// The rounds of one server in one direction.
@@ -176,23 +182,27 @@ fn one_round(
     dir: Dir,
     stop: &AtomicBool,
 ) -> Result<Round, String> {
-    let mut resized = 0;
+    let mut short = Vec::new();
     loop {
         check(stop)?;
         let (drops, tcp) = (device_drops(&t.links), TcpCounters::read(ns));
+        let (cpu, preempted) = (t.server.cpu()?, t.server.involuntary_switches());
         let bulk = transfer(ns, t.addr, dir, series.size, ROUND_MAX_SECS)
             .map_err(|e| format!("{} {}: {e}", t.name, dir.name()))?;
-        let round = Round {
+        let cpu = t.server.cpu()?.since(cpu);
+        if bulk.secs < MIN_ROUND_SECS && short.len() + 1 < ATTEMPTS {
+            short.push(bulk.gbit_per_s());
+            series.size = size_for(&bulk).max(series.size * 2).min(MAX_BYTES);
+            continue;
+        }
+        return Ok(Round {
             bulk,
             drops: device_drops(&t.links).saturating_sub(drops),
             tcp: TcpCounters::read(ns).since(tcp),
-            resized,
-        };
-        if bulk.secs >= MIN_ROUND_SECS || resized + 1 >= ATTEMPTS {
-            return Ok(round);
-        }
-        resized += 1;
-        series.size = size_for(&bulk).max(series.size * 2).min(MAX_BYTES);
+            server_cpu_share: cpu.total_ns() as f64 / 1e9 / bulk.secs.max(1e-3),
+            preempted: t.server.involuntary_switches().saturating_sub(preempted),
+            short,
+        });
     }
 }
 
@@ -216,10 +226,18 @@ fn transfer(
 /// Prints every round of every target, then each series' median and spread.
 pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
     println!();
-    println!("{title}: every round (transfers sized from a {PROBE_SECS} s probe to last ~{ROUND_TARGET_SECS} s; drops: the server's devices; retrans/out-of-order: the client's kernel)");
+    println!(
+        "{title}: every round (transfers sized from a {PROBE_SECS} s probe to last \
+         ~{ROUND_TARGET_SECS} s; server CPU: user + system over the round; preempted: the \
+         server's involuntary context switches; drops: the server's devices; \
+         retrans/out-of-order: the client's kernel)"
+    );
     println!();
-    println!("| server | direction | round | GB | seconds | Gbit/s | device drops | client retrans | client out-of-order |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| server | direction | round | GB | seconds | Gbit/s | server CPU | preempted | \
+         device drops | client retrans | client out-of-order |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, f) in names.iter().zip(figs) {
         for (dir, s) in [(Dir::Download, &f.download), (Dir::Upload, &f.upload)] {
             for (i, r) in s.rounds.iter().enumerate() {
@@ -227,16 +245,18 @@ pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
                 if r.bulk.capped {
                     note.push_str(" (time cap)");
                 }
-                if r.resized > 0 {
-                    note.push_str(&format!(" ({} short, resized)", r.resized));
+                for g in &r.short {
+                    note.push_str(&format!(" (after a short one at {g:.2} Gbit/s)"));
                 }
                 println!(
-                    "| {name} | {} | {}{note} | {:.2} | {:.2} | {:.2} | {} | {} | {} |",
+                    "| {name} | {} | {}{note} | {:.2} | {:.2} | {:.2} | {:.0} % | {} | {} | {} | {} |",
                     dir.name(),
                     i + 1,
                     r.bulk.bytes as f64 / 1e9,
                     r.bulk.secs,
                     r.bulk.gbit_per_s(),
+                    r.server_cpu_share * 100.0,
+                    r.preempted,
                     r.drops,
                     r.tcp.retrans_segs,
                     r.tcp.ofo_queued,

@@ -135,6 +135,25 @@ impl Server {
         line.split_whitespace().nth(1)?.parse().ok()
     }
 
+    /// Times the scheduler took a CPU away from the server while it could
+    /// still run (preempted by another task), all threads.
+    pub fn involuntary_switches(&self) -> u64 {
+        let pid = self.child.borrow().id();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+            .filter_map(|status| {
+                let line = status
+                    .lines()
+                    .find(|l| l.starts_with("nonvoluntary_ctxt_switches:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .sum()
+    }
+
     /// Fails if the process has exited.
     pub fn check_alive(&self) -> Result<(), String> {
         match self.child.borrow_mut().try_wait() {
@@ -187,6 +206,14 @@ impl Drop for Server {
         }
         let _ = child.wait();
     }
+}
+
+/// The machine's 1-minute load average (`NaN` if unreadable).
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// Runs `cmd`, failing with its stderr if it fails.
