@@ -220,6 +220,8 @@ struct Target<'a> {
     server: &'a Server,
     /// Its devices (namespace, name), for the drop counters.
     links: Vec<(String, String)>,
+    /// The namespace of its `AF_PACKET` socket, if it has one.
+    packet_ns: Option<String>,
 }
 
 impl Target<'_> {
@@ -229,6 +231,7 @@ impl Target<'_> {
             addr: self.addr,
             server: self.server,
             links: self.links.clone(),
+            packet_ns: self.packet_ns.clone(),
         }
     }
 }
@@ -285,6 +288,7 @@ fn orchestrate() -> Result<(), String> {
             (client_ns.name().to_string(), "veth-c".to_string()),
             (kernel_ns.name().to_string(), "veth-k".to_string()),
         ],
+        packet_ns: None,
     };
     let mut kernel_figs = KernelFigures::default();
     if set.sections.tun() {
@@ -460,24 +464,28 @@ fn tun_section(
             addr: SocketAddr::from((USTACK_ADDR, PORT)),
             server: &srv.ustack,
             links: link("tun-u"),
+            packet_ns: None,
         },
         Target {
             name: "ustack, TUN offloads",
             addr: SocketAddr::from((OFFLOAD_ADDR, PORT)),
             server: &srv.offload,
             links: link("tun-o"),
+            packet_ns: None,
         },
         Target {
             name: "smoltcp",
             addr: SocketAddr::from((SMOL_ADDR, PORT)),
             server: &srv.smoltcp,
             links: link("tun-s"),
+            packet_ns: None,
         },
         Target {
             name: kernel.name,
             addr: kernel.addr,
             server: kernel.server,
             links: kernel.links.clone(),
+            packet_ns: None,
         },
     ];
     for t in &targets {
@@ -621,18 +629,21 @@ fn afpacket_section(
             addr: SocketAddr::from((afpacket::USTACK_ADDR, PORT)),
             server: &af.ustack,
             links: links("veth-cu", "veth-au"),
+            packet_ns: Some(af.ns.name().to_string()),
         },
         Target {
             name: "smoltcp RawSocket",
             addr: SocketAddr::from((afpacket::SMOL_ADDR, PORT)),
             server: &af.smoltcp,
             links: links("veth-cs", afpacket::SMOL_IFACE),
+            packet_ns: Some(af.ns.name().to_string()),
         },
         Target {
             name: kernel.name,
             addr: kernel.addr,
             server: kernel.server,
             links: kernel.links.clone(),
+            packet_ns: None,
         },
     ];
     for t in &targets {

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::client::{self, Bulk};
-use crate::server::{device_drops, Server, TcpCounters, TempFile};
+use crate::server::{device_drops, packet_socket_drops, Server, TcpCounters, TempFile};
 
 /// Rounds per server and direction.
 pub const ROUNDS: usize = 3;
@@ -36,6 +36,15 @@ pub struct BulkTarget<'a> {
     pub server: &'a Server,
     /// Devices (namespace, name) whose drop counters belong to this path.
     pub links: Vec<(String, String)>,
+    /// The namespace of the server's `AF_PACKET` socket, if it has one.
+    pub packet_ns: Option<String>,
+}
+
+impl BulkTarget<'_> {
+    fn socket_drops(&self) -> Option<u64> {
+        let ns = self.packet_ns.as_deref()?;
+        packet_socket_drops(ns, self.server.pid())
+    }
 }
 
 /// Which way the bytes go.
@@ -60,6 +69,8 @@ pub struct Round {
     pub bulk: Bulk,
     /// Packets dropped on the target's devices during the round.
     pub drops: u64,
+    /// Frames dropped at the server's full `AF_PACKET` socket queue.
+    pub socket_drops: Option<u64>,
     /// The client namespace's TCP counters over the round.
     pub tcp: TcpCounters,
     /// The server's CPU time (user + system) over the round's length.
@@ -189,6 +200,7 @@ fn one_round(
     loop {
         check(stop)?;
         let (drops, tcp) = (device_drops(&t.links), TcpCounters::read(ns));
+        let socket_drops = t.socket_drops();
         let (cpu, preempted) = (t.server.cpu()?, t.server.involuntary_switches());
         let bulk = match transfer(ns, t.addr, dir, series.size, ROUND_MAX_SECS) {
             Ok(b) => b,
@@ -209,6 +221,10 @@ fn one_round(
         return Ok(Round {
             bulk,
             drops: device_drops(&t.links).saturating_sub(drops),
+            socket_drops: t
+                .socket_drops()
+                .zip(socket_drops)
+                .map(|(b, a)| b.saturating_sub(a)),
             tcp: TcpCounters::read(ns).since(tcp),
             server_cpu_share: cpu.total_ns() as f64 / 1e9 / bulk.secs.max(1e-3),
             preempted: t.server.involuntary_switches().saturating_sub(preempted),
@@ -241,15 +257,15 @@ pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
     println!(
         "{title}: every round (transfers sized from a {PROBE_SECS} s probe to last \
          ~{ROUND_TARGET_SECS} s; server CPU: user + system over the round; preempted: the \
-         server's involuntary context switches; drops: the server's devices; \
-         retrans/out-of-order: the client's kernel)"
+         server's involuntary context switches; drops: the server's devices, and its \
+         AF_PACKET socket's full receive queue; retrans/out-of-order: the client's kernel)"
     );
     println!();
     println!(
         "| server | direction | round | GB | seconds | Gbit/s | server CPU | preempted | \
-         device drops | client retrans | client out-of-order |"
+         device drops | socket drops | client retrans | client out-of-order |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, f) in names.iter().zip(figs) {
         for (dir, s) in [(Dir::Download, &f.download), (Dir::Upload, &f.upload)] {
             for (i, r) in s.rounds.iter().enumerate() {
@@ -264,7 +280,7 @@ pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
                     note.push_str(&format!(" (after a short one at {g:.2} Gbit/s)"));
                 }
                 println!(
-                    "| {name} | {} | {}{note} | {:.2} | {:.2} | {:.2} | {:.0} % | {} | {} | {} | {} |",
+                    "| {name} | {} | {}{note} | {:.2} | {:.2} | {:.2} | {:.0} % | {} | {} | {} | {} | {} |",
                     dir.name(),
                     i + 1,
                     r.bulk.bytes as f64 / 1e9,
@@ -273,6 +289,7 @@ pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
                     r.server_cpu_share * 100.0,
                     r.preempted,
                     r.drops,
+                    r.socket_drops.map_or("—".to_string(), |d| d.to_string()),
                     r.tcp.retrans_segs,
                     r.tcp.ofo_queued,
                 );

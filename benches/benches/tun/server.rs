@@ -103,6 +103,11 @@ impl Server {
         })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.borrow().id()
+    }
+
     /// CPU time the server process has used, all threads.
     pub fn cpu(&self) -> Result<Cpu, String> {
         let pid = self.child.borrow().id();
@@ -291,6 +296,30 @@ fn dev_drops(text: &str, dev: &str) -> u64 {
         return f.get(3).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
     }
     0
+}
+
+/// Frames the kernel dropped because they found a full receive queue on
+/// the `AF_PACKET` sockets of process `pid` in namespace `ns` (`ss`'s
+/// `skmem` `d` field, the socket's `sk_drops`); `None` if `ss` fails.
+pub fn packet_socket_drops(ns: &str, pid: u32) -> Option<u64> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-0", "-a", "-m", "-p", "-H"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let owner = format!("pid={pid},");
+    let drops = text
+        .lines()
+        .filter(|l| l.contains(&owner))
+        .filter_map(|l| {
+            let skmem = l.split("skmem:(").nth(1)?;
+            let d = skmem.split([',', ')']).find_map(|f| f.strip_prefix('d'))?;
+            d.parse::<u64>().ok()
+        })
+        .sum();
+    Some(drops)
 }
 
 /// The TCP counters of namespace `ns` that tell a clean transfer from a
