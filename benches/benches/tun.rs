@@ -687,13 +687,8 @@ fn print_afpacket(set: &Settings, names: &[&str], bulk: &[BulkFigures], reqs: &[
     println!();
     println!(
         "Speed over AF_PACKET on a veth pair (MTU 1500, kernel client in another namespace; \
-         smoltcp's pair with {} off; request loops {} s each)",
-        afpacket::SMOL_OFFLOADS_OFF
-            .iter()
-            .step_by(2)
-            .copied()
-            .collect::<Vec<_>>()
-            .join(", "),
+         `ethtool -K veth-cs {}` on smoltcp's pair; request loops {} s each)",
+        afpacket::SMOL_OFFLOADS_OFF.join(" "),
         set.secs
     );
     println!();
