@@ -244,23 +244,32 @@ struct KernelFigures {
     requests: Option<Requests>,
 }
 
-fn orchestrate() -> Result<(), String> {
+/// Whether the bench can run: root (or a skip requested: `Ok(false)`),
+/// and the tools it needs.
+fn preflight() -> Result<bool, String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         if ustack::netns::skip_requested() {
             eprintln!("tun bench: SKIPPED (needs root for namespaces and TUN devices)");
-            return Ok(());
+            return Ok(false);
         }
         return Err("needs root (network namespaces, TUN devices); \
                     or set USTACK_SKIP_PRIVILEGED=1 to skip"
             .into());
     }
-    let set = settings()?;
     for tool in ["ip", "curl"] {
         if Command::new(tool).arg("-V").output().is_err() {
             return Err(format!("`{tool}` is not installed"));
         }
     }
+    Ok(true)
+}
+
+fn orchestrate() -> Result<(), String> {
+    if !preflight()? {
+        return Ok(());
+    }
+    let set = settings()?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| e.to_string())?;
@@ -457,37 +466,7 @@ fn tun_section(
         .enter_current_thread()
         .map_err(|e| e.to_string())?;
     server::pin_current_thread()?;
-    let link = |dev: &str| vec![(cns.to_string(), dev.to_string())];
-    let targets = [
-        Target {
-            name: "ustack",
-            addr: SocketAddr::from((USTACK_ADDR, PORT)),
-            server: &srv.ustack,
-            links: link("tun-u"),
-            packet_ns: None,
-        },
-        Target {
-            name: "ustack, TUN offloads",
-            addr: SocketAddr::from((OFFLOAD_ADDR, PORT)),
-            server: &srv.offload,
-            links: link("tun-o"),
-            packet_ns: None,
-        },
-        Target {
-            name: "smoltcp",
-            addr: SocketAddr::from((SMOL_ADDR, PORT)),
-            server: &srv.smoltcp,
-            links: link("tun-s"),
-            packet_ns: None,
-        },
-        Target {
-            name: kernel.name,
-            addr: kernel.addr,
-            server: kernel.server,
-            links: kernel.links.clone(),
-            packet_ns: None,
-        },
-    ];
+    let targets = tun_targets(cns, &srv, kernel);
     for t in &targets {
         t.server.wait_ready(t.addr, stop)?;
     }
@@ -527,6 +506,41 @@ fn tun_section(
         churn::print_table(&names, &churned, set.churn_secs);
     }
     Ok(())
+}
+
+/// The TUN section's servers, in table order; `cns` holds their devices.
+fn tun_targets<'a>(cns: &str, srv: &'a TunServers, kernel: &Target<'a>) -> [Target<'a>; 4] {
+    let link = |dev: &str| vec![(cns.to_string(), dev.to_string())];
+    [
+        Target {
+            name: "ustack",
+            addr: SocketAddr::from((USTACK_ADDR, PORT)),
+            server: &srv.ustack,
+            links: link("tun-u"),
+            packet_ns: None,
+        },
+        Target {
+            name: "ustack, TUN offloads",
+            addr: SocketAddr::from((OFFLOAD_ADDR, PORT)),
+            server: &srv.offload,
+            links: link("tun-o"),
+            packet_ns: None,
+        },
+        Target {
+            name: "smoltcp",
+            addr: SocketAddr::from((SMOL_ADDR, PORT)),
+            server: &srv.smoltcp,
+            links: link("tun-s"),
+            packet_ns: None,
+        },
+        Target {
+            name: kernel.name,
+            addr: kernel.addr,
+            server: kernel.server,
+            links: kernel.links.clone(),
+            packet_ns: None,
+        },
+    ]
 }
 
 /// The TUN table (ustack, ustack offloads, smoltcp as the baseline, the
