@@ -33,7 +33,7 @@ const PIPE_CAPACITY: usize = 256;
 const TRANSFER_LEN: u64 = 16 << 20;
 /// The sending application's buffer, written over and over.
 const SOURCE_LEN: usize = 64 * 1024;
-/// Send and receive buffer of every socket, ustack's default.
+/// Send and receive buffer of every socket, on both stacks.
 const SOCKET_BUFFER: usize = 256 * 1024;
 
 fn bench_end_to_end(c: &mut Criterion) {
@@ -56,7 +56,15 @@ fn bench_mtu(
     mtu: usize,
     source: &[u8],
 ) {
-    let mut pair = PipePair::new(mtu, PIPE_CAPACITY).unwrap_or_else(|e| panic!("setup: {e}"));
+    // Both stacks with the same fixed buffers: ustack's would otherwise grow
+    // (auto-tuning) past what the pipe holds and measure its drops.
+    let mut pair = PipePair::with_config(mtu, PIPE_CAPACITY, |c| {
+        c.tcp.send_buffer = SOCKET_BUFFER;
+        c.tcp.send_buffer_max = SOCKET_BUFFER;
+        c.tcp.recv_buffer = SOCKET_BUFFER;
+        c.tcp.recv_buffer_max = SOCKET_BUFFER;
+    })
+    .unwrap_or_else(|e| panic!("setup: {e}"));
     let mut smol = SmolPair::new(mtu);
     group.bench_function(BenchmarkId::new(name, "ustack"), |b| {
         b.iter(|| {

@@ -320,14 +320,20 @@ impl PipePair {
 fn pump(stack: &mut Stack, end: &mut PipeEnd, packet: &mut [u8], now: Instant) -> bool {
     let mut moved = false;
     loop {
-        // Receive into `packet` first: the transmit closure borrows `end` mutably.
-        let rx = match end.recv(packet) {
-            Ok(Some(rx)) => rx,
-            Ok(None) => break,
+        // The packet is lent from the pipe's queue (no copy); replies go
+        // out through the pipe's own send.
+        let got = end.recv_with(packet, &mut |pkt, info, tx| {
+            stack.handle_packet(now, pkt, info, &mut |p| {
+                if let Err(e) = tx(p) {
+                    panic!("pipe refused a {}-byte packet: {e}", p.len());
+                }
+            });
+        });
+        match got {
+            Ok(true) => moved = true,
+            Ok(false) => break,
             Err(e) => panic!("pipe receive failed: {e}"),
-        };
-        moved = true;
-        stack.handle_packet(now, &packet[..rx.len], rx.info, &mut |p| send(end, p));
+        }
     }
     stack.poll(now, &mut |p| {
         moved = true;

@@ -185,15 +185,7 @@ pub fn run<L: Link, A: App + ?Sized>(
                 return finish(link, stack, clock, &mut buf, &mut send_errors, report);
             }
         }
-        let mut received = 0;
-        while received < RX_BATCH {
-            let Some(rx) = link.recv(&mut buf)? else {
-                break;
-            };
-            received += 1;
-            let tx = &mut |p: &TxPacket<'_>| transmit(link, p, &mut send_errors);
-            stack.handle_packet(now, &buf[..rx.len], rx.info, tx);
-        }
+        let received = receive(link, stack, now, &mut buf, &mut send_errors)?;
         let exit = app.on_turn(stack.transport_mut(), now)? == Control::Exit;
         stack.poll(now, &mut |p| transmit(link, p, &mut send_errors));
         if exit {
@@ -245,15 +237,7 @@ fn finish<L: Link>(
     let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(1);
     loop {
         let now = clock.now();
-        let mut received = 0;
-        while received < RX_BATCH {
-            let Some(rx) = link.recv(buf)? else {
-                break;
-            };
-            received += 1;
-            let tx = &mut |p: &TxPacket<'_>| transmit(link, p, send_errors);
-            stack.handle_packet(now, &buf[..rx.len], rx.info, tx);
-        }
+        receive(link, stack, now, buf, send_errors)?;
         // The first pass sends the RSTs; later ones answer stray segments.
         stack.poll(now, &mut |p| transmit(link, p, send_errors));
         let elapsed = started.elapsed();
@@ -325,8 +309,34 @@ fn wait_ready<L: Link>(
 
 /// Sends one packet (a TSO super-frame when `packet.segment` is set); a
 /// failure is counted and logged, never fatal (TCP retransmits).
+/// Up to [`RX_BATCH`] packets from the link into the stack, each handled
+/// where the link keeps it; returns how many.
+fn receive<L: Link>(
+    link: &mut L,
+    stack: &mut Stack,
+    now: Instant,
+    buf: &mut [u8],
+    send_errors: &mut u64,
+) -> Result<usize, RuntimeError> {
+    let mut received = 0;
+    while received < RX_BATCH {
+        let got = link.recv_with(buf, &mut |pkt, info, link_tx| {
+            let tx = &mut |p: &TxPacket<'_>| count_send_error(link_tx(p), send_errors);
+            stack.handle_packet(now, pkt, info, tx);
+        })?;
+        if !got {
+            break;
+        }
+        received += 1;
+    }
+    Ok(received)
+}
+
 fn transmit<L: Link>(link: &mut L, packet: &TxPacket<'_>, errors: &mut u64) {
-    let sent = link.send(packet);
+    count_send_error(link.send(packet), errors);
+}
+
+fn count_send_error(sent: Result<(), LinkError>, errors: &mut u64) {
     if let Err(e) = sent {
         *errors += 1;
         // One line per power of two: loud enough to notice, never a flood.

@@ -787,6 +787,10 @@ impl Link for AfPacketLink {
         }
     }
 
+    fn recv_with(&mut self, buf: &mut [u8], f: &mut crate::RxFn<'_>) -> Result<bool, LinkError> {
+        crate::recv_into_buffer(self, buf, f)
+    }
+
     /// One `sendmsg` of the Ethernet header and the parts to the next
     /// hop's MAC (broadcast for a broadcast destination). A packet whose
     /// next hop is not resolved yet is copied into the neighbour cache's

@@ -126,6 +126,18 @@ pub trait Link {
     /// backend does with a longer packet is backend-specific (see each type).
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError>;
 
+    /// Receives one packet and lends it to `f` where it lies, with the
+    /// device's own send path for replies; `Ok(false)` when nothing is ready.
+    ///
+    /// A link that has receive memory of its own (the pipe's queue, a
+    /// memory-mapped ring) lends the packet from there, so the stack copies
+    /// the payload once, into a receive ring; one that reads from the kernel
+    /// reads into `buf` (sized as for [`Link::recv`]) and lends that. What
+    /// `f` sends through its third argument goes out as [`Link::send`]
+    /// would send it, middleware included; the packet is gone once `f`
+    /// returns. The same counters and errors as `recv`.
+    fn recv_with(&mut self, buf: &mut [u8], f: &mut RxFn<'_>) -> Result<bool, LinkError>;
+
     /// Sends one packet from a gather list (at most [`MAX_TX_PARTS`] parts,
     /// else `MalformedPacket`).
     ///
@@ -173,6 +185,27 @@ pub trait Link {
 
     /// A short name for logs, e.g. the interface name `tun0`.
     fn name(&self) -> &str;
+}
+
+/// Where [`Link::recv_with`] sends: the link's own send path.
+pub type LinkTx<'a> = dyn FnMut(&TxPacket<'_>) -> Result<(), LinkError> + 'a;
+
+/// What [`Link::recv_with`] hands each packet to: the packet, what the
+/// device vouches for about it, and the link's send path for replies.
+pub type RxFn<'a> = dyn FnMut(&[u8], RxInfo, &mut LinkTx<'_>) + 'a;
+
+/// [`Link::recv_with`] for a link without receive memory of its own: one
+/// [`Link::recv`] into `buf`, lent to `f` with the link's [`Link::send`].
+pub fn recv_into_buffer<L: Link + ?Sized>(
+    link: &mut L,
+    buf: &mut [u8],
+    f: &mut RxFn<'_>,
+) -> Result<bool, LinkError> {
+    let Some(p) = link.recv(buf)? else {
+        return Ok(false);
+    };
+    f(&buf[..p.len], p.info, &mut |pkt| link.send(pkt));
+    Ok(true)
 }
 
 /// `MalformedPacket` unless `pkt` has at most [`MAX_TX_PARTS`] parts.

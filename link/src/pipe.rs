@@ -61,6 +61,18 @@ impl Ring {
         (self.count > 0).then(|| self.lens[self.head])
     }
 
+    /// Lends the oldest packet to `f`, then removes it; `None` when empty.
+    fn pop_with<R>(&mut self, f: impl FnOnce(&[u8], RxInfo) -> R) -> Option<(usize, R)> {
+        let len = self.front_len()?;
+        let r = f(
+            &self.slab[self.head * self.slot..][..len],
+            self.infos[self.head],
+        );
+        self.head = (self.head + 1) % self.capacity();
+        self.count -= 1;
+        Some((len, r))
+    }
+
     /// Copies the oldest packet into `buf` (which must be long enough) and
     /// removes it; returns its length and what the receiver is told.
     fn pop_into(&mut self, buf: &mut [u8]) -> RxPacket {
@@ -206,6 +218,20 @@ impl Link for PipeEnd {
         Ok(Some(got))
     }
 
+    /// Lends the packet from its queue slot: no copy, and `buf` unused.
+    /// Replies `f` sends go to the other queue, so the slot stays put.
+    fn recv_with(&mut self, _buf: &mut [u8], f: &mut crate::RxFn<'_>) -> Result<bool, LinkError> {
+        let rx = self.rx.clone();
+        let mut rx = rx.borrow_mut();
+        match rx.pop_with(|pkt, info| f(pkt, info, &mut |p| self.send(p))) {
+            Some((len, ())) => {
+                self.stats.count_rx(len);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Copies the parts into a queue slot. A super-frame is queued whole
     /// (no segmentation) after the checks a TUN device makes; see
     /// [`pipe_tso`].
@@ -278,6 +304,31 @@ mod tests {
     /// Sends `p` as an ordinary packet in one part.
     fn send(l: &mut PipeEnd, p: &[u8]) -> Result<(), LinkError> {
         l.send(&TxPacket::new(&[p]))
+    }
+
+    #[test]
+    fn recv_with_lends_the_queued_packet_and_replies_reach_the_peer() {
+        let (mut a, mut b) = pipe(1500, 4);
+        send(&mut a, &[0x45, 1, 2]).unwrap();
+        send(&mut a, &[0x45, 3]).unwrap();
+        let mut seen = Vec::new();
+        // An empty buffer: the packet is lent from the queue, not copied.
+        let got = b
+            .recv_with(&mut [], &mut |pkt, _, tx| {
+                seen.extend_from_slice(pkt);
+                tx(&TxPacket::new(&[&[0x45, 9]])).unwrap();
+            })
+            .unwrap();
+        assert!(got);
+        assert_eq!(seen, [0x45, 1, 2]);
+        assert_eq!(b.pending(), 1, "only the lent packet is gone");
+        assert_eq!(b.stats().rx_packets, 1);
+        assert_eq!(b.stats().tx_packets, 1);
+        let mut buf = [0u8; 1500];
+        assert_eq!(a.recv(&mut buf).unwrap().map(|p| p.len), Some(2));
+        assert_eq!(&buf[..2], &[0x45, 9]);
+        assert!(b.recv_with(&mut [], &mut |_, _, _| {}).unwrap());
+        assert!(!b.recv_with(&mut [], &mut |_, _, _| {}).unwrap());
     }
 
     /// Sends `p` as a super-frame of `seg`-byte segments, in two parts.

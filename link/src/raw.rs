@@ -308,6 +308,10 @@ impl Link for RawLink {
         }
     }
 
+    fn recv_with(&mut self, buf: &mut [u8], f: &mut crate::RxFn<'_>) -> Result<bool, LinkError> {
+        crate::recv_into_buffer(self, buf, f)
+    }
+
     /// One `sendmsg` (`send_to_vectored`) of the parts to the packet's own
     /// destination address. With `IP_HDRINCL` the kernel keeps our header
     /// but always fills in the total length and the header checksum, and

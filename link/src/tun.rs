@@ -446,6 +446,10 @@ impl Link for TunLink {
         }
     }
 
+    fn recv_with(&mut self, buf: &mut [u8], f: &mut crate::RxFn<'_>) -> Result<bool, LinkError> {
+        crate::recv_into_buffer(self, buf, f)
+    }
+
     /// One `writev` of the parts, behind an all-zero virtio-net header (no
     /// GSO, checksums complete) when the device has one. A super-frame
     /// (`segment: Some(n)`) goes behind a `NEEDS_CSUM` + `GSO_TCPV4` header

@@ -223,6 +223,7 @@ impl RingBuffer {
 
     /// Copies up to `out.len()` bytes starting `offset` bytes after the head,
     /// without removing them; returns the count copied.
+    #[cfg(test)]
     pub fn peek(&self, offset: usize, out: &mut [u8]) -> usize {
         if offset >= self.len {
             return 0;
@@ -234,6 +235,20 @@ impl RingBuffer {
         out[..first].copy_from_slice(&self.buf[start..start + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
         n
+    }
+
+    /// The `len` bytes starting `offset` bytes after the head, where they
+    /// lie: one slice, or two when they cross the end of the storage (the
+    /// second empty otherwise). Clamped to what is queued.
+    pub fn slices(&self, offset: usize, len: usize) -> [&[u8]; 2] {
+        if offset >= self.len {
+            return [&[], &[]];
+        }
+        let cap = self.cap();
+        let n = len.min(self.len - offset);
+        let start = (self.head + offset) % cap;
+        let first = n.min(cap - start);
+        [&self.buf[start..start + first], &self.buf[..n - first]]
     }
 
     /// Drops `n` bytes from the head. The head never jumps back to 0 when

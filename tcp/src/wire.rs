@@ -497,6 +497,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         self.set_checksum(value);
     }
 
+    /// [`TcpPacket::fill_checksum`] for a segment whose payload is not in
+    /// this buffer: the buffer is exactly the header, `payload` the parts
+    /// that follow it on the wire.
+    pub fn fill_checksum_gather(&mut self, src: Ipv4Addr, dst: Ipv4Addr, payload: &[&[u8]]) {
+        self.set_checksum(0);
+        let header = self.bytes();
+        let len = header.len() + payload.iter().map(|p| p.len()).sum::<usize>();
+        debug_assert!(len <= usize::from(u16::MAX));
+        let pseudo = checksum::pseudo_header_sum(src, dst, ustack_ipv4::protocol::TCP, len as u16);
+        let value = !checksum::fold(checksum::sum_parts(payload, checksum::sum(header, pseudo)));
+        self.set_checksum(value);
+    }
+
     /// Leaves the checksum for a device to finish (Linux CHECKSUM_PARTIAL,
     /// virtio-net NEEDS_CSUM): the field holds the folded pseudo-header sum
     /// over this whole segment's length, not complemented.

@@ -133,3 +133,38 @@ fn budget_is_never_exceeded_with_many_connections_under_pressure() {
         "40 connections x 64 KiB x 2 must press a 1 MiB budget"
     );
 }
+
+/// The send buffer grows with what may be in flight, and a receiver that
+/// offers a small window caps that: bytes past its window would only wait
+/// in the sender's memory (and out of its cache).
+#[test]
+fn send_buffer_stays_near_twice_the_peers_window() {
+    let window = 64 << 10;
+    let ca = common::config(common::A);
+    let mut cb = common::config(common::B);
+    cb.tcp.recv_buffer = window;
+    cb.tcp.recv_buffer_max = window;
+    let mut net = Net::with_configs(ca, cb);
+    let l = net.b.listen(80, 4).expect("listen");
+    let (c, s) = connect(&mut net, l, 41000);
+    let data = pattern(8 << 20, 7);
+    let (mut sent, mut got, mut peak) = (0, Vec::new(), 0);
+    let mut buf = vec![0u8; 1 << 16];
+    net.run_until(2_000_000, |n| {
+        sent += n.a.send(c, &data[sent..]).unwrap_or(0);
+        while let Ok(k) = n.b.recv(s, &mut buf) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..k]);
+        }
+        peak = peak.max(n.a.buffer_sizes(c).map_or(0, |(send, _)| send));
+        got.len() == data.len()
+    });
+    assert!(got == data, "data intact");
+    println!("send buffer at most {peak} B for a {window} B window");
+    assert!(
+        peak <= 2 * window,
+        "{peak} B of send buffer for a {window} B window"
+    );
+}

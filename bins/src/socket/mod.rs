@@ -316,13 +316,13 @@ fn receive(
     let mut link = shared.link(&mut stack);
     let mut received = 0;
     while received < RX_BATCH {
-        match link.recv(buf) {
-            Ok(Some(rx)) => {
-                received += 1;
-                let tx = &mut |p: &TxPacket<'_>| send(&mut **link, p, &shared.send_errors);
-                stack.handle_packet(now, &buf[..rx.len], rx.info, tx);
-            }
-            Ok(None) => break,
+        let got = link.recv_with(buf, &mut |pkt, info, link_tx| {
+            let tx = &mut |p: &TxPacket<'_>| count_send_error(link_tx(p), &shared.send_errors);
+            stack.handle_packet(now, pkt, info, tx);
+        });
+        match got {
+            Ok(true) => received += 1,
+            Ok(false) => break,
             Err(e) => {
                 warn!(%e, "link receive failed; the stack stops");
                 shared.stop.store(true, Ordering::Relaxed);
@@ -336,7 +336,11 @@ fn receive(
 }
 
 fn send(link: &mut (dyn Link + Send), p: &TxPacket<'_>, errors: &AtomicU64) {
-    if let Err(e) = link.send(p) {
+    count_send_error(link.send(p), errors);
+}
+
+fn count_send_error(sent: Result<(), ustack_link::LinkError>, errors: &AtomicU64) {
+    if let Err(e) = sent {
         let count = errors.fetch_add(1, Ordering::Relaxed) + 1;
         if count.is_power_of_two() {
             warn!(%e, count, "link send failed");

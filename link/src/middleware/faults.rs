@@ -474,6 +474,10 @@ impl<L: Link> Link for FaultInjector<L> {
         Ok(result)
     }
 
+    fn recv_with(&mut self, buf: &mut [u8], f: &mut crate::RxFn<'_>) -> Result<bool, LinkError> {
+        crate::recv_into_buffer(self, buf, f)
+    }
+
     /// Active on send: the parts are gathered into a buffer of the
     /// injector's only when the packet is changed or must wait.
     fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {

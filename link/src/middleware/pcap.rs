@@ -205,6 +205,14 @@ impl<L: Link> PcapWriter<L> {
     }
 }
 
+fn record_tx(sink: &mut PcapSink, pkt: &TxPacket<'_>) {
+    if pkt.segment.is_some() {
+        sink.record_completing_checksums(pkt.parts);
+    } else {
+        sink.record(pkt.parts);
+    }
+}
+
 impl<L: Link> Link for PcapWriter<L> {
     /// Records the packet as received (a super-frame whole; a checksum the
     /// sender left partial completed in the record); the inner link's
@@ -222,16 +230,32 @@ impl<L: Link> Link for PcapWriter<L> {
         Ok(got)
     }
 
+    /// Records the packet lent and what `f` sends, as `recv` and `send` do.
+    fn recv_with(&mut self, buf: &mut [u8], f: &mut crate::RxFn<'_>) -> Result<bool, LinkError> {
+        let PcapWriter { inner, sink } = self;
+        inner.recv_with(buf, &mut |pkt, info, tx| {
+            if let Some(sink) = sink.as_mut() {
+                if info.checksum == RxChecksum::Partial {
+                    sink.record_completing_checksums(&[pkt]);
+                } else {
+                    sink.record(&[pkt]);
+                }
+            }
+            f(pkt, info, &mut |p| {
+                if let Some(sink) = sink.as_mut() {
+                    record_tx(sink, p);
+                }
+                tx(p)
+            });
+        })
+    }
+
     /// Records the packet as handed over — a super-frame as one packet, its
     /// TCP checksum (partial in the packet) completed in the record — then
     /// passes it on unchanged.
     fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
         if let Some(sink) = &mut self.sink {
-            if pkt.segment.is_some() {
-                sink.record_completing_checksums(pkt.parts);
-            } else {
-                sink.record(pkt.parts);
-            }
+            record_tx(sink, pkt);
         }
         self.inner.send(pkt)
     }

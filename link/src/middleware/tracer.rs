@@ -127,32 +127,50 @@ impl<L: Link> Tracer<L> {
     }
 }
 
+fn trace_rx(pkt: &[u8], info: crate::RxInfo) {
+    tracing::trace!(
+        target: "ustack_link::trace",
+        dir = "rx",
+        len = pkt.len(),
+        checksum = ?info.checksum,
+        gro = ?info.gro_segment,
+        "{}",
+        PacketSummary(pkt)
+    );
+}
+
+fn trace_tx(pkt: &TxPacket<'_>) {
+    tracing::trace!(
+        target: "ustack_link::trace",
+        dir = "tx",
+        len = pkt.len(),
+        tso = ?pkt.segment,
+        "{}",
+        TxSummary(pkt)
+    );
+}
+
 impl<L: Link> Link for Tracer<L> {
     fn recv(&mut self, buf: &mut [u8]) -> Result<Option<RxPacket>, LinkError> {
         let got = self.inner.recv(buf)?;
         if let Some(p) = got {
-            tracing::trace!(
-                target: "ustack_link::trace",
-                dir = "rx",
-                len = p.len,
-                checksum = ?p.info.checksum,
-                gro = ?p.info.gro_segment,
-                "{}",
-                PacketSummary(&buf[..p.len])
-            );
+            trace_rx(&buf[..p.len], p.info);
         }
         Ok(got)
     }
 
+    fn recv_with(&mut self, buf: &mut [u8], f: &mut crate::RxFn<'_>) -> Result<bool, LinkError> {
+        self.inner.recv_with(buf, &mut |pkt, info, tx| {
+            trace_rx(pkt, info);
+            f(pkt, info, &mut |p| {
+                trace_tx(p);
+                tx(p)
+            });
+        })
+    }
+
     fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
-        tracing::trace!(
-            target: "ustack_link::trace",
-            dir = "tx",
-            len = pkt.len(),
-            tso = ?pkt.segment,
-            "{}",
-            TxSummary(pkt)
-        );
+        trace_tx(pkt);
         self.inner.send(pkt)
     }
 

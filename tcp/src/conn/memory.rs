@@ -72,8 +72,10 @@ impl Tcb {
     }
 
     /// Before the application queues data: gives the send ring storage, and
-    /// grows it toward twice the congestion window (Linux
-    /// `tcp_sndbuf_expand`) up to `send_buffer_max` when the pool allows.
+    /// grows it toward twice what may be in flight — the congestion window,
+    /// or the largest window the peer has offered when that is smaller
+    /// (Linux `tcp_sndbuf_expand` follows cwnd alone; bytes past the peer's
+    /// window only wait) — up to `send_buffer_max` when the pool allows.
     /// With no memory the ring takes nothing: the application sees no space.
     pub fn prepare_send(&mut self, cfg: &TcpConfig, pool: &mut BufferPool) {
         if self.fin_queued {
@@ -81,7 +83,11 @@ impl Tcb {
         }
         let limit = self.send_buf.capacity();
         let max = cfg.send_buffer_max.max(cfg.send_buffer);
-        let want = (2 * self.cc.cwnd()).min(max).max(limit);
+        let peer = match self.max_snd_wnd {
+            0 => usize::MAX,
+            w => w as usize,
+        };
+        let want = (2 * self.cc.cwnd().min(peer)).min(max).max(limit);
         let grow = want > limit && !pool.under_pressure();
         if !self.send_buf.has_storage() {
             let want = if grow && pool.may_grow(ring_size(want)) {

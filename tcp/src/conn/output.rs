@@ -12,36 +12,59 @@ use crate::time::Instant;
 use crate::wire::{Flags, SackBlock, SackBlocks, TcpOptions, TcpPacket, TcpRepr};
 
 impl Tcb {
-    /// Writes the next segment to send (TCP header and payload, checksum
-    /// filled) into `out`, which has room for one IP payload; new data may
+    /// Builds the next segment to send: its TCP header (checksum filled)
+    /// goes to the start of `out`, whose length bounds the whole segment
+    /// (one IP payload); its payload stays in the send ring, where
+    /// [`Tcb::segment_payload`] lends it for a gather list, so the bytes are
+    /// copied once, by the device, instead of into `out` first. New data may
     /// leave as one super-frame of up to `max_segs` segments for a device
-    /// with TCP segmentation offload. Returns `(length, segment_payload)`: `segment_payload` is 0
-    /// for an ordinary segment; otherwise the payload is several times that,
-    /// the device is to cut it there, and the checksum field holds only the
-    /// pseudo-header sum (Linux CHECKSUM_PARTIAL), which the device finishes.
+    /// with TCP segmentation offload ([`Segment::segment_payload`] above 0:
+    /// the device is to cut the payload there, and the checksum field holds
+    /// only the pseudo-header sum, Linux CHECKSUM_PARTIAL, which the device
+    /// finishes).
     ///
     /// Each wire segment of a super-frame gets its own RACK record, so loss
     /// detection and retransmission work on segments exactly as without
     /// offload; retransmissions, probes and everything sent in recovery stay
     /// single segments.
-    pub fn poll_transmit_segmented(
+    pub fn poll_transmit_gather(
         &mut self,
         now: Instant,
         out: &mut [u8],
         max_segs: usize,
-    ) -> Option<(usize, usize)> {
+    ) -> Option<Segment> {
         let res = self.next_segment(now, out, max_segs.max(1));
         self.update_persist(now);
         self.update_tlp(now);
         self.update_keepalive();
         res
     }
-    fn next_segment(
+
+    /// The payload of `seg`, the segment the last
+    /// [`Tcb::poll_transmit_gather`] built, where it lies in the send ring:
+    /// one slice, or two where the ring wraps.
+    pub fn segment_payload(&self, seg: &Segment) -> [&[u8]; 2] {
+        self.send_buf.slices(seg.payload_offset, seg.payload_len)
+    }
+
+    /// [`Tcb::poll_transmit_gather`] with the payload copied after the
+    /// header in `out`: the whole segment is `out[..length]`. Returns
+    /// `(length, segment_payload)`. For tests that read whole segments.
+    #[cfg(test)]
+    pub fn poll_transmit_segmented(
         &mut self,
         now: Instant,
         out: &mut [u8],
         max_segs: usize,
     ) -> Option<(usize, usize)> {
+        let seg = self.poll_transmit_gather(now, out, max_segs)?;
+        let len = seg.header_len + seg.payload_len;
+        self.send_buf
+            .peek(seg.payload_offset, &mut out[seg.header_len..len]);
+        Some((len, seg.segment_payload))
+    }
+
+    fn next_segment(&mut self, now: Instant, out: &mut [u8], max_segs: usize) -> Option<Segment> {
         let mut repr = TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
@@ -100,7 +123,7 @@ impl Tcb {
             // the peer answer with its current window and ACK.
             self.probe_due = false;
             repr.seq = self.snd_una + u32::MAX;
-            return self.emit(repr, 0, out).map(|len| (len, 0));
+            return self.emit(repr, 0, out).map(Segment::header_only);
         }
         if self.ack_pending {
             // After a timeout SND.NXT is rewound for go-back-N; a pure ACK
@@ -108,18 +131,13 @@ impl Tcb {
             // it below RCV.NXT, rejects it and ignores its ACK (as BSD does,
             // tcp_output uses snd_max for data-less segments).
             repr.seq = self.snd_max;
-            return self.emit(repr, 0, out).map(|len| (len, 0));
+            return self.emit(repr, 0, out).map(Segment::header_only);
         }
         None
     }
 
     /// Our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with the options we offer.
-    fn emit_syn(
-        &mut self,
-        now: Instant,
-        mut repr: TcpRepr,
-        out: &mut [u8],
-    ) -> Option<(usize, usize)> {
+    fn emit_syn(&mut self, now: Instant, mut repr: TcpRepr, out: &mut [u8]) -> Option<Segment> {
         repr.flags = if self.state == State::SynSent {
             Flags::SYN
         } else {
@@ -144,7 +162,7 @@ impl Tcb {
         }
         let len = self.emit(repr, 0, out)?;
         self.advance_snd_nxt(now, 1);
-        Some((len, 0))
+        Some(Segment::header_only(len))
     }
 
     /// A retransmission loss recovery wants, or a due tail loss probe.
@@ -156,7 +174,7 @@ impl Tcb {
         repr: TcpRepr,
         max_payload: usize,
         out: &mut [u8],
-    ) -> ControlFlow<Option<(usize, usize)>> {
+    ) -> ControlFlow<Option<Segment>> {
         if let Some((seq, len)) = self.pick_retransmission(max_payload) {
             return ControlFlow::Break(self.emit_data(now, repr, seq, len, Tx::Retransmit, out));
         }
@@ -275,7 +293,7 @@ impl Tcb {
         seq_len: usize,
         kind: Tx,
         out: &mut [u8],
-    ) -> Option<(usize, usize)> {
+    ) -> Option<Segment> {
         let (retransmission, segment_payload) = match kind {
             Tx::Retransmit => (true, 0),
             Tx::New { segment_payload } => (false, segment_payload),
@@ -296,13 +314,16 @@ impl Tcb {
         } else {
             0
         };
+        let header_len = len - data_len;
         if data_len > 0 {
-            self.send_buf.peek(off, &mut out[len - data_len..len]);
-            let mut pkt = TcpPacket::new_unchecked(&mut out[..len]);
+            let (src, dst) = (*self.local.ip(), *self.remote.ip());
             if segment_payload > 0 {
-                pkt.fill_partial_checksum(*self.local.ip(), *self.remote.ip());
+                // The partial sum covers the length only, not the bytes.
+                TcpPacket::new_unchecked(&mut out[..len]).fill_partial_checksum(src, dst);
             } else {
-                pkt.fill_checksum(*self.local.ip(), *self.remote.ip());
+                let payload = self.send_buf.slices(off, data_len);
+                TcpPacket::new_unchecked(&mut out[..header_len])
+                    .fill_checksum_gather(src, dst, &payload);
             }
         }
         let used = data_len + usize::from(fin);
@@ -325,7 +346,12 @@ impl Tcb {
         } else {
             self.advance_snd_nxt(now, used);
         }
-        Some((len, segment_payload))
+        Some(Segment {
+            header_len,
+            payload_len: data_len,
+            segment_payload,
+            payload_offset: off,
+        })
     }
 
     /// RACK records for `used` units of sequence space sent from `seq`.
@@ -420,6 +446,31 @@ impl Tcb {
         }
         if !self.timers.is_set(TimerKind::Retransmit) {
             self.timers.set(TimerKind::Retransmit, now + self.rtt.rto());
+        }
+    }
+}
+
+/// A segment [`Tcb::poll_transmit_gather`] built: the header at the start
+/// of the buffer it was given, the payload in the send ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Bytes of TCP header written (options included).
+    pub header_len: usize,
+    /// Bytes of payload, in the send ring ([`Tcb::segment_payload`]).
+    pub payload_len: usize,
+    /// 0 for an ordinary segment; otherwise the payload of each segment a
+    /// device with TCP segmentation offload cuts this super-frame into.
+    pub segment_payload: usize,
+    payload_offset: usize,
+}
+
+impl Segment {
+    fn header_only(header_len: usize) -> Segment {
+        Segment {
+            header_len,
+            payload_len: 0,
+            segment_payload: 0,
+            payload_offset: 0,
         }
     }
 }

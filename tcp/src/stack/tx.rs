@@ -42,25 +42,21 @@ impl Tcp {
         let _span = e.span.clone().entered();
         let src = *e.tcb.local().ip();
         let dst = *e.tcb.remote().ip();
-        while let Some((n, seg)) =
-            e.tcb
-                .poll_transmit_segmented(now, &mut self.scratch[..limit], max_segs)
+        while let Some(seg) = e
+            .tcb
+            .poll_transmit_gather(now, &mut self.scratch[..limit], max_segs)
         {
-            let segment = &self.scratch[..n];
-            let tso = (seg > 0).then(|| {
-                let thl = usize::from(segment[12] >> 4) * 4;
-                let segments = n.saturating_sub(thl).div_ceil(seg).max(1);
-                Tso {
-                    segment: seg as u16,
-                    segments: segments as u16,
-                }
+            let [a, b] = e.tcb.segment_payload(&seg);
+            let tso = (seg.segment_payload > 0).then(|| Tso {
+                segment: seg.segment_payload as u16,
+                segments: seg.payload_len.div_ceil(seg.segment_payload).max(1) as u16,
             });
             self.stats.tcp_tx_segments += tso.map_or(1, |t| u64::from(t.segments));
             tx.send(&Outgoing {
                 src,
                 dst,
                 protocol: protocol::TCP,
-                payload: &[segment],
+                payload: &[&self.scratch[..seg.header_len], a, b],
                 dont_frag: true,
                 dscp_ecn: 0,
                 tso,
