@@ -1,59 +1,80 @@
-//! Speed over a real TUN device, with the kernel as peer: ustack's
-//! `tun-server` twice — plain (`--no-offload`: one packet per read and
-//! write, like smoltcp) and with the TUN device's offloads (virtio-net
-//! header, 64 KB TSO/GRO super-frames) — a smoltcp 0.14 HTTP server built
-//! here (same `HttpConn`, same 256 KiB socket buffers, MTU 1500), and — as
-//! the ceiling — the kernel serving the same HTTP to itself over a veth pair
-//! (with its own offloads). All in one run:
+//! Speed over a real TUN device and over AF_PACKET, with the kernel as
+//! peer, all in one run:
 //!
 //! ```sh
 //! cargo build --release -p ustack --bin tun-server
 //! cargo bench -p ustack-benches --bench tun        # as root
 //! ```
 //!
-//! Everything happens in two network namespaces this bench creates and
-//! deletes on every exit path (normal end, error, panic, Ctrl-C/SIGTERM):
-//! `ustack-tunb-PID` holds the clients (curl and the bench itself), the three
-//! TUN devices (`tun-u`: plain ustack at 10.0.1.2, `tun-o`: ustack with
-//! offloads at 10.0.4.2, `tun-s`: smoltcp at 10.0.2.2)
-//! and one end of a veth pair whose other end, in `ustack-tunk-PID`, has the
-//! kernel server (10.0.3.2). The servers are child processes: tun-server, and
-//! this binary re-executed with `USTACK_TUN_BENCH_ROLE` set.
+//! **TUN section.** ustack's `tun-server` twice — plain (`--no-offload`:
+//! one packet per read and write, like smoltcp) and with the TUN device's
+//! offloads (virtio-net header, 64 KB TSO/GRO super-frames) — a smoltcp
+//! 0.14 HTTP server built here (same `HttpConn`, same 256 KiB socket
+//! buffers, MTU 1500), and — as the ceiling — the kernel serving the same
+//! HTTP to itself over a veth pair (with its own offloads).
+//!
+//! **AF_PACKET section** ([`afpacket`]): ustack's `tun-server --link
+//! afpacket` and smoltcp's `RawSocket` server, each on the far end of its
+//! own veth pair, against the same kernel veth baseline.
+//!
+//! Each server gets bulk transfers ([`bulk`]: three rounds each way, each
+//! sized to last ≥ 3 s, every round printed with its median and
+//! slowest/fastest ratio), keep-alive requests with the server's user and
+//! system CPU per request (the bench's own client, and `wrk -t2 -c50` when
+//! installed), new connections per second (TUN) and a churn in which the
+//! server closes (TUN, [`churn`]).
+//!
+//! Everything happens in network namespaces this bench creates and deletes
+//! on every exit path (normal end, error, panic, Ctrl-C/SIGTERM):
+//! `ustack-tunb-PID` holds the clients (curl, wrk and the bench itself), the
+//! three TUN devices (`tun-u`: plain ustack at 10.0.1.2, `tun-o`: ustack with
+//! offloads at 10.0.4.2, `tun-s`: smoltcp at 10.0.2.2) and the client ends
+//! of the veth pairs; `ustack-tunk-PID` has the kernel server (10.0.3.2);
+//! `ustack-tuna-PID` the AF_PACKET servers. The servers are child processes:
+//! tun-server, and this binary re-executed with `USTACK_TUN_BENCH_ROLE` set.
 //!
 //! Environment: `USTACK_TUN_BENCH_SECS` (default 5) is the length of each
 //! request-loop measurement; `USTACK_TUN_BENCH_CHURN_SECS` (default 60, 0
 //! skips it) the length of the server-closes churn per server;
+//! `USTACK_TUN_BENCH_ONLY` a comma-separated list of the sections to run
+//! (`bulk`, `requests`, `churn`, `afpacket`; default all);
+//! `USTACK_TUN_BENCH_PIN=1` pins every server to CPU 1 and every client to
+//! CPU 0 (`taskset`), to see whether CPU placement drives the spread;
 //! `USTACK_TUN_SERVER` overrides the path of the tun-server binary.
 
+#[path = "tun/afpacket.rs"]
+mod afpacket;
+#[path = "tun/bulk.rs"]
+mod bulk;
 #[path = "tun/churn.rs"]
 mod churn;
 #[path = "tun/client.rs"]
 mod client;
 #[path = "tun/kernel_server.rs"]
 mod kernel_server;
+#[path = "tun/report.rs"]
+mod report;
+#[path = "tun/server.rs"]
+mod server;
 #[path = "tun/smol_server.rs"]
 mod smol_server;
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use client::{Bulk, Load};
+use bulk::{BulkFigures, BulkTarget};
+use report::{Requests, Table, CONNS};
+use server::{ns_command, run_checked, Server, SERVER_CPU};
 use ustack::netns::NetNs;
 
-/// Set (to `smoltcp` or `kernel`) in the re-executed server processes.
+/// Set (to `smoltcp`, `smoltcp-afpacket`, `kernel` or `load`) in the
+/// re-executed processes.
 pub const ROLE_ENV: &str = "USTACK_TUN_BENCH_ROLE";
 const PORT: u16 = 80;
-const CONNS: usize = 32;
-const DOWNLOAD_BYTES: u64 = 1_000_000_000;
-const UPLOAD_BYTES: u64 = 256 << 20;
-/// Cap on each curl transfer; the rate is taken from what moved by then.
-const BULK_MAX_SECS: u64 = 8;
-/// Rounds of bulk transfers (the best of each is reported).
-const BULK_ROUNDS: usize = 3;
 
 const USTACK_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 2);
 const OFFLOAD_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 4, 2);
@@ -64,7 +85,10 @@ const KERNEL_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 3, 2);
 
 fn main() -> ExitCode {
     let result = match std::env::var(ROLE_ENV).as_deref() {
-        Ok("smoltcp") => smol_server::serve("tun-s", SMOL_HOST, SMOL_ADDR, 24),
+        Ok("smoltcp") => smol_server::serve_tun("tun-s", SMOL_HOST, SMOL_ADDR, 24),
+        Ok("smoltcp-afpacket") => {
+            smol_server::serve_afpacket(afpacket::SMOL_IFACE, afpacket::SMOL_ADDR, 24)
+        }
         Ok("kernel") => kernel_server::serve(SocketAddr::from((KERNEL_ADDR, PORT))),
         Ok("load") => load_once(),
         Ok(other) => Err(format!("unknown {ROLE_ENV}={other}")),
@@ -111,37 +135,123 @@ fn load_once() -> Result<(), String> {
     Ok(())
 }
 
-/// All figures for one server.
-#[derive(Debug, Default)]
-struct Figures {
-    download: Bulk,
-    upload: Bulk,
-    keep_alive: Load,
-    new_conns: Load,
-    /// Server process CPU time (ns) spent during each request loop.
-    keep_alive_cpu_ns: u64,
-    new_conns_cpu_ns: u64,
+/// Which parts of the bench run (`USTACK_TUN_BENCH_ONLY`).
+#[derive(Debug, Clone, Copy)]
+struct Sections {
+    bulk: bool,
+    requests: bool,
+    churn: bool,
+    afpacket: bool,
 }
 
-impl Figures {
-    /// Requests served per second of server CPU: what a server achieves
-    /// when the client, not the server, limits requests/s.
-    fn per_cpu_sec(load: &Load, cpu_ns: u64) -> f64 {
-        load.requests as f64 / (cpu_ns.max(1) as f64 / 1e9)
+impl Sections {
+    const NAMES: &'static str = "bulk, requests, churn, afpacket";
+
+    fn from_env() -> Result<Sections, String> {
+        let Ok(list) = std::env::var("USTACK_TUN_BENCH_ONLY") else {
+            return Ok(Sections {
+                bulk: true,
+                requests: true,
+                churn: true,
+                afpacket: true,
+            });
+        };
+        let mut s = Sections {
+            bulk: false,
+            requests: false,
+            churn: false,
+            afpacket: false,
+        };
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "bulk" => s.bulk = true,
+                "requests" => s.requests = true,
+                "churn" => s.churn = true,
+                "afpacket" => s.afpacket = true,
+                other => {
+                    return Err(format!(
+                        "USTACK_TUN_BENCH_ONLY: unknown section {other:?}; give a comma-separated \
+                         list of {}",
+                        Self::NAMES
+                    ))
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Whether the TUN servers are needed.
+    fn tun(&self) -> bool {
+        self.bulk || self.requests || self.churn
     }
 }
 
-struct Target {
-    name: &'static str,
-    addr: SocketAddr,
+/// The run's settings, from the environment.
+struct Settings {
+    secs: u64,
+    churn_secs: u64,
+    sections: Sections,
 }
 
-fn orchestrate() -> Result<(), String> {
+fn settings() -> Result<Settings, String> {
+    let num = |var: &str, default: u64| -> Result<u64, String> {
+        match std::env::var(var) {
+            Err(_) => Ok(default),
+            Ok(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| format!("{var}={v:?}: give a whole number of seconds")),
+        }
+    };
+    let mut sections = Sections::from_env()?;
+    let churn_secs = num("USTACK_TUN_BENCH_CHURN_SECS", 60)?.min(600);
+    sections.churn &= churn_secs > 0;
+    Ok(Settings {
+        secs: num("USTACK_TUN_BENCH_SECS", 5)?.clamp(1, 30),
+        churn_secs,
+        sections,
+    })
+}
+
+/// One server the clients reach.
+struct Target<'a> {
+    name: &'static str,
+    addr: SocketAddr,
+    server: &'a Server,
+    /// Its devices (namespace, name), for the drop counters.
+    links: Vec<(String, String)>,
+    /// The namespace of its `AF_PACKET` socket, if it has one.
+    packet_ns: Option<String>,
+}
+
+impl Target<'_> {
+    fn bulk(&self) -> BulkTarget<'_> {
+        BulkTarget {
+            name: self.name,
+            addr: self.addr,
+            server: self.server,
+            links: self.links.clone(),
+            packet_ns: self.packet_ns.clone(),
+        }
+    }
+}
+
+/// What the kernel baseline measured, kept for the AF_PACKET table when
+/// the TUN section already ran it.
+#[derive(Default)]
+struct KernelFigures {
+    bulk: Option<BulkFigures>,
+    requests: Option<Requests>,
+}
+
+/// Whether the bench can run: root (or a skip requested: `Ok(false)`),
+/// and the tools it needs.
+fn preflight() -> Result<bool, String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         if ustack::netns::skip_requested() {
             eprintln!("tun bench: SKIPPED (needs root for namespaces and TUN devices)");
-            return Ok(());
+            return Ok(false);
         }
         return Err("needs root (network namespaces, TUN devices); \
                     or set USTACK_SKIP_PRIVILEGED=1 to skip"
@@ -152,26 +262,92 @@ fn orchestrate() -> Result<(), String> {
             return Err(format!("`{tool}` is not installed"));
         }
     }
+    Ok(true)
+}
+
+fn orchestrate() -> Result<(), String> {
+    if !preflight()? {
+        return Ok(());
+    }
+    let set = settings()?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| e.to_string())?;
     }
-    let secs: u64 = std::env::var("USTACK_TUN_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5)
-        .clamp(1, 30);
-    let churn_secs: u64 = std::env::var("USTACK_TUN_BENCH_CHURN_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60)
-        .min(600);
     let tun_server = tun_server_path()?;
+    let tun_server = tun_server.to_str().ok_or("non-UTF-8 tun-server path")?;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let me = me.to_str().ok_or("non-UTF-8 executable path")?;
     remove_stale_namespaces();
     let started = Instant::now();
+    let load_at_start = server::load_average();
 
-    // Dropped in reverse order: servers stop, the file goes, then the
-    // namespaces (which takes the TUN and veth devices with them).
+    // Dropped in reverse order: servers stop, then the namespaces (which
+    // take the TUN and veth devices with them).
+    let (client_ns, kernel_ns) = client_and_kernel_namespaces()?;
+    let kernel_srv = Server::spawn(
+        "kernel server",
+        ns_command(kernel_ns.name(), me, SERVER_CPU).env(ROLE_ENV, "kernel"),
+    )?;
+    let kernel = Target {
+        name: "kernel over veth",
+        addr: SocketAddr::from((KERNEL_ADDR, PORT)),
+        server: &kernel_srv,
+        links: vec![
+            (client_ns.name().to_string(), "veth-c".to_string()),
+            (kernel_ns.name().to_string(), "veth-k".to_string()),
+        ],
+        packet_ns: None,
+    };
+    let mut kernel_figs = KernelFigures::default();
+    if set.sections.tun() {
+        tun_section(
+            &set,
+            &client_ns,
+            &kernel_ns,
+            &kernel,
+            tun_server,
+            me,
+            &stop,
+            &mut kernel_figs,
+        )?;
+    }
+    if set.sections.afpacket {
+        afpacket_section(
+            &set,
+            &client_ns,
+            &kernel,
+            tun_server,
+            me,
+            &stop,
+            &mut kernel_figs,
+        )?;
+    }
+    kernel_srv.check_alive()?;
+    println!();
+    println!(
+        "Whole run {:.0} s; machine load average (1 min) {load_at_start:.1} at the start, \
+         {:.1} at the end{}",
+        started.elapsed().as_secs_f64(),
+        server::load_average(),
+        if server::pinned() {
+            format!(
+                "; servers pinned to CPU {SERVER_CPU}, clients to CPU {}",
+                server::CLIENT_CPU
+            )
+        } else {
+            String::new()
+        }
+    );
+    drop(kernel);
+    drop(kernel_srv);
+    drop((client_ns, kernel_ns));
+    Ok(())
+}
+
+/// The client namespace (sysctls for fast port reuse) and the kernel
+/// server's, joined by the `veth-c`/`veth-k` pair.
+fn client_and_kernel_namespaces() -> Result<(NetNs, NetNs), String> {
     let client_ns = NetNs::create("tunb").map_err(|e| e.to_string())?;
     let kernel_ns = NetNs::create("tunk").map_err(|e| e.to_string())?;
     let cns = client_ns.name().to_string();
@@ -201,172 +377,344 @@ fn orchestrate() -> Result<(), String> {
     }
     // The new-connections test opens ~100k connections in seconds, closing
     // each from the client: let the client reuse its TIME-WAIT ports.
-    for kv in [
+    let mut sysctls = vec![
         "net.ipv4.tcp_tw_reuse=1",
         "net.ipv4.ip_local_port_range=1024 65535",
-    ] {
-        run_checked(Command::new("ip").args(["netns", "exec", &cns, "sysctl", "-qw", kv]))?;
-    }
+    ];
     // tcp_tw_reuse takes a TIME-WAIT port again only after its last
     // timestamp is tcp_tw_reuse_delay old (1 s by default, Linux 6.13+), and
     // connect() uses the even ports only: about 32,000 connections/s per
     // server address, whatever the server. 1 ms lifts that ceiling.
     if Path::new("/proc/sys/net/ipv4/tcp_tw_reuse_delay").exists() {
-        run_checked(Command::new("ip").args([
-            "netns",
-            "exec",
-            &cns,
-            "sysctl",
-            "-qw",
-            "net.ipv4.tcp_tw_reuse_delay=1",
-        ]))?;
+        sysctls.push("net.ipv4.tcp_tw_reuse_delay=1");
     } else {
         eprintln!(
             "tun bench: this kernel has no tcp_tw_reuse_delay; new connections/s \
              will stop near 32,000/s for every server (client port reuse)"
         );
     }
-    let upload_file = TempFile::create(UPLOAD_BYTES)?;
+    for kv in sysctls {
+        run_checked(Command::new("ip").args(["netns", "exec", &cns, "sysctl", "-qw", kv]))?;
+    }
+    Ok((client_ns, kernel_ns))
+}
 
-    let me = std::env::current_exe().map_err(|e| e.to_string())?;
-    let me = me.to_str().ok_or("non-UTF-8 executable path")?;
-    let tun_server = tun_server.to_str().ok_or("non-UTF-8 tun-server path")?;
+/// The TUN servers, tun-server's stats files removed when dropped.
+struct TunServers {
+    ustack: Server,
+    offload: Server,
+    smoltcp: Server,
+    stats: [String; 2],
+}
+
+impl Drop for TunServers {
+    fn drop(&mut self) {
+        for f in &self.stats {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn spawn_tun_servers(cns: &str, tun_server: &str, me: &str) -> Result<TunServers, String> {
     let stats = |tag: &str| format!("/tmp/ustack-tunb-{tag}-{}.csv", std::process::id());
-    let (stats_u, stats_o) = (stats("u"), stats("o"));
-    let ustack_srv = Server::spawn(
+    let stats = [stats("u"), stats("o")];
+    let ustack = Server::spawn(
         "ustack tun-server",
-        client_ns
-            .command(tun_server)
+        ns_command(cns, tun_server, SERVER_CPU)
             .args(["--tun", "tun-u", "--host-addr", "10.0.1.1", "--no-offload"])
-            .args(["--stats", &stats_u])
+            .args(["--stats", &stats[0]])
             .arg("--addr")
             .arg(USTACK_ADDR.to_string())
             .env("RUST_LOG", "warn"),
     )?;
-    let offload_srv = Server::spawn(
+    let offload = Server::spawn(
         "ustack tun-server (offloads)",
-        client_ns
-            .command(tun_server)
-            .args([
-                "--tun",
-                "tun-o",
-                "--host-addr",
-                "10.0.4.1",
-                "--stats",
-                &stats_o,
-            ])
+        ns_command(cns, tun_server, SERVER_CPU)
+            .args(["--tun", "tun-o", "--host-addr", "10.0.4.1"])
+            .args(["--stats", &stats[1]])
             .arg("--addr")
             .arg(OFFLOAD_ADDR.to_string())
             .env("RUST_LOG", "warn"),
     )?;
-    let smol_srv = Server::spawn(
+    let smoltcp = Server::spawn(
         "smoltcp server",
-        client_ns.command(me).env(ROLE_ENV, "smoltcp"),
+        ns_command(cns, me, SERVER_CPU).env(ROLE_ENV, "smoltcp"),
     )?;
-    let kernel_srv = Server::spawn(
-        "kernel server",
-        kernel_ns.command(me).env(ROLE_ENV, "kernel"),
-    )?;
+    Ok(TunServers {
+        ustack,
+        offload,
+        smoltcp,
+        stats,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tun_section(
+    set: &Settings,
+    client_ns: &NetNs,
+    kernel_ns: &NetNs,
+    kernel: &Target,
+    tun_server: &str,
+    me: &str,
+    stop: &AtomicBool,
+    kernel_figs: &mut KernelFigures,
+) -> Result<(), String> {
+    let cns = client_ns.name();
+    let srv = spawn_tun_servers(cns, tun_server, me)?;
     // The request loops run on this thread: in the client namespace.
     client_ns
         .enter_current_thread()
         .map_err(|e| e.to_string())?;
+    server::pin_current_thread()?;
+    let targets = tun_targets(cns, &srv, kernel);
+    for t in &targets {
+        t.server.wait_ready(t.addr, stop)?;
+    }
+    eprintln!("tun bench: TUN servers up");
+    let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+    let bulk = if set.sections.bulk {
+        let b: Vec<BulkTarget> = targets.iter().map(Target::bulk).collect();
+        Some(bulk::run(cns, &b, stop)?)
+    } else {
+        None
+    };
+    let mut reqs = Vec::new();
+    if set.sections.requests {
+        for t in &targets {
+            eprintln!("tun bench: {} requests", t.name);
+            reqs.push(report::requests(
+                cns, t.addr, t.server, set.secs, true, stop,
+            )?);
+        }
+    }
+    let churned = if set.sections.churn {
+        run_churn(set, cns, kernel_ns, &targets, &srv, stop)?
+    } else {
+        Vec::new()
+    };
+    for t in &targets {
+        t.server.check_alive()?;
+    }
+    print_tun(set, &names, bulk.as_deref(), &reqs);
+    if let Some(b) = &bulk {
+        kernel_figs.bulk = Some(b[3].clone());
+    }
+    if let Some(r) = reqs.get(3) {
+        kernel_figs.requests = Some(r.clone());
+    }
+    if set.sections.churn {
+        churn::print_table(&names, &churned, set.churn_secs);
+    }
+    Ok(())
+}
 
-    let targets = [
+/// The TUN section's servers, in table order; `cns` holds their devices.
+fn tun_targets<'a>(cns: &str, srv: &'a TunServers, kernel: &Target<'a>) -> [Target<'a>; 4] {
+    let link = |dev: &str| vec![(cns.to_string(), dev.to_string())];
+    [
         Target {
             name: "ustack",
             addr: SocketAddr::from((USTACK_ADDR, PORT)),
+            server: &srv.ustack,
+            links: link("tun-u"),
+            packet_ns: None,
         },
         Target {
             name: "ustack, TUN offloads",
             addr: SocketAddr::from((OFFLOAD_ADDR, PORT)),
+            server: &srv.offload,
+            links: link("tun-o"),
+            packet_ns: None,
         },
         Target {
             name: "smoltcp",
             addr: SocketAddr::from((SMOL_ADDR, PORT)),
+            server: &srv.smoltcp,
+            links: link("tun-s"),
+            packet_ns: None,
         },
         Target {
-            name: "kernel veth",
-            addr: SocketAddr::from((KERNEL_ADDR, PORT)),
+            name: kernel.name,
+            addr: kernel.addr,
+            server: kernel.server,
+            links: kernel.links.clone(),
+            packet_ns: None,
         },
-    ];
-    let servers = [&ustack_srv, &offload_srv, &smol_srv, &kernel_srv];
-    for (t, s) in targets.iter().zip(servers) {
-        wait_ready(t, s, &stop)?;
-    }
-    eprintln!("tun bench: servers up; ~{} s to go", 8 * secs + 40);
+    ]
+}
 
-    let mut figures: Vec<Figures> = (0..targets.len()).map(|_| Figures::default()).collect();
-    let check = |t: &Target, what: &str| -> Result<(), String> {
+/// The TUN table (ustack, ustack offloads, smoltcp as the baseline, the
+/// kernel) and its bulk rounds.
+fn print_tun(set: &Settings, names: &[&str], bulk: Option<&[BulkFigures]>, reqs: &[Requests]) {
+    let table = Table {
+        names,
+        base: 2,
+        ratio: &[true, true, false, false],
+    };
+    println!();
+    println!(
+        "Speed over TUN (MTU 1500, kernel as peer; request loops {} s each)",
+        set.secs
+    );
+    println!();
+    table.header();
+    if let Some(b) = bulk {
+        table.bulk_rows(
+            b,
+            "bulk download (curl)",
+            "bulk upload (curl POST)",
+            "≥ 2.0x",
+        );
+    }
+    if !reqs.is_empty() {
+        table.request_rows(reqs);
+    }
+    if let Some(b) = bulk {
+        let (o, k) = (&b[1], &b[3]);
+        println!();
+        println!(
+            "Single flow with TUN offloads against the kernel over veth (target: ≥ 10 Gbit/s \
+             and ≥ 0.5x), medians: download {:.2} Gbit/s = {:.2}x, upload {:.2} Gbit/s = {:.2}x",
+            o.download.median(),
+            o.download.median() / k.download.median(),
+            o.upload.median(),
+            o.upload.median() / k.upload.median(),
+        );
+        bulk::print_rounds("TUN bulk", names, b);
+    }
+}
+
+fn run_churn(
+    set: &Settings,
+    cns: &str,
+    kernel_ns: &NetNs,
+    targets: &[Target],
+    srv: &TunServers,
+    stop: &AtomicBool,
+) -> Result<Vec<churn::Churn>, String> {
+    let mut churned = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
             return Err("interrupted".into());
         }
-        eprintln!("tun bench: {} {what}", t.name);
-        Ok(())
+        eprintln!(
+            "tun bench: {} churn, server closes, {} s",
+            t.name, set.churn_secs
+        );
+        let dur = Duration::from_secs(set.churn_secs);
+        let mut c = churn::run(cns, t.addr, CONNS, dur, stop);
+        // Let the stats files catch up (rewritten once a second).
+        std::thread::sleep(Duration::from_millis(1100));
+        c.time_wait = match i {
+            0 | 1 => churn::stats_time_wait(&srv.stats[i]),
+            3 => churn::kernel_time_wait(kernel_ns.name()),
+            _ => None,
+        };
+        c.rss_kib = t.server.rss_kib();
+        churned.push(c);
+    }
+    Ok(churned)
+}
+
+fn afpacket_section(
+    set: &Settings,
+    client_ns: &NetNs,
+    kernel: &Target,
+    tun_server: &str,
+    me: &str,
+    stop: &AtomicBool,
+    kernel_figs: &mut KernelFigures,
+) -> Result<(), String> {
+    let cns = client_ns.name();
+    let af = afpacket::setup(client_ns, tun_server, me)?;
+    client_ns
+        .enter_current_thread()
+        .map_err(|e| e.to_string())?;
+    server::pin_current_thread()?;
+    let links = |c: &str, s: &str| {
+        vec![
+            (cns.to_string(), c.to_string()),
+            (af.ns.name().to_string(), s.to_string()),
+        ]
     };
-    // Bulk transfers are short and the machine may be shared: interleave the
-    // servers and keep each one's best of BULK_ROUNDS.
-    let best = |a: Bulk, b: Bulk| {
-        if a.bytes == 0 || b.gbit_per_s() > a.gbit_per_s() {
-            b
-        } else {
-            a
+    let targets = [
+        Target {
+            name: "ustack AF_PACKET",
+            addr: SocketAddr::from((afpacket::USTACK_ADDR, PORT)),
+            server: &af.ustack,
+            links: links("veth-cu", "veth-au"),
+            packet_ns: Some(af.ns.name().to_string()),
+        },
+        Target {
+            name: "smoltcp RawSocket",
+            addr: SocketAddr::from((afpacket::SMOL_ADDR, PORT)),
+            server: &af.smoltcp,
+            links: links("veth-cs", afpacket::SMOL_IFACE),
+            packet_ns: Some(af.ns.name().to_string()),
+        },
+        Target {
+            name: kernel.name,
+            addr: kernel.addr,
+            server: kernel.server,
+            links: kernel.links.clone(),
+            packet_ns: None,
+        },
+    ];
+    for t in &targets {
+        t.server.wait_ready(t.addr, stop)?;
+    }
+    eprintln!("tun bench: AF_PACKET servers up");
+    // The kernel's figures from the TUN section, when it ran them.
+    let measured = if kernel_figs.bulk.is_some() { 2 } else { 3 };
+    let b: Vec<BulkTarget> = targets[..measured].iter().map(Target::bulk).collect();
+    let mut bulk = bulk::run(cns, &b, stop)?;
+    bulk.extend(kernel_figs.bulk.take());
+    let mut reqs = Vec::new();
+    for t in &targets {
+        if t.name == kernel.name {
+            if let Some(r) = kernel_figs.requests.take() {
+                reqs.push(r);
+                continue;
+            }
         }
-    };
-    for round in 1..=BULK_ROUNDS {
-        for (t, f) in targets.iter().zip(&mut figures) {
-            check(t, &format!("download, round {round}"))?;
-            let d = client::download(&cns, t.addr, DOWNLOAD_BYTES, BULK_MAX_SECS)
-                .map_err(|e| format!("{}: {e}", t.name))?;
-            check(t, &format!("upload, round {round}"))?;
-            let u = client::upload(&cns, t.addr, upload_file.path(), BULK_MAX_SECS)
-                .map_err(|e| format!("{}: {e}", t.name))?;
-            f.download = best(f.download, d);
-            f.upload = best(f.upload, u);
-        }
+        eprintln!("tun bench: {} requests", t.name);
+        reqs.push(report::requests(
+            cns, t.addr, t.server, set.secs, false, stop,
+        )?);
     }
-    let dur = Duration::from_secs(secs);
-    for ((t, f), srv) in targets.iter().zip(&mut figures).zip(servers) {
-        check(t, "keep-alive requests")?;
-        let cpu = srv.cpu_ns()?;
-        f.keep_alive = client::load(t.addr, CONNS, dur, client::Mode::KeepAlive, &stop);
-        f.keep_alive_cpu_ns = srv.cpu_ns()? - cpu;
-        check(t, "new connections")?;
-        let cpu = srv.cpu_ns()?;
-        f.new_conns = client::load(t.addr, CONNS, dur, client::Mode::ClientCloses, &stop);
-        f.new_conns_cpu_ns = srv.cpu_ns()? - cpu;
+    for t in &targets {
+        t.server.check_alive()?;
     }
-    let mut churned = Vec::new();
-    if churn_secs > 0 {
-        for (t, srv) in targets.iter().zip(servers) {
-            check(t, &format!("churn, server closes, {churn_secs} s"))?;
-            let mut c = churn::run(&cns, t.addr, CONNS, Duration::from_secs(churn_secs), &stop);
-            // Let the stats files catch up (rewritten once a second).
-            std::thread::sleep(Duration::from_millis(1100));
-            c.time_wait = match t.name {
-                "ustack" => churn::stats_time_wait(&stats_u),
-                "ustack, TUN offloads" => churn::stats_time_wait(&stats_o),
-                "kernel veth" => churn::kernel_time_wait(kernel_ns.name()),
-                _ => None,
-            };
-            c.rss_kib = srv.rss_kib();
-            churned.push(c);
-        }
-    }
-    for s in servers {
-        s.check_alive()?;
-    }
-    print_table(&figures, secs, started.elapsed());
-    if churn_secs > 0 {
-        let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
-        churn::print_table(&names, &churned, churn_secs);
-    }
-    for f in [&stats_u, &stats_o] {
-        let _ = std::fs::remove_file(f);
-    }
-    drop((ustack_srv, offload_srv, smol_srv, kernel_srv, upload_file));
-    drop((client_ns, kernel_ns));
+    let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+    print_afpacket(set, &names, &bulk, &reqs);
     Ok(())
+}
+
+/// The AF_PACKET table (ustack, smoltcp as the baseline, the kernel) and
+/// its bulk rounds.
+fn print_afpacket(set: &Settings, names: &[&str], bulk: &[BulkFigures], reqs: &[Requests]) {
+    let table = Table {
+        names,
+        base: 1,
+        ratio: &[true, false, false],
+    };
+    println!();
+    println!(
+        "Speed over AF_PACKET on a veth pair (MTU 1500, kernel client in another namespace; \
+         `ethtool -K veth-cs {}` on smoltcp's pair; request loops {} s each)",
+        afpacket::SMOL_OFFLOADS_OFF.join(" "),
+        set.secs
+    );
+    println!();
+    table.header();
+    table.bulk_rows(
+        bulk,
+        "bulk download (curl)",
+        "bulk upload (curl POST)",
+        "≥ 3.0x",
+    );
+    table.request_rows(reqs);
+    bulk::print_rounds("AF_PACKET bulk", names, bulk);
 }
 
 /// `target/release/tun-server` next to this bench's `deps/` directory, built
@@ -417,6 +765,7 @@ fn remove_stale_namespaces() {
         let Some(pid) = name
             .strip_prefix("ustack-tunb-")
             .or_else(|| name.strip_prefix("ustack-tunk-"))
+            .or_else(|| name.strip_prefix("ustack-tuna-"))
         else {
             continue;
         };
@@ -425,247 +774,4 @@ fn remove_stale_namespaces() {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
     }
-}
-
-fn run_checked(cmd: &mut Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{cmd:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// A server child process, stopped (SIGTERM, then SIGKILL) when dropped.
-struct Server {
-    name: &'static str,
-    child: std::cell::RefCell<Child>,
-}
-
-impl Server {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Result<Server, String> {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting {name}: {e}"))?;
-        Ok(Server {
-            name,
-            child: child.into(),
-        })
-    }
-
-    /// CPU time the server process has used, all threads, user and
-    /// system (kernel work done inside its syscalls included).
-    fn cpu_ns(&self) -> Result<u64, String> {
-        let pid = self.child.borrow().id();
-        let path = format!("/proc/{pid}/stat");
-        let stat = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        // Fields after the command name (which may hold spaces) in
-        // parentheses; utime and stime are fields 14 and 15, in clock ticks.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = |i: usize| -> Result<u64, String> {
-            fields
-                .get(i)
-                .and_then(|f| f.parse().ok())
-                .ok_or_else(|| format!("{path}: cannot read field {}", i + 3))
-        };
-        // Field 14 is index 11 after the state field (field 3).
-        let total = ticks(11)? + ticks(12)?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Ok(total * 1_000_000_000 / hz)
-    }
-
-    /// Resident memory of the server process, KiB.
-    fn rss_kib(&self) -> Option<u64> {
-        let pid = self.child.borrow().id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        line.split_whitespace().nth(1)?.parse().ok()
-    }
-
-    fn check_alive(&self) -> Result<(), String> {
-        match self.child.borrow_mut().try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("{} exited: {status}", self.name)),
-            Err(e) => Err(format!("{}: {e}", self.name)),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let child = self.child.get_mut();
-        if let Ok(None) = child.try_wait() {
-            // SAFETY: kill(2) on our own child's pid, which we have not reaped.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            for _ in 0..30 {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = child.kill();
-        }
-        let _ = child.wait();
-    }
-}
-
-/// Waits (at most 10 s) until `GET /` through `target` answers.
-fn wait_ready(target: &Target, server: &Server, stop: &AtomicBool) -> Result<(), String> {
-    use std::io::{Read, Write};
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-        server.check_alive()?;
-        if let Ok(mut s) = TcpStream::connect_timeout(&target.addr, Duration::from_millis(300)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-            let mut buf = [0u8; 512];
-            if s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok() {
-                let mut got = Vec::new();
-                while let Ok(n @ 1..) = s.read(&mut buf) {
-                    got.extend_from_slice(&buf[..n]);
-                }
-                if got.ends_with(b"Hello World!") {
-                    return Ok(());
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Err(format!(
-        "{} at {} did not answer GET / within 10 s",
-        server.name, target.addr
-    ))
-}
-
-/// A file of `len` zero bytes in /dev/shm (tmpfs), removed when dropped.
-struct TempFile(String);
-
-impl TempFile {
-    fn create(len: u64) -> Result<TempFile, String> {
-        let dir = if Path::new("/dev/shm").is_dir() {
-            "/dev/shm"
-        } else {
-            "/tmp"
-        };
-        let path = format!("{dir}/ustack-tunbench-{}.bin", std::process::id());
-        let f = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
-        let file = TempFile(path);
-        // Zero-filled; tmpfs allocates the pages as curl reads them.
-        f.set_len(len).map_err(|e| format!("{}: {e}", file.0))?;
-        Ok(file)
-    }
-
-    fn path(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-fn print_table(f: &[Figures], secs: u64, elapsed: Duration) {
-    let (u, o, s, k) = (&f[0], &f[1], &f[2], &f[3]);
-    let ratio = |a: f64, b: f64| format!("{:.2}x", a / b);
-    let row = |name: &str, vals: [f64; 4], unit: &str, prec: usize, target: &str| {
-        let [a, b, c, d] = vals;
-        println!(
-            "| {name} | {a:.prec$} {unit} | {c:.prec$} {unit} | {} | {b:.prec$} {unit} | {} | {d:.prec$} {unit} | {target} |",
-            ratio(a, c),
-            ratio(b, c),
-        );
-    };
-    println!();
-    println!(
-        "Speed over TUN (MTU 1500, kernel as peer; request loops: 1 client thread, \
-         {CONNS} connections, {secs} s each; whole run {:.0} s)",
-        elapsed.as_secs_f64()
-    );
-    println!();
-    println!(
-        "| measure | ustack | smoltcp | ustack / smoltcp | ustack, TUN offloads | offloads / smoltcp | kernel over veth | target |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let g = |b: &Bulk| b.gbit_per_s();
-    let all = |get: &dyn Fn(&Figures) -> f64| [get(u), get(o), get(s), get(k)];
-    row(
-        "bulk download (curl /bytes/1e9, best of 3)",
-        all(&|x| g(&x.download)),
-        "Gbit/s",
-        2,
-        "≥ 2.0x",
-    );
-    row(
-        "bulk upload (curl POST 256 MiB, best of 3)",
-        all(&|x| g(&x.upload)),
-        "Gbit/s",
-        2,
-        "≥ 2.0x",
-    );
-    let (ka, nc) = (
-        |x: &Figures| x.keep_alive.clone(),
-        |x: &Figures| x.new_conns.clone(),
-    );
-    let (ka_cpu, nc_cpu) = (
-        |x: &Figures| Figures::per_cpu_sec(&x.keep_alive, x.keep_alive_cpu_ns),
-        |x: &Figures| Figures::per_cpu_sec(&x.new_conns, x.new_conns_cpu_ns),
-    );
-    for (label, get, per_cpu, target) in [
-        (
-            "keep-alive requests",
-            &ka as &dyn Fn(&Figures) -> Load,
-            &ka_cpu as &dyn Fn(&Figures) -> f64,
-            "≥ 1.3x",
-        ),
-        ("new connections", &nc, &nc_cpu, "≥ 20,000/s and ≥ 3x"),
-    ] {
-        row(
-            &format!("{label}/s (-c32)"),
-            all(&|x| get(x).per_sec()),
-            "/s",
-            0,
-            target,
-        );
-        row(
-            &format!("{label} per server CPU-second"),
-            all(per_cpu),
-            "",
-            0,
-            target,
-        );
-        let short = label.split(' ').next().unwrap_or(label);
-        for p in [50, 99] {
-            row(
-                &format!("{short} latency p{p} (lower is better)"),
-                all(&|x| get(x).percentile_us(p)),
-                "µs",
-                0,
-                "",
-            );
-        }
-        println!(
-            "| {short} failed requests/connections | {} | {} | — | {} | — | {} | 0 |",
-            get(u).errors,
-            get(s).errors,
-            get(o).errors,
-            get(k).errors
-        );
-    }
-    println!();
-    println!(
-        "Single flow with TUN offloads against the kernel over veth (target: ≥ 10 Gbit/s and ≥ 0.5x): \
-         download {:.2} Gbit/s = {}, upload {:.2} Gbit/s = {}",
-        g(&o.download),
-        ratio(g(&o.download), g(&k.download)),
-        g(&o.upload),
-        ratio(g(&o.upload), g(&k.upload)),
-    );
 }

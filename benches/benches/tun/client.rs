@@ -1,6 +1,7 @@
-//! The kernel-side load generators: curl for bulk transfers, and one thread
+//! The kernel-side load generators: curl for bulk transfers, one thread
 //! driving 32 non-blocking connections with `poll(2)` (like `wrk -t1 -c32`)
-//! for requests per second, new connections per second and latency.
+//! for requests per second, new connections per second and latency, and
+//! `wrk` itself when it is installed.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -46,6 +47,8 @@ impl Mode {
 pub struct Bulk {
     pub bytes: u64,
     pub secs: f64,
+    /// Stopped by the time cap before the whole body moved.
+    pub capped: bool,
 }
 
 impl Bulk {
@@ -81,12 +84,21 @@ impl Load {
     }
 }
 
-/// `curl` in the namespace `ns`; returns its `-w` line's fields and stdout
-/// before it.
-fn curl(ns: &str, args: &[&str], max_secs: u64) -> Result<(String, Vec<f64>), String> {
-    let max = max_secs.to_string();
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "curl", "-sS", "--max-time", &max])
+/// What one curl run moved.
+struct CurlOut {
+    /// Response body (stdout before the `-w` line).
+    body: String,
+    /// The `-w` line's three numbers.
+    fields: [f64; 3],
+    /// curl stopped at `--max-time` (exit 28); the figures are partial.
+    capped: bool,
+}
+
+/// `curl` in the namespace `ns` (on the client CPU when pinned).
+fn curl(ns: &str, args: &[&str], max_secs: f64) -> Result<CurlOut, String> {
+    let max = format!("{max_secs:.1}");
+    let out = crate::server::ns_command(ns, "curl", crate::server::CLIENT_CPU)
+        .args(["-sS", "--max-time", &max])
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -99,21 +111,25 @@ fn curl(ns: &str, args: &[&str], max_secs: u64) -> Result<(String, Vec<f64>), St
         .collect();
     // Exit 28: --max-time hit; the partial figures are still a rate.
     let code = out.status.code().unwrap_or(-1);
-    if (code != 0 && code != 28) || fields.len() != 3 {
-        return Err(format!(
+    match (code, fields.as_slice()) {
+        (0 | 28, &[a, b, c]) => Ok(CurlOut {
+            body: body.to_string(),
+            fields: [a, b, c],
+            capped: code == 28,
+        }),
+        _ => Err(format!(
             "curl {} exited {code}: {}{}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim(),
             last
-        ));
+        )),
     }
-    Ok((body.to_string(), fields))
 }
 
 /// Downloads `/bytes/len` (for at most `max_secs`) and reports what arrived.
-pub fn download(ns: &str, addr: SocketAddr, len: u64, max_secs: u64) -> Result<Bulk, String> {
+pub fn download(ns: &str, addr: SocketAddr, len: u64, max_secs: f64) -> Result<Bulk, String> {
     let url = format!("http://{addr}/bytes/{len}");
-    let (_, f) = curl(
+    let out = curl(
         ns,
         &[
             "-o",
@@ -124,19 +140,22 @@ pub fn download(ns: &str, addr: SocketAddr, len: u64, max_secs: u64) -> Result<B
         ],
         max_secs,
     )?;
-    if f[2] != 200.0 {
-        return Err(format!("GET {url}: status {}", f[2]));
+    let [bytes, secs, status] = out.fields;
+    if status != 200.0 {
+        return Err(format!("GET {url}: status {status}"));
     }
     Ok(Bulk {
-        bytes: f[0] as u64,
-        secs: f[1],
+        bytes: bytes as u64,
+        secs,
+        capped: out.capped,
     })
 }
 
-/// POSTs `file` to `/sink` and checks the server counted every byte.
-pub fn upload(ns: &str, addr: SocketAddr, file: &str, max_secs: u64) -> Result<Bulk, String> {
+/// POSTs `file` to `/sink` and checks the server counted every byte, unless
+/// `max_secs` cut the upload short (then the rate is of what was sent).
+pub fn upload(ns: &str, addr: SocketAddr, file: &str, max_secs: f64) -> Result<Bulk, String> {
     let url = format!("http://{addr}/sink");
-    let (body, f) = curl(
+    let out = curl(
         ns,
         &[
             "-X",
@@ -149,20 +168,54 @@ pub fn upload(ns: &str, addr: SocketAddr, file: &str, max_secs: u64) -> Result<B
         ],
         max_secs,
     )?;
+    let [bytes, secs, status] = out.fields;
     let expected = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
-    if f[2] != 200.0 || body.trim() != expected.to_string() {
+    if !out.capped && (status != 200.0 || out.body.trim() != expected.to_string()) {
         return Err(format!(
-            "POST {url}: status {}, server counted {:?} of {expected} bytes (sent {} in {:.1} s)",
-            f[2],
-            body.trim(),
-            f[0],
-            f[1]
+            "POST {url}: status {status}, server counted {:?} of {expected} bytes \
+             (sent {bytes} in {secs:.1} s)",
+            out.body.trim(),
         ));
     }
     Ok(Bulk {
-        bytes: f[0] as u64,
-        secs: f[1],
+        bytes: bytes as u64,
+        secs,
+        capped: out.capped,
     })
+}
+
+/// `wrk -t2 -c50 -dSECS http://ADDR/` in namespace `ns`, as users measure
+/// keep-alive: its requests per second and request count. `None` when wrk
+/// is not installed.
+pub fn wrk(ns: &str, addr: SocketAddr, secs: u64) -> Option<Result<(f64, u64), String>> {
+    Command::new("wrk").arg("--version").output().ok()?;
+    let url = format!("http://{addr}/");
+    let dur = format!("{secs}s");
+    let out = crate::server::ns_command(ns, "wrk", crate::server::CLIENT_CPU)
+        .args(["-t2", "-c50", "-d", &dur, &url])
+        .stdin(Stdio::null())
+        .output();
+    Some(out.map_err(|e| format!("wrk: {e}")).and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout);
+        let rate = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        // "  1234567 requests in 5.00s, 123.45MB read"
+        let count = text
+            .lines()
+            .find(|l| l.contains(" requests in "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok());
+        match (o.status.success(), rate, count) {
+            (true, Some(r), Some(n)) => Ok((r, n)),
+            _ => Err(format!(
+                "wrk against {url} failed: {}{}",
+                text.trim(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+        }
+    }))
 }
 
 /// One connection's progress through a response.

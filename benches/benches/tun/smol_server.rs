@@ -1,5 +1,7 @@
-//! The smoltcp baseline: an HTTP server on smoltcp 0.14 over a TUN device,
-//! answering exactly like tun-server because every connection is driven by
+//! The smoltcp baseline: an HTTP server on smoltcp 0.14 over a TUN device
+//! ([`serve_tun`]) or an `AF_PACKET` socket on an Ethernet interface
+//! ([`serve_afpacket`]), one server loop for both, answering exactly like
+//! tun-server because every connection is driven by
 //! the same [`HttpConn`] (so HTTP parsing and response generation cost the
 //! same on both stacks; only the TCP/IP stack and the device I/O differ).
 //!
@@ -16,10 +18,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{wait, Medium, TunTapInterface};
+use smoltcp::phy::{wait, Device, Medium, RawSocket, TunTapInterface};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr};
 use ustack_http::{HttpConfig, HttpConn};
 
 /// Concurrent connections the server can hold (the clients open 32).
@@ -48,13 +50,19 @@ fn tsval() -> u32 {
         .as_millis() as u32
 }
 
-/// Creates `tun` (host side `host/prefix`, smoltcp at `addr`) and serves
-/// until SIGTERM or SIGINT.
-pub fn serve(tun: &str, host: Ipv4Addr, addr: Ipv4Addr, prefix: u8) -> Result<(), String> {
+/// Stops on SIGTERM or SIGINT.
+fn stop_flag() -> Result<Arc<AtomicBool>, String> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| e.to_string())?;
     }
+    Ok(stop)
+}
+
+/// Creates `tun` (host side `host/prefix`, smoltcp at `addr`) and serves
+/// until SIGTERM or SIGINT.
+pub fn serve_tun(tun: &str, host: Ipv4Addr, addr: Ipv4Addr, prefix: u8) -> Result<(), String> {
+    let stop = stop_flag()?;
     let mut dev =
         TunTapInterface::new(tun, Medium::Ip).map_err(|e| format!("open TUN {tun}: {e}"))?;
     let host_cidr = format!("{host}/{prefix}");
@@ -74,8 +82,42 @@ pub fn serve(tun: &str, host: Ipv4Addr, addr: Ipv4Addr, prefix: u8) -> Result<()
             ));
         }
     }
+    let iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, Instant::now());
+    serve(iface, dev, addr, prefix, &stop)
+}
+
+/// Serves on an `AF_PACKET` socket bound to the existing Ethernet interface
+/// `ifname` (smoltcp's `RawSocket`), with the interface's MAC and the
+/// address `addr/prefix`, which the kernel there must not hold; smoltcp
+/// answers ARP for it. Until SIGTERM or SIGINT.
+pub fn serve_afpacket(ifname: &str, addr: Ipv4Addr, prefix: u8) -> Result<(), String> {
+    let stop = stop_flag()?;
+    let mut dev = RawSocket::new(ifname, Medium::Ethernet)
+        .map_err(|e| format!("AF_PACKET socket on {ifname}: {e}"))?;
+    let path = format!("/sys/class/net/{ifname}/address");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let mac: Vec<u8> = text
+        .trim()
+        .split(':')
+        .filter_map(|h| u8::from_str_radix(h, 16).ok())
+        .collect();
+    let mac: [u8; 6] = mac
+        .try_into()
+        .map_err(|_| format!("{path}: {:?} is not a MAC address", text.trim()))?;
+    let hw = HardwareAddress::Ethernet(EthernetAddress(mac));
+    let iface = Interface::new(Config::new(hw), &mut dev, Instant::now());
+    serve(iface, dev, addr, prefix, &stop)
+}
+
+/// The server loop, on any device whose readiness a file descriptor shows.
+fn serve<D: Device + AsRawFd>(
+    mut iface: Interface,
+    mut dev: D,
+    addr: Ipv4Addr,
+    prefix: u8,
+    stop: &AtomicBool,
+) -> Result<(), String> {
     let fd = dev.as_raw_fd();
-    let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, Instant::now());
     iface.update_ip_addrs(|a| {
         a.push(IpCidr::new(IpAddress::Ipv4(addr), prefix))
             .expect("one address fits")
