@@ -100,7 +100,7 @@ pub struct LinkOpts {
     pub no_rings: bool,
     /// Size of the AF_PACKET receive ring in KiB (blocks of 128 KiB); 0:
     /// one recvmsg per frame (no wait for a block to fill).
-    #[arg(long, value_name = "KIB", default_value_t = 4096,
+    #[arg(long, value_name = "KIB", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=262144))]
     pub rx_ring_kib: u32,
     /// Size of the AF_PACKET transmit ring in KiB; 0: one sendmsg per frame.

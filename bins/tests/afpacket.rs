@@ -19,10 +19,15 @@ const SERVER_ARGS: &[&str] = &[
     "--link", "afpacket", "--iface", "veth-a", "--addr", "10.1.0.2", "--prefix", "24",
 ];
 
-/// The two receive and transmit paths: the memory-mapped rings (the
-/// default) and one system call per frame (`--no-rings`, what a kernel
-/// without rings gets). Each test that moves data runs over both.
-const PATHS: &[(&str, &[&str])] = &[("rings", &[]), ("no-rings", &["--no-rings"])];
+/// The receive and transmit paths: both memory-mapped rings, the default
+/// (a transmit ring, `recvmsg` to receive), and one system call per frame
+/// (`--no-rings`, what a kernel without rings gets). Each test that moves
+/// data runs over all three.
+const PATHS: &[(&str, &[&str])] = &[
+    ("rings", &["--rx-ring-kib", "4096"]),
+    ("tx-ring", &[]),
+    ("no-rings", &["--no-rings"]),
+];
 
 fn server_args(extra: &[&'static str]) -> Vec<&'static str> {
     SERVER_ARGS.iter().chain(extra).copied().collect()

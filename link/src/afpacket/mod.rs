@@ -20,16 +20,19 @@
 //! - The filter admits frames to our MAC or broadcast, not from our MAC
 //!   (belt and braces for kernels without `PACKET_IGNORE_OUTGOING`), that
 //!   are ARP or IPv4 to our address.
-//! - With rings ([`RingConfig`], the default): frames arrive in a
-//!   `TPACKET_V3` receive ring mapped into our memory ([`ring`]); the kernel
+//! - With a receive ring ([`RingConfig::rx_bytes`] above 0): frames arrive
+//!   in a `TPACKET_V3` ring mapped into our memory ([`ring`]); the kernel
 //!   fills blocks of 128 KiB and hands each over when it is full or
 //!   [`RingConfig::block_timeout`] after its first frame, so one wake-up
 //!   brings many frames and reading them takes no system call.
 //!   [`Link::recv_with`] lends each IPv4 packet where it lies in the ring
 //!   (the stack copies its payload once, into a receive ring); [`Link::recv`]
-//!   copies it into the caller's buffer. `send` copies each frame into a
-//!   transmit ring (the one copy in user space; the kernel sends from the
-//!   ring's pages), and one `sendto` hands the kernel every frame marked
+//!   copies it into the caller's buffer. With a transmit ring (the
+//!   default), `send` copies each frame into it (the one copy in user
+//!   space; the kernel sends from the ring's pages, and marks such a frame
+//!   zero-copy, `skb_zcopy_set_nouarg`, so a local receiver such as a veth
+//!   peer gets a copy before the frame is handed back to us), and one
+//!   `sendto` hands the kernel every frame marked
 //!   since the last: at the next `recv`/`recv_with`, or at once when 64 wait
 //!   (while frames wait, [`Link::poll_at`] says now, so the event loop comes
 //!   back without sleeping).
@@ -51,8 +54,11 @@
 //!   `gso_size` as [`RxInfo::gro_segment`] (the runtime takes any IPv4
 //!   packet up to 64 KiB; the link sends no super-frames, `tso_max` is 0).
 //!
-//! Memory: the rings are fixed at open, 4 MiB to receive and 1 MiB to
-//! transmit by default ([`RingConfig`]), and mapped with `MAP_POPULATE`.
+//! By default only the transmit ring is used (1 MiB); the receive ring
+//! (`RingConfig::rx_bytes`, e.g. 4 MiB) is for bulk receivers, because a
+//! block-based ring delays a lone packet by its block timeout (see
+//! [`RingConfig::rx_bytes`]). Rings are fixed at open and mapped with
+//! `MAP_POPULATE`.
 //!
 //! Next hop: the destination if it is in our subnet, else the gateway; with
 //! no gateway the packet is dropped and counted (`no_route`). ARP is

@@ -63,11 +63,14 @@ const TX_BLOCK: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RingConfig {
     /// Bytes of receive ring, in blocks of 128 KiB (rounded up; at least
-    /// two blocks). Default 4 MiB: 32 blocks, some 2,700 full-size frames
-    /// or 64 GSO super-packets. When it is full the kernel drops frames
-    /// (TCP retransmits them). 0: no receive ring (one `recvmsg` per
-    /// frame, which a lone packet gets through sooner: see
-    /// [`RingConfig::block_timeout`]).
+    /// two blocks), e.g. 4 MiB: 32 blocks, some 2,700 full-size frames or
+    /// 64 GSO super-packets. When it is full the kernel drops frames (TCP
+    /// retransmits them). 0, the default: no receive ring, one `recvmsg`
+    /// per frame. A `TPACKET_V3` ring wakes the reader once per block, so
+    /// a lone packet waits for [`RingConfig::block_timeout`]: over veth a
+    /// ping took 0.90 ms with the ring against 0.05 ms without, and every
+    /// request/response exchange pays that; a bulk receiver saves system
+    /// calls with it.
     pub rx_bytes: usize,
     /// Bytes of transmit ring, in frames of the MTU plus headers rounded
     /// up to a power of two (2 KiB at MTU 1500: 512 frames in the default
@@ -87,7 +90,7 @@ pub struct RingConfig {
 impl Default for RingConfig {
     fn default() -> Self {
         RingConfig {
-            rx_bytes: 4 << 20,
+            rx_bytes: 0,
             tx_bytes: 1 << 20,
             block_timeout: Duration::from_millis(1),
         }
