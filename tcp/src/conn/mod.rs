@@ -3,7 +3,7 @@
 //!
 //! A `Tcb` knows nothing of other connections, addresses' routing or packets'
 //! IPv4 headers: the [`crate::Stack`] demultiplexes to it, asks it what to send
-//! (`poll_transmit_segmented`) and when to wake it (`poll_at`).
+//! (`poll_transmit_gather`) and when to wake it (`poll_at`).
 
 use core::net::SocketAddrV4;
 use core::time::Duration;
@@ -287,7 +287,7 @@ impl Tcb {
         }
     }
 
-    /// Active OPEN (RFC 9293 §3.10.1): the SYN goes out on the next `poll_transmit_segmented`.
+    /// Active OPEN (RFC 9293 §3.10.1): the SYN goes out on the next `poll_transmit_gather`.
     pub fn connect(
         cfg: &TcpConfig,
         local: SocketAddrV4,
@@ -301,7 +301,7 @@ impl Tcb {
     }
 
     /// A SYN arrived for a listener (RFC 9293 §3.10.7.2): the new TCB is in
-    /// SYN-RECEIVED and the SYN-ACK goes out on the next `poll_transmit_segmented`.
+    /// SYN-RECEIVED and the SYN-ACK goes out on the next `poll_transmit_gather`.
     pub fn accept_syn(
         cfg: &TcpConfig,
         local: SocketAddrV4,
