@@ -12,13 +12,13 @@
 //! per megabyte moved are printed.
 
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use ustack::child::{spawn_server, Proc};
 use ustack::netns::NetNs;
 
 #[derive(Parser, Debug)]
@@ -250,41 +250,13 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start(ns: &NetNs, bin: &Path, extra: &[&str]) -> Result<Proc, BoxError> {
     let mut cmd = ns.command(&bin.to_string_lossy());
     cmd.args([
         "--link", "afpacket", "--iface", "veth-a", "--addr", "10.1.0.2", "--prefix", "24",
     ]);
-    cmd.args(extra);
-    let mut child = cmd
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let proc = Proc(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .map_err(|_| "tun-server printed no ready line within 20 s")?;
-    if !line.contains("http://") {
-        return Err(format!("tun-server: unexpected first line {line:?}").into());
-    }
-    Ok(proc)
+    cmd.args(extra).env("RUST_LOG", "warn");
+    Ok(spawn_server(&mut cmd, Duration::from_secs(20), None)?.0)
 }
 
 /// One transfer of `secs` seconds: a download, or with `upload` a POST of
