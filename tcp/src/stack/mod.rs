@@ -26,6 +26,7 @@ mod capture;
 mod cookies;
 mod invariants;
 mod lookup;
+mod memory;
 mod socket_api;
 mod time_wait;
 mod transport;
@@ -700,36 +701,6 @@ impl Tcp {
                 self.timers.push(Reverse((at, idx, gen)));
             }
         }
-    }
-
-    /// Once memory is no longer short, applications refused it try again.
-    #[inline]
-    fn wake_mem_waiters(&mut self) {
-        if !self.mem_waiters.is_empty() && !self.pool.under_pressure() {
-            self.wake_mem_waiters_now();
-        }
-    }
-
-    fn wake_mem_waiters_now(&mut self) {
-        let mut waiters = core::mem::take(&mut self.mem_waiters);
-        for id in waiters.drain(..) {
-            if let Some(e) = self.entry_by_id_mut(id) {
-                if e.owner == Owner::User && !e.in_ready {
-                    e.in_ready = true;
-                    self.ready.push_back(id);
-                }
-            }
-        }
-        // Keep the (empty) allocation for next time.
-        self.mem_waiters = waiters;
-    }
-
-    fn sync_mem_stats(&mut self) {
-        let p = self.pool.stats();
-        self.stats.tcp_mem_allocated = p.allocated as u64;
-        self.stats.tcp_mem_pressure = u64::from(p.pressure);
-        self.stats.tcp_mem_pressure_events = p.pressure_events;
-        self.stats.tcp_mem_refused = p.refused;
     }
 
     fn enqueue_tx(&mut self, idx: u32) {
