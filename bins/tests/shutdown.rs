@@ -13,32 +13,84 @@ use std::time::{Duration, Instant};
 
 use common::{netns, output_within, start_tun_server, terminate, NetNs, Proc};
 
-/// Starts `curl ARGS` in `ns`, its body counted (and hashed) on a thread:
-/// returns the process and a receiver of (bytes, SHA-256).
-fn spawn_curl(ns: &NetNs, args: &[&str]) -> (Proc, mpsc::Receiver<(u64, Vec<u8>)>) {
-    use sha2::{Digest, Sha256};
+/// How a paced download ended, as the reader saw it.
+#[derive(Debug)]
+struct Download {
+    /// Body bytes received.
+    bytes: u64,
+    /// SHA-256 of those bytes, hex.
+    sha256: String,
+    /// `complete` (all of Content-Length), `eof` (closed before that),
+    /// `reset` (ECONNRESET), `timeout` or `error:...`.
+    how: String,
+}
+
+/// A kernel-TCP client in `ns` (python3) that GETs `path` from tun-server
+/// and reads the body at no more than `rate` bytes/s: a fixed pause after
+/// each read of at most 4 KiB, so a reader held up by a busy machine never
+/// catches up in a burst (curl's `--limit-rate` averages, and after a stall
+/// it reads megabytes at once and then sleeps for seconds, blind to a RST).
+/// Its receive buffer is small, so little data is buffered ahead of it and
+/// a RST reaches it within a few reads. Returns the process and a receiver
+/// of its one-line report.
+fn spawn_paced_reader(ns: &NetNs, path: &str, rate: u32) -> (Proc, mpsc::Receiver<Download>) {
+    const SCRIPT: &str = r#"
+import hashlib, socket, sys, time
+path, rate = sys.argv[1], int(sys.argv[2])
+chunk = 4096
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+s.settimeout(30)
+s.connect(("10.0.0.2", 80))
+s.sendall(("GET %s HTTP/1.1\r\nHost: 10.0.0.2\r\n\r\n" % path).encode())
+head, h, total, length, how = b"", hashlib.sha256(), 0, None, "eof"
+try:
+    while length is None or total < length:
+        data = s.recv(chunk)
+        if not data:
+            break
+        if length is None:
+            head += data
+            if b"\r\n\r\n" not in head:
+                continue
+            head, data = head.split(b"\r\n\r\n", 1)
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+        h.update(data)
+        total += len(data)
+        time.sleep(chunk / rate)
+    if length is not None and total >= length:
+        how = "complete"
+except ConnectionResetError:
+    how = "reset"
+except socket.timeout:
+    how = "timeout"
+except OSError as e:
+    how = "error:" + str(e).replace(" ", "_")
+print(total, h.hexdigest(), how, flush=True)
+"#;
     let mut child = ns
-        .command("curl")
-        .args(["--silent", "--show-error", "--max-time", "60"])
-        .args(args)
+        .command("python3")
+        .args(["-c", SCRIPT, path, &rate.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn curl");
+        .expect("spawn python3");
     let mut stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut h = Sha256::new();
-        let mut total = 0u64;
-        let mut chunk = vec![0u8; 1 << 16];
-        while let Ok(n) = stdout.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            h.update(&chunk[..n]);
-            total += n as u64;
-        }
-        let _ = tx.send((total, h.finalize().to_vec()));
+        let mut line = String::new();
+        let _ = stdout.read_to_string(&mut line);
+        let mut words = line.split_whitespace();
+        let report = Download {
+            bytes: words.next().and_then(|w| w.parse().ok()).unwrap_or(0),
+            sha256: words.next().unwrap_or_default().to_string(),
+            how: words.next().unwrap_or("no report").to_string(),
+        };
+        let _ = tx.send(report);
     });
     (Proc(child), rx)
 }
@@ -65,23 +117,6 @@ fn stderr_of(child: &mut Child) -> String {
     s
 }
 
-/// Caps the kernel's TCP receive buffers in `ns` at 128 KiB. With the
-/// default autotuning (up to 6 MB) the kernel takes megabytes ahead of a
-/// rate-limited curl: the transfer would be over long before curl is (so
-/// the download would not be "in flight" when the signal comes), and after
-/// a reset curl first reads what is buffered. Small buffers make curl's
-/// pace the connection's.
-fn small_receive_buffers(ns: &NetNs) {
-    let mut c = ns.command("sysctl");
-    c.args(["-q", "-w", "net.ipv4.tcp_rmem=4096 65536 131072"]);
-    let out = output_within(c, Duration::from_secs(10));
-    assert!(
-        out.status.success(),
-        "sysctl tcp_rmem: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn tun0_gone(ns: &NetNs) -> bool {
     ns.ip(&["link", "show", "tun0"]).is_err()
 }
@@ -91,15 +126,11 @@ fn sigterm_resets_a_long_download_after_the_grace_period_and_removes_tun0() {
     let Some(ns) = netns("shut-reset") else {
         return;
     };
-    small_receive_buffers(&ns);
     let mut server = start_tun_server(&ns, &["--grace", "2"]);
-    let (mut curl, body) = spawn_curl(
-        &ns,
-        &["--limit-rate", "200k", "http://10.0.0.2/bytes/100000000"],
-    );
+    let (mut reader, report) = spawn_paced_reader(&ns, "/bytes/100000000", 200_000);
     sleep(Duration::from_millis(1500));
     assert!(
-        curl.0.try_wait().expect("try_wait").is_none(),
+        reader.0.try_wait().expect("try_wait").is_none(),
         "the download should still be running"
     );
     let signalled = Instant::now();
@@ -117,29 +148,30 @@ fn sigterm_resets_a_long_download_after_the_grace_period_and_removes_tun0() {
         "a new connection during the grace period is refused (curl: couldn't connect)"
     );
 
-    let status = exited_by(
-        &mut curl.0,
+    exited_by(
+        &mut reader.0,
         signalled + Duration::from_secs(3),
-        "curl (grace 2 s + 1 s)",
+        "the reader (grace 2 s + 1 s)",
     );
     let waited = signalled.elapsed();
-    let err = stderr_of(&mut curl.0);
-    assert!(
-        !status.success(),
-        "curl cannot have the whole 100 MB: {status}"
-    );
-    assert!(
-        matches!(status.code(), Some(56 | 18)),
-        "curl should see the connection reset (56) or cut short (18): {status}, {err}"
+    let got = report
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the reader's report");
+    assert_eq!(
+        got.how,
+        "reset",
+        "the reader should see the connection reset: {got:?} {}",
+        stderr_of(&mut reader.0)
     );
     assert!(
         waited >= Duration::from_millis(1800),
         "the reset came before the grace period was over ({waited:?})"
     );
-    let (bytes, _) = body
-        .recv_timeout(Duration::from_secs(5))
-        .expect("curl output");
-    assert!(bytes > 0 && bytes < 100_000_000, "got {bytes} bytes");
+    assert!(
+        got.bytes > 0 && got.bytes < 100_000_000,
+        "got {} bytes",
+        got.bytes
+    );
 
     let status = terminate(&mut server, Duration::from_secs(5));
     assert!(status.success(), "tun-server exit status: {status}");
@@ -152,38 +184,42 @@ fn a_download_finishing_within_the_grace_period_completes() {
     let Some(ns) = netns("shut-grace") else {
         return;
     };
-    small_receive_buffers(&ns);
-    let mut server = start_tun_server(&ns, &["--grace", "10"]);
-    let url = format!("http://10.0.0.2/bytes/{N}");
-    let (mut curl, body) = spawn_curl(&ns, &["--limit-rate", "2M", &url]);
+    // Nominally 1.7 s; a busy machine slows the reader, never speeds it up.
+    let mut server = start_tun_server(&ns, &["--grace", "20"]);
+    let path = format!("/bytes/{N}");
+    let (mut reader, report) = spawn_paced_reader(&ns, &path, 3_000_000);
     sleep(Duration::from_millis(700));
-    if let Some(status) = curl.0.try_wait().expect("try_wait") {
+    if let Some(status) = reader.0.try_wait().expect("try_wait") {
         panic!(
             "the download should still be running when the signal comes: {status} {} {:?}",
-            stderr_of(&mut curl.0),
-            body.recv_timeout(Duration::from_secs(5)).map(|(n, _)| n)
+            stderr_of(&mut reader.0),
+            report.recv_timeout(Duration::from_secs(5))
         );
     }
     let signalled = Instant::now();
-    let status = terminate(&mut server, Duration::from_secs(12));
+    let status = terminate(&mut server, Duration::from_secs(25));
     let server_took = signalled.elapsed();
     assert!(status.success(), "tun-server exit status: {status}");
     assert!(
-        server_took < Duration::from_secs(8),
+        server_took < Duration::from_secs(15),
         "tun-server should leave once the download is done, not wait out the \
          grace period ({server_took:?})"
     );
-    let status = exited_by(&mut curl.0, Instant::now() + Duration::from_secs(5), "curl");
-    let err = stderr_of(&mut curl.0);
-    assert!(status.success(), "curl failed: {status} {err}");
-    let (bytes, sha) = body
-        .recv_timeout(Duration::from_secs(5))
-        .expect("curl output");
-    assert_eq!(bytes, N);
-    assert!(
-        sha == common::body_sha256(N),
-        "body differs from the pattern"
+    exited_by(
+        &mut reader.0,
+        Instant::now() + Duration::from_secs(5),
+        "the reader",
     );
+    let got = report
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the reader's report");
+    assert_eq!(got.how, "complete", "{got:?} {}", stderr_of(&mut reader.0));
+    assert_eq!(got.bytes, N);
+    let want: String = common::body_sha256(N)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got.sha256, want, "body differs from the pattern");
     assert!(tun0_gone(&ns), "tun0 is removed once tun-server exits");
 }
 
