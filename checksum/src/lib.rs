@@ -69,13 +69,13 @@ fn long_sum(data: &[u8], initial: u32) -> u32 {
 fn native_sum_best(data: &[u8]) -> u16 {
     #[target_feature(enable = "avx2")]
     fn native_sum_avx2(data: &[u8]) -> u16 {
-        let (acc, rest) = avx2_words(data);
+        let (acc, rest) = avx2_words::<false>(data, &mut []);
         let tail = u16::from_be(native_sum(rest));
         u16::from_be(fold(fold_u64(acc + u64::from(tail))))
     }
     #[target_feature(enable = "avx512f,avx2")]
     fn native_sum_avx512(data: &[u8]) -> u16 {
-        let (acc, rest) = avx512_words(data);
+        let (acc, rest) = avx512_words::<false>(data, &mut []);
         let tail = u16::from_be(native_sum(rest));
         u16::from_be(fold(fold_u64(acc + u64::from(tail))))
     }
@@ -105,9 +105,13 @@ fn native_sum_best(data: &[u8]) -> u16 {
 /// 16 words per two additions. A lane grows by less than 2^17 per 128-byte
 /// block, so after 2^12 blocks (512 KiB) the four together are still below
 /// 2^31 and are added up, reduced once and widened into the 64-bit total.
+///
+/// With `COPY`, every vector read is also stored at the same offset of
+/// `dst` (at least as long as `data`): the copy rides on the loads the sum
+/// makes anyway ([`copy_and_sum`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn avx2_words(data: &[u8]) -> (u64, &[u8]) {
+fn avx2_words<'a, const COPY: bool>(data: &'a [u8], dst: &mut [u8]) -> (u64, &'a [u8]) {
     use std::arch::x86_64::{
         __m256i, _mm256_add_epi32, _mm256_and_si256, _mm256_loadu_si256, _mm256_set1_epi32,
         _mm256_setzero_si256, _mm256_srli_epi32, _mm256_storeu_si256,
@@ -115,13 +119,24 @@ fn avx2_words(data: &[u8]) -> (u64, &[u8]) {
     const VECTOR: usize = 32;
     const BLOCK_BYTES: usize = 4 * VECTOR;
     const BLOCKS_PER_ROUND: usize = 1 << 12;
+    assert!(!COPY || dst.len() >= data.len());
     let mask = _mm256_set1_epi32(0xffff);
     // SAFETY (both loads below): the slice is at least 32 bytes long at the
     // offset read; `loadu` has no alignment requirement.
     let load = |bytes: &[u8], at: usize| unsafe {
         _mm256_loadu_si256(bytes.as_ptr().add(at).cast::<__m256i>())
     };
+    let dst = dst.as_mut_ptr();
+    // SAFETY: only with COPY, where `dst` is at least as long as `data`
+    // (asserted above) and `at` is the offset of a whole vector of `data`;
+    // `storeu` has no alignment requirement.
+    let store = |at: usize, v: __m256i| {
+        if COPY {
+            unsafe { _mm256_storeu_si256(dst.add(at).cast::<__m256i>(), v) }
+        }
+    };
     let mut total: u64 = 0;
+    let mut at = 0;
     let mut blocks = data.chunks_exact(BLOCK_BYTES);
     loop {
         let mut acc = [_mm256_setzero_si256(); 4];
@@ -130,9 +145,11 @@ fn avx2_words(data: &[u8]) -> (u64, &[u8]) {
             n += 1;
             for (i, a) in acc.iter_mut().enumerate() {
                 let v = load(block, VECTOR * i);
+                store(at + VECTOR * i, v);
                 *a = _mm256_add_epi32(*a, _mm256_and_si256(v, mask));
                 *a = _mm256_add_epi32(*a, _mm256_srli_epi32::<16>(v));
             }
+            at += BLOCK_BYTES;
         }
         let mut sum = _mm256_add_epi32(
             _mm256_add_epi32(acc[0], acc[1]),
@@ -143,6 +160,8 @@ fn avx2_words(data: &[u8]) -> (u64, &[u8]) {
             // same lanes, which are far from full on this last round.
             for v in blocks.remainder().chunks_exact(VECTOR) {
                 let v = load(v, 0);
+                store(at, v);
+                at += VECTOR;
                 sum = _mm256_add_epi32(sum, _mm256_and_si256(v, mask));
                 sum = _mm256_add_epi32(sum, _mm256_srli_epi32::<16>(v));
             }
@@ -163,23 +182,33 @@ fn avx2_words(data: &[u8]) -> (u64, &[u8]) {
 /// [`avx2_words`] with 64-byte vectors: half the instructions per byte.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn avx512_words(data: &[u8]) -> (u64, &[u8]) {
+fn avx512_words<'a, const COPY: bool>(data: &'a [u8], dst: &mut [u8]) -> (u64, &'a [u8]) {
     use std::arch::x86_64::{
         __m512i, _mm512_add_epi32, _mm512_and_si512, _mm512_loadu_si512, _mm512_reduce_add_epi32,
-        _mm512_set1_epi32, _mm512_setzero_si512, _mm512_srli_epi32,
+        _mm512_set1_epi32, _mm512_setzero_si512, _mm512_srli_epi32, _mm512_storeu_si512,
     };
     const VECTOR: usize = 64;
     const BLOCK_BYTES: usize = 4 * VECTOR;
     // Each lane grows by less than 2^17 per block; after 2^8 blocks the
     // sixteen lanes of the four accumulators together are below 2^31.
     const BLOCKS_PER_ROUND: usize = 1 << 8;
+    assert!(!COPY || dst.len() >= data.len());
     let mask = _mm512_set1_epi32(0xffff);
     // SAFETY (every load): the slice is at least 64 bytes long at the offset
     // read; `loadu` has no alignment requirement.
     let load = |bytes: &[u8], at: usize| unsafe {
         _mm512_loadu_si512(bytes.as_ptr().add(at).cast::<__m512i>())
     };
+    let dst = dst.as_mut_ptr();
+    // SAFETY: as in `avx2_words`: only with COPY, `dst` at least as long as
+    // `data` (asserted above), `at` the offset of a whole vector of `data`.
+    let store = |at: usize, v: __m512i| {
+        if COPY {
+            unsafe { _mm512_storeu_si512(dst.add(at).cast::<__m512i>(), v) }
+        }
+    };
     let mut total: u64 = 0;
+    let mut at = 0;
     let mut blocks = data.chunks_exact(BLOCK_BYTES);
     loop {
         let mut acc = [_mm512_setzero_si512(); 4];
@@ -188,9 +217,11 @@ fn avx512_words(data: &[u8]) -> (u64, &[u8]) {
             n += 1;
             for (i, a) in acc.iter_mut().enumerate() {
                 let v = load(block, VECTOR * i);
+                store(at + VECTOR * i, v);
                 *a = _mm512_add_epi32(*a, _mm512_and_si512(v, mask));
                 *a = _mm512_add_epi32(*a, _mm512_srli_epi32::<16>(v));
             }
+            at += BLOCK_BYTES;
         }
         let mut sum = _mm512_add_epi32(
             _mm512_add_epi32(acc[0], acc[1]),
@@ -199,6 +230,8 @@ fn avx512_words(data: &[u8]) -> (u64, &[u8]) {
         if n < BLOCKS_PER_ROUND {
             for v in blocks.remainder().chunks_exact(VECTOR) {
                 let v = load(v, 0);
+                store(at, v);
+                at += VECTOR;
                 sum = _mm512_add_epi32(sum, _mm512_and_si512(v, mask));
                 sum = _mm512_add_epi32(sum, _mm512_srli_epi32::<16>(v));
             }
@@ -379,6 +412,64 @@ fn fold_u64(acc: u64) -> u32 {
     s + u32::from(carry)
 }
 
+/// Copies `src` to the start of `dst` and returns `fold(sum(src, 0))`: one
+/// pass over the bytes where a copy and then a sum make two. For a receive
+/// path that verifies a payload's checksum while it moves the payload into
+/// its buffer (the sum is chained like any other piece).
+///
+/// # Panics
+///
+/// If `dst` is shorter than `src`.
+pub fn copy_and_sum(dst: &mut [u8], src: &[u8]) -> u16 {
+    let dst = &mut dst[..src.len()];
+    if src.len() <= SHORT {
+        dst.copy_from_slice(src);
+        return fold(short_sum(src, 0));
+    }
+    long_copy_and_sum(dst, src)
+}
+
+/// [`copy_and_sum`] of a long input, with the widest vectors this CPU has.
+#[inline(never)]
+fn long_copy_and_sum(dst: &mut [u8], src: &[u8]) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx2")]
+        fn with_avx512(dst: &mut [u8], src: &[u8]) -> u16 {
+            let (acc, rest) = avx512_words::<true>(src, dst);
+            finish_copy(dst, src, acc, rest)
+        }
+        #[target_feature(enable = "avx2")]
+        fn with_avx2(dst: &mut [u8], src: &[u8]) -> u16 {
+            let (acc, rest) = avx2_words::<true>(src, dst);
+            finish_copy(dst, src, acc, rest)
+        }
+        if src.len() < BLOCK {
+            if std::is_x86_feature_detected!("avx512f") {
+                // SAFETY: AVX-512F (and so AVX2) is present, just checked.
+                return unsafe { with_avx512(dst, src) };
+            }
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is present, just checked.
+                return unsafe { with_avx2(dst, src) };
+            }
+        }
+    }
+    dst.copy_from_slice(src);
+    fold(long_sum(src, 0))
+}
+
+/// The vector loop copied and summed all of `src` but `rest` (its tail):
+/// copies and sums the tail, and folds the whole.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn finish_copy(dst: &mut [u8], src: &[u8], acc: u64, rest: &[u8]) -> u16 {
+    let done = src.len() - rest.len();
+    dst[done..].copy_from_slice(rest);
+    let tail = u16::from_be(native_sum(rest));
+    u16::from_be(fold(fold_u64(acc + u64::from(tail))))
+}
+
 /// [`sum`] over the concatenation of `parts`, without concatenating them:
 /// a gather list (a header, then payload straight from a ring that may
 /// wrap). A part that starts at an odd offset of the whole has its sum
@@ -441,243 +532,4 @@ pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -
 }
 
 #[cfg(test)]
-mod tests {
-    #[test]
-    fn sum_parts_matches_the_sum_of_the_concatenation_at_any_split() {
-        let data: Vec<u8> = (0..301u32).map(|i| (i * 7 + 3) as u8).collect();
-        let whole = fold(sum(&data, 0x1234));
-        for a in [0, 1, 2, 3, 20, 151, 300, 301] {
-            for b in [a, a + 1, a + 2, 299, 301] {
-                let b = b.clamp(a, data.len());
-                let parts: [&[u8]; 3] = [&data[..a], &data[a..b], &data[b..]];
-                assert_eq!(fold(sum_parts(&parts, 0x1234)), whole, "split at {a}, {b}");
-            }
-        }
-    }
-
-    use super::*;
-    use proptest::prelude::*;
-
-    /// Word-at-a-time sum straight from RFC 1071 §4.1, for comparison.
-    fn reference(data: &[u8]) -> u16 {
-        let mut acc: u64 = 0;
-        let mut i = 0;
-        while i + 1 < data.len() {
-            acc += u64::from(data[i]) << 8 | u64::from(data[i + 1]);
-            i += 2;
-        }
-        if i < data.len() {
-            acc += u64::from(data[i]) << 8;
-        }
-        while acc >> 16 != 0 {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        acc as u16
-    }
-
-    #[test]
-    fn rfc1071_example() {
-        // RFC 1071 §3: bytes 00 01 f2 03 f4 f5 f6 f7 sum to ddf2.
-        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        assert_eq!(fold(sum(&data, 0)), 0xddf2);
-        assert_eq!(checksum(&data), !0xddf2);
-        // The same bytes split into two even-length pieces give the same sum.
-        assert_eq!(fold(sum(&data[4..], sum(&data[..4], 0))), 0xddf2);
-    }
-
-    #[test]
-    fn known_ipv4_header() {
-        // A header whose checksum field (b861) is correct.
-        let hdr = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
-        ];
-        assert_eq!(fold(sum(&hdr, 0)), 0xffff);
-        let mut zeroed = hdr;
-        zeroed[10] = 0;
-        zeroed[11] = 0;
-        assert_eq!(checksum(&zeroed), 0xb861);
-    }
-
-    #[test]
-    fn odd_length_pads_right() {
-        assert_eq!(fold(sum(&[0xab], 0)), 0xab00);
-        assert_eq!(fold(sum(&[0x01, 0x02, 0x03], 0)), 0x0402);
-        let nine = [1, 2, 3, 4, 5, 6, 7, 8, 9];
-        assert_eq!(fold(sum(&nine, 0)), reference(&nine));
-    }
-
-    #[test]
-    fn all_ones_and_empty() {
-        assert_eq!(fold(sum(&[0xff; 64], 0)), 0xffff);
-        assert_eq!(checksum(&[0xff; 64]), 0);
-        assert_eq!(fold(sum(&[], 0)), 0);
-        assert_eq!(checksum(&[]), 0xffff);
-    }
-
-    #[test]
-    fn every_vector_path_matches_the_reference_across_rounds() {
-        // Lengths around the vector, block and round sizes of each path;
-        // all-0xff bytes fill the lanes as fast as anything can.
-        let lens = [
-            0,
-            1,
-            31,
-            32,
-            33,
-            63,
-            64,
-            127,
-            128,
-            129,
-            255,
-            256,
-            257,
-            1500,
-            65535,
-            65536,
-            65537,
-            131_072 + 100,
-            600_001,
-            2_100_000,
-        ];
-        for &len in &lens {
-            for data in [noise(len, len as u32 + 7), vec![0xff; len]] {
-                let want = reference(&data);
-                let check = |name: &str, got: u16| {
-                    assert_eq!(got, want, "{name}, {len} bytes");
-                };
-                check("portable", native_sum(&data));
-                #[cfg(target_arch = "x86_64")]
-                {
-                    let whole = |(acc, rest): (u64, &[u8])| {
-                        let tail = u64::from(u16::from_be(native_sum(rest)));
-                        u16::from_be(fold(fold_u64(acc + tail)))
-                    };
-                    if std::is_x86_feature_detected!("avx2") {
-                        // SAFETY: AVX2 is present, just checked.
-                        check("avx2", whole(unsafe { avx2_words(&data) }));
-                    }
-                    if std::is_x86_feature_detected!("avx512f") {
-                        // SAFETY: AVX-512F is present, just checked.
-                        check("avx512", whole(unsafe { avx512_words(&data) }));
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn large_chained_input_does_not_overflow() {
-        let big = vec![0xffu8; 65536];
-        let mut s = u32::MAX;
-        for _ in 0..16 {
-            s = sum(&big, s);
-        }
-        assert_eq!(fold(s), 0xffff);
-    }
-
-    #[test]
-    fn every_length_and_alignment_of_all_ones() {
-        // All-ones words make every lane carry as early as possible.
-        let data = [0xffu8; 300];
-        for start in 0..8 {
-            for end in start..data.len() {
-                let piece = &data[start..end];
-                assert_eq!(fold(sum(piece, 0)), reference(piece), "{start}..{end}");
-            }
-        }
-    }
-
-    #[test]
-    fn pseudo_header() {
-        let s = pseudo_header_sum(
-            Ipv4Addr::new(10, 0, 0, 1),
-            Ipv4Addr::new(10, 0, 0, 2),
-            6,
-            40,
-        );
-        assert_eq!(s, 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 6 + 40);
-    }
-
-    /// Bytes that are neither all ones nor a repeating pattern: a 32-bit
-    /// xorshift stream from `seed`.
-    fn noise(len: usize, seed: u32) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x.to_le_bytes()[0]
-            })
-            .collect()
-    }
-
-    #[test]
-    fn every_short_length_and_alignment_matches_reference() {
-        // Every length 0..=256 (both sides of the short/long cut at 128 and
-        // every tail of the 64-byte loop) at every offset 0..8, odd ones
-        // included, for bytes that carry early (all ones, 0xff00 words),
-        // never (zeros) and at random, chained onto a few initial sums.
-        let buffers = [
-            noise(8 + 256, 1),
-            noise(8 + 256, 0xdead_beef),
-            vec![0xff; 8 + 256],
-            vec![0; 8 + 256],
-            (0..8 + 256)
-                .map(|i| if i % 2 == 0 { 0xff } else { 0 })
-                .collect(),
-        ];
-        for buf in &buffers {
-            for start in 0..8 {
-                for len in 0..=256 {
-                    let piece = &buf[start..start + len];
-                    let expected = reference(piece);
-                    assert_eq!(fold(sum(piece, 0)), expected, "{start}+{len}");
-                    assert_eq!(checksum(piece), !expected, "{start}+{len}");
-                    for init in [1u32, 0xffff, 0x1_2345, u32::MAX] {
-                        let want = fold(u32::from(expected) + u32::from(fold(init)));
-                        assert_eq!(fold(sum(piece, init)), want, "{start}+{len} from {init:#x}");
-                    }
-                }
-            }
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn short_inputs_match_reference(
-            data in proptest::collection::vec(any::<u8>(), 8..=264),
-            start in 0usize..8,
-            len in 0usize..=256,
-            init in any::<u32>(),
-        ) {
-            let piece = &data[start..(start + len).min(data.len())];
-            prop_assert_eq!(fold(sum(piece, 0)), reference(piece));
-            let expected = fold(u32::from(reference(piece)) + u32::from(fold(init)));
-            prop_assert_eq!(fold(sum(piece, init)), expected);
-        }
-
-        #[test]
-        fn matches_reference(data in proptest::collection::vec(any::<u8>(), 0..3000), init in any::<u16>()) {
-            prop_assert_eq!(fold(sum(&data, 0)), reference(&data));
-            let chained = fold(sum(&data, u32::from(init)));
-            let expected = fold(u32::from(reference(&data)) + u32::from(init));
-            prop_assert_eq!(chained, expected);
-        }
-
-        #[test]
-        fn matches_reference_at_any_alignment(data in proptest::collection::vec(any::<u8>(), 1..3000), start in 0usize..8) {
-            let piece = &data[start.min(data.len())..];
-            prop_assert_eq!(fold(sum(piece, 0)), reference(piece));
-        }
-
-        #[test]
-        fn even_split_chains(data in proptest::collection::vec(any::<u8>(), 0..3000), cut in 0usize..1500) {
-            let cut = (cut * 2).min(data.len() & !1);
-            let (a, b) = data.split_at(cut);
-            prop_assert_eq!(fold(sum(b, sum(a, 0))), reference(&data));
-        }
-    }
-}
+mod tests;

@@ -15,6 +15,8 @@
 //! the stack-wide budget: it never hands out storage that would take the
 //! bytes allocated (in rings and pooled) past the budget.
 
+use ustack_ipv4::checksum;
+
 /// Smallest ring storage, and the granularity of every size.
 pub const MIN_RING: usize = 4096;
 
@@ -214,6 +216,31 @@ impl RingBuffer {
         self.buf[start..start + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
         n
+    }
+
+    /// Copies as much of `data` as fits to where [`RingBuffer::write`]
+    /// would put it, without making it readable (as [`RingBuffer::write_at`]
+    /// at offset 0), summing it on the way (RFC 1071, [`checksum::copy_and_sum`]).
+    /// Returns the count placed and the partial sum of those bytes; a
+    /// [`RingBuffer::commit`] of the count makes them readable.
+    pub fn stage_summed(&mut self, data: &[u8]) -> (usize, u32) {
+        let cap = self.cap();
+        // No storage (none attached, or none to be had): nothing fits.
+        let n = data.len().min(cap - self.len);
+        if n == 0 {
+            return (0, 0);
+        }
+        let start = self.wrap(self.head + self.len);
+        let first = n.min(cap - start);
+        let a = checksum::copy_and_sum(&mut self.buf[start..], &data[..first]);
+        let mut acc = u32::from(a);
+        if first < n {
+            let b = checksum::copy_and_sum(&mut self.buf[..n - first], &data[first..n]);
+            // The second piece starts at an odd offset of the data when the
+            // first is odd: its bytes sit swapped in the 16-bit words.
+            acc += u32::from(if first % 2 == 1 { b.swap_bytes() } else { b });
+        }
+        (n, acc)
     }
 
     /// Makes `n` bytes already placed by [`RingBuffer::write_at`] readable.

@@ -11,7 +11,10 @@
 //!
 //! Records are kept in sequence order and cover SND.UNA..SND.NXT; their number
 //! is bounded ([`MAX_RECORDS`]). Past the bound, segments are not tracked and
-//! the retransmission timer remains their only loss detector.
+//! the retransmission timer remains their only loss detector. Segments of one
+//! size sent back to back at one instant share a record: RACK judges by send
+//! time, so they would all be judged alike, and a flight costs one record
+//! (a SACK or a retransmission that covers part of one splits it).
 
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -30,6 +33,9 @@ const MIN_PTO: Duration = Duration::from_millis(2);
 pub struct Record {
     pub start: SeqNumber,
     pub end: SeqNumber,
+    /// Sequence length of each segment the record covers (the first may
+    /// have been cut shorter by a partial ACK).
+    pub seg: u32,
     pub xmit: Instant,
     pub retransmitted: bool,
     pub sacked: bool,
@@ -39,6 +45,12 @@ pub struct Record {
 impl Record {
     fn len(&self) -> usize {
         (self.end - self.start) as usize
+    }
+
+    /// The last segment the record covers.
+    fn last_segment(&self) -> (SeqNumber, SeqNumber) {
+        let len = self.end - self.start;
+        (self.start + (len - len.min(self.seg)), self.end)
     }
 }
 
@@ -71,7 +83,7 @@ struct Estimate {
     /// division per smoothing) was a good part of each delivered segment.
     rtt_us: u64,
     min_rtt_us: Option<u64>,
-    /// Smoothed RTT in microseconds from delivered segments (for the PTO).
+    /// Smoothed RTT in microseconds, one sample per ACK (for the PTO).
     srtt_us: Option<u64>,
 }
 
@@ -85,6 +97,14 @@ impl Estimate {
         if r.retransmitted && self.min_rtt_us.is_some_and(|m| rtt < m) {
             return;
         }
+        self.update(r.xmit, r.end, now);
+    }
+
+    /// RACK_update (RFC 8985 §6.2 step 2) for a delivered segment sent at
+    /// `xmit` and ending at `end`, with the minimum and smoothed RTT.
+    #[inline]
+    fn update(&mut self, xmit: Instant, end: SeqNumber, now: Instant) {
+        let rtt = now.total_micros().saturating_sub(xmit.total_micros());
         self.min_rtt_us = Some(self.min_rtt_us.map_or(rtt, |m| m.min(rtt)));
         self.srtt_us = Some(match self.srtt_us {
             None => rtt,
@@ -92,11 +112,11 @@ impl Estimate {
         });
         let newer = match self.xmit_ts {
             None => true,
-            Some(t) => r.xmit > t || (r.xmit == t && r.end.distance(self.end_seq) > 0),
+            Some(t) => xmit > t || (xmit == t && end.distance(self.end_seq) > 0),
         };
         if newer {
-            self.xmit_ts = Some(r.xmit);
-            self.end_seq = r.end;
+            self.xmit_ts = Some(xmit);
+            self.end_seq = end;
             self.rtt_us = rtt;
         }
     }
@@ -125,7 +145,8 @@ impl Rack {
         }
     }
 
-    #[cfg(test)]
+    /// Nothing in flight is tracked.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.recs.is_empty()
     }
@@ -174,7 +195,8 @@ impl Rack {
     #[inline]
     pub fn pto_micros(&self, delack_us: u64) -> Option<u64> {
         let mut pto = self.est.srtt_us?.saturating_mul(2);
-        if self.recs.len() == 1 {
+        let one_segment = self.recs.len() == 1 && self.recs[0].len() <= self.recs[0].seg as usize;
+        if one_segment {
             pto = pto.saturating_add(delack_us);
         }
         Some(pto.max(MIN_PTO.as_micros() as u64))
@@ -186,10 +208,19 @@ impl Rack {
         if end.distance(start) <= 0 {
             return;
         }
-        if let Some(last) = self.recs.back() {
+        let len = end - start;
+        if let Some(last) = self.recs.back_mut() {
             if start != last.end {
                 // Not contiguous with what we track: lose precision, not safety.
                 self.overflow = true;
+                return;
+            }
+            let same_burst = last.xmit == now
+                && last.seg == len
+                && !(retransmitted || last.retransmitted || last.sacked || last.lost);
+            if same_burst {
+                last.end = end;
+                self.flight += len as usize;
                 return;
             }
         }
@@ -200,6 +231,7 @@ impl Rack {
         self.recs.push_back(Record {
             start,
             end,
+            seg: len,
             xmit: now,
             retransmitted,
             sacked: false,
@@ -257,7 +289,7 @@ impl Rack {
         }
         let mut marked = 0;
         for r in self.recs.iter_mut() {
-            if !r.sacked && !r.lost && r.len() > max_len {
+            if !r.sacked && !r.lost && r.len().min(r.seg as usize) > max_len {
                 r.lost = true;
                 self.flight -= r.len();
                 self.lost += 1;
@@ -294,7 +326,7 @@ impl Rack {
             .iter()
             .rev()
             .find(|r| !r.sacked)
-            .map(|r| (r.start, r.end))
+            .map(Record::last_segment)
     }
 
     /// Processes an ACK: cumulative `ack` and its SACK blocks (RFC 8985 §6.2
@@ -310,6 +342,9 @@ impl Rack {
             if b.right.distance(b.left) <= 0 {
                 continue;
             }
+            // A record of several segments may be SACKed in part.
+            self.split_at(b.left);
+            self.split_at(b.right);
             // Newly SACKed records, without allocating: only the most recent
             // send time matters for RACK, so overflow keeps the latest.
             let mut hits = [None::<Record>; 8];
@@ -341,39 +376,69 @@ impl Rack {
 
     /// Records wholly below `ack` leave, delivered; one that `ack` cuts
     /// keeps its unacknowledged part. Returns the bytes newly delivered.
-    /// Every ACK comes here: the counters and the estimate are updated in
-    /// locals and written back once.
+    ///
+    /// Every ACK comes here, so the estimate is updated once per ACK, from
+    /// the most recently sent record it delivers: RFC 8985 §6.2 step 2 runs
+    /// RACK_update on each in send order, and the last one's RACK.xmit_ts,
+    /// end_seq and rtt are what remain; its RTT is also the least of them
+    /// (it was sent last), so the minimum RTT comes out the same. A
+    /// retransmission delivered sooner than the minimum RTT is passed over
+    /// (step 2: it was the original transmission that arrived).
     #[inline]
     fn on_cumulative_ack(&mut self, ack: SeqNumber, now: Instant) -> usize {
         let mut delivered = 0;
-        let (mut flight, mut lost, mut est) = (self.flight, self.lost, self.est);
-        while let Some(&r) = self.recs.front() {
+        let (mut flight, mut lost) = (self.flight, self.lost);
+        let min_rtt = self.est.min_rtt_us.unwrap_or(0);
+        let now_us = now.total_micros();
+        let mut newest: Option<(Instant, SeqNumber)> = None;
+        // Most ACKs end inside the front record (a burst shares one), so
+        // records are popped one by one: no iterator or drain to set up.
+        while let Some(r) = self.recs.front_mut() {
             if r.end.distance(ack) > 0 {
                 if r.start.distance(ack) < 0 {
                     // Partly acknowledged: the rest stays in flight.
                     let part = (ack - r.start) as usize;
                     delivered += part;
-                    if !r.sacked && !r.lost {
-                        flight -= part;
-                    }
-                    if let Some(front) = self.recs.front_mut() {
-                        front.start = ack;
+                    r.start = ack;
+                    if !r.sacked {
+                        if !r.lost {
+                            flight -= part;
+                        }
+                        // Its acknowledged segments were sent after those
+                        // of the records gone (sequence order, same or
+                        // later time).
+                        let rtt = now_us.saturating_sub(r.xmit.total_micros());
+                        if !r.retransmitted || rtt >= min_rtt {
+                            newest = Some((r.xmit, ack));
+                        }
                     }
                 }
                 break;
             }
+            let r = *r;
             self.recs.pop_front();
-            if !r.sacked {
-                if r.lost {
-                    lost -= 1;
-                } else {
-                    flight -= r.len();
-                }
-                est.deliver(&r, now);
-                delivered += r.len();
+            if r.sacked {
+                continue;
+            }
+            let len = r.len();
+            delivered += len;
+            if r.lost {
+                lost -= 1;
+            } else {
+                flight -= len;
+            }
+            if r.retransmitted && now_us.saturating_sub(r.xmit.total_micros()) < min_rtt {
+                continue;
+            }
+            // In sequence order, so a tie in send time goes to the later end.
+            if newest.is_none_or(|(t, _)| r.xmit >= t) {
+                newest = Some((r.xmit, r.end));
             }
         }
-        (self.flight, self.lost, self.est) = (flight, lost, est);
+        (self.flight, self.lost) = (flight, lost);
+        if let Some((xmit, end)) = newest {
+            self.est.update(xmit, end, now);
+        }
         delivered
     }
 
@@ -577,9 +642,71 @@ mod tests {
     fn records_are_bounded() {
         let mut r = Rack::new();
         for i in 0..(MAX_RECORDS as u32 + 10) {
-            r.on_send(SeqNumber(i * 10), SeqNumber(i * 10 + 10), t(0), false);
+            let at = t(u64::from(i));
+            r.on_send(SeqNumber(i * 10), SeqNumber(i * 10 + 10), at, false);
         }
         assert_eq!(r.recs.len(), MAX_RECORDS);
         assert_eq!(r.in_flight(), None);
+    }
+
+    /// Four 100-byte segments sent at t=0, then one at t=10.
+    fn burst() -> Rack {
+        let mut r = Rack::new();
+        for i in 0..4 {
+            let (s, e) = seg(i);
+            r.on_send(s, e, t(0), false);
+        }
+        let (s, e) = seg(4);
+        r.on_send(s, e, t(10), false);
+        r
+    }
+
+    #[test]
+    fn a_burst_shares_one_record_and_is_still_judged_per_segment() {
+        let mut r = burst();
+        assert_eq!(r.recs.len(), 2, "one record per send instant");
+        assert_eq!(r.in_flight(), Some(500));
+        assert_eq!(r.last(), Some(seg(4)));
+        // Segment 1 is lost; 2 and 3 are SACKed: the record splits at the
+        // block's edges, and only the unSACKed segments sent before the
+        // delivered ones become candidates.
+        let (s2, _) = seg(2);
+        let (_, e3) = seg(3);
+        let sack = [SackBlock {
+            left: s2,
+            right: e3,
+        }];
+        r.on_ack(seg(1).0, &sack, t(1000));
+        assert_eq!(r.in_flight(), Some(100 + 100), "segments 1 and 4");
+        let (lost, _) = r.detect_loss(t(5000));
+        assert_eq!(lost, 100, "segment 1 only");
+        assert_eq!(r.first_lost(), Some(seg(1)));
+        assert_eq!(r.last(), Some(seg(4)), "the probe is the highest segment");
+    }
+
+    #[test]
+    fn a_partial_ack_of_a_burst_updates_the_estimate() {
+        let mut r = burst();
+        r.on_ack(seg(2).0, &[], t(400));
+        assert_eq!(r.srtt(), Some(Duration::from_micros(400)));
+        assert_eq!(r.in_flight(), Some(300));
+        // More than one segment left in the record: no delayed-ACK allowance.
+        assert_eq!(
+            r.pto(Duration::from_millis(40)),
+            Some(Duration::from_micros(800).max(MIN_PTO))
+        );
+    }
+
+    #[test]
+    fn segments_of_other_sizes_or_times_do_not_merge() {
+        let mut r = Rack::new();
+        r.on_send(SeqNumber(0), SeqNumber(100), t(0), false);
+        r.on_send(SeqNumber(100), SeqNumber(150), t(0), false);
+        r.on_send(SeqNumber(150), SeqNumber(250), t(0), true);
+        assert_eq!(r.recs.len(), 3);
+        // An oversized-segment check looks at segments, not records.
+        let mut r = burst();
+        assert_eq!(r.mark_oversized_lost(100), Some(0));
+        assert_eq!(r.mark_oversized_lost(99), Some(2));
     }
 }

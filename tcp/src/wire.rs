@@ -407,6 +407,19 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         let pseudo = checksum::pseudo_header_sum(src, dst, ustack_ipv4::protocol::TCP, len);
         checksum::fold(checksum::sum(data, pseudo)) == 0xffff
     }
+
+    /// The part of [`TcpPacket::verify_checksum`] before the payload: the
+    /// pseudo-header and the header, as a partial sum (RFC 1071). The header
+    /// is a whole number of 32-bit words, so the payload's own sum chains
+    /// on: the checksum is right iff `fold(header_sum + payload sum)` is
+    /// 0xffff. `None` for a buffer too long to be valid.
+    pub fn header_sum(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Option<u32> {
+        let data = self.bytes();
+        let len = u16::try_from(data.len()).ok()?;
+        let pseudo = checksum::pseudo_header_sum(src, dst, ustack_ipv4::protocol::TCP, len);
+        let header = data.get(..self.header_len()).unwrap_or(data);
+        Some(checksum::sum(header, pseudo))
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {

@@ -11,6 +11,7 @@ use crate::error::TcpError;
 use crate::seq::SeqNumber;
 use crate::time::Instant;
 use crate::wire::{SackBlock, TcpRepr};
+use ustack_ipv4::checksum;
 
 impl Tcb {
     /// SEGMENT ARRIVES (RFC 9293 §3.10.7.3 and §3.10.7.4). Returns a RST to
@@ -27,10 +28,45 @@ impl Tcb {
             State::SynSent => self.handle_syn_sent(cfg, now, seg),
             _ => self.handle_synchronized(cfg, now, seg, payload),
         };
+        self.staged = 0;
         self.update_persist(now);
         self.update_tlp(now);
         self.update_keepalive();
         rst
+    }
+
+    /// Before a segment is processed, while its checksum is still to be
+    /// verified: if its payload is the next in-order data, copies what fits
+    /// to the end of the receive ring (not readable yet) and sums it in the
+    /// same pass, so the text step (RFC 9293 §3.10.7.4, seventh) only makes
+    /// it readable. Returns the partial sum (RFC 1071) of all of `payload`,
+    /// to complete the checksum. Nothing is acted on before the caller has
+    /// checked it: a segment that fails leaves the staged bytes unread and
+    /// [`Tcb::unstage`] forgets them.
+    pub fn stage_payload(&mut self, seq: SeqNumber, payload: &[u8]) -> u32 {
+        self.staged = 0;
+        let accepts_text = matches!(
+            self.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        );
+        if !accepts_text || seq != self.rcv_nxt || payload.is_empty() {
+            return checksum::sum(payload, 0);
+        }
+        let (n, sum) = self.recv_buf.stage_summed(payload);
+        self.staged = n;
+        let rest = &payload[n..];
+        if rest.is_empty() {
+            return sum;
+        }
+        // The ring is full before the payload's end: the rest is summed alone.
+        let r = checksum::fold(checksum::sum(rest, 0));
+        let r = if n % 2 == 1 { r.swap_bytes() } else { r };
+        u32::from(checksum::fold(sum)) + u32::from(r)
+    }
+
+    /// The segment [`Tcb::stage_payload`] saw is dropped (a bad checksum).
+    pub fn unstage(&mut self) {
+        self.staged = 0;
     }
 
     pub(super) fn handle_syn_sent(
@@ -394,7 +430,15 @@ impl Tcb {
         );
         let mut filled_gap = false;
         if accepts_text && !data.is_empty() {
-            let n = self.recv_buf.write(data);
+            let n = match core::mem::take(&mut self.staged) {
+                0 => self.recv_buf.write(data),
+                // Already in place (stage_payload), from RCV.NXT on.
+                staged => {
+                    let n = staged.min(data.len());
+                    self.recv_buf.commit(n);
+                    n
+                }
+            };
             if n < data.len() {
                 fin = false;
             }

@@ -157,6 +157,9 @@ pub struct Tcb {
     /// Segments received since our last ACK, and when a delayed ACK is due.
     segs_unacked: u32,
     ack_delay: Duration,
+    /// Bytes of the segment being processed that [`Tcb::stage_payload`]
+    /// already placed at the receive ring's end (not yet readable).
+    staged: usize,
 
     cc: AnyCc,
     /// RACK-TLP (RFC 8985), used when the peer sends SACKs.
@@ -258,6 +261,7 @@ impl Tcb {
             challenge_count: 0,
             segs_unacked: 0,
             ack_delay: cfg.ack_delay,
+            staged: 0,
             cc: cc::new(cfg.congestion, 536),
             rack: Rack::new(),
             last_data_sent: None,

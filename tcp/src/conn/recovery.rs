@@ -44,8 +44,11 @@ impl Tcb {
         // sent before a delivered one may be deemed lost.
         let mut rack_lost = 0;
         let mut delivered = 0;
-        if self.sack_ok {
-            delivered = self.rack.on_ack(seg.ack, seg.options.sack.as_slice(), now);
+        // With nothing tracked and no SACK blocks (a receiver's ACKs on its
+        // data segments), there is nothing for RACK to learn.
+        let sack = seg.options.sack.as_slice();
+        if self.sack_ok && !(self.rack.is_empty() && sack.is_empty()) {
+            delivered = self.rack.on_ack(seg.ack, sack, now);
             let (lost, timer) = self.rack.detect_loss(now);
             self.timers.set_or_clear(TimerKind::Rack, timer);
             rack_lost = lost;

@@ -10,7 +10,6 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
-use tracing::{debug, trace};
 use ustack_ipv4::{IpSend, Ipv4Repr};
 
 use crate::buffer::BufferPool;
@@ -20,13 +19,14 @@ use crate::rng::{IsnGenerator, Rng};
 use crate::seq::SeqNumber;
 use crate::syncookie::SynCookieJar;
 use crate::time::Instant;
-use crate::wire::{Flags, TcpPacket, TcpRepr};
+use crate::wire::{Flags, TcpRepr};
 
 mod capture;
 mod cookies;
 mod invariants;
 mod lookup;
 mod memory;
+mod rx;
 mod socket_api;
 mod time_wait;
 mod transport;
@@ -35,7 +35,7 @@ mod tx;
 pub use capture::{CaptureFilter, CaptureRequest};
 pub use cookies::{ListenOptions, SynCookies};
 pub use time_wait::TimeWaitStats;
-use time_wait::{TimeWaitTable, Verdict};
+use time_wait::TimeWaitTable;
 #[cfg(test)]
 mod size_tests;
 
@@ -323,167 +323,6 @@ impl Tcp {
             .filter_map(|s| s.entry.as_ref())
             .filter(|e| !matches!(e.tcb.state(), State::TimeWait | State::Closed))
             .count()
-    }
-
-    // ----------------------------------------------------------- packet in
-
-    fn handle_tcp(
-        &mut self,
-        now: Instant,
-        ip: &Ipv4Repr,
-        segment: &[u8],
-        verify_checksum: bool,
-        tx: &mut impl IpSend,
-    ) {
-        self.stats.tcp_rx_segments += 1;
-        let pkt = match TcpPacket::new_checked(segment) {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.tcp_bad_header += 1;
-                trace!(%e, "tcp dropped");
-                return;
-            }
-        };
-        if verify_checksum && !pkt.verify_checksum(ip.src_addr, ip.dst_addr) {
-            self.stats.tcp_bad_checksum += 1;
-            trace!(src = %ip.src_addr, "tcp checksum mismatch");
-            return;
-        }
-        let seg = match TcpRepr::parse(&pkt) {
-            Ok(s) => s,
-            Err(e) => {
-                self.stats.tcp_bad_header += 1;
-                trace!(%e, "tcp dropped");
-                return;
-            }
-        };
-        let payload = pkt.payload();
-        let local = SocketAddrV4::new(ip.dst_addr, seg.dst_port);
-        let remote = SocketAddrV4::new(ip.src_addr, seg.src_port);
-        trace!(%remote, flags = ?seg.flags, seq = %seg.seq, ack = %seg.ack, wnd = seg.window, len = payload.len(), "rx");
-
-        if let Some(idx) = self.table.lookup(&(local, remote)) {
-            let reuse = seg.flags.syn()
-                && !seg.flags.ack()
-                && (self.listeners.contains_key(&local.port()) || self.capture_takes(local))
-                && self
-                    .entry(idx)
-                    .is_some_and(|e| e.tcb.time_wait_reusable_by(seg.seq));
-            if !reuse {
-                let Some(e) = self
-                    .slots
-                    .get_mut(idx as usize)
-                    .and_then(|s| s.entry.as_mut())
-                else {
-                    return;
-                };
-                // Entering a disabled span still costs a clone and a drop.
-                let _span = (!e.span.is_disabled()).then(|| e.span.clone().entered());
-                if !e.tcb.prepare_recv(&mut self.pool, payload.len()) {
-                    self.stats.tcp_mem_rx_dropped += 1;
-                    trace!(len = payload.len(), "no buffer memory: data dropped");
-                }
-                let rst = e.tcb.handle_segment(&self.cfg.tcp, now, &seg, payload);
-                if let Some(r) = rst {
-                    self.send_rst(local, remote, &r, tx);
-                }
-                self.after_event(idx, now, true);
-                if payload.len() >= 2 * usize::from(self.cfg.tcp.mss)
-                    && self.entry(idx).is_some_and(|e| e.tcb.ack_pending())
-                {
-                    // A GRO super-frame holds many full segments: acknowledge
-                    // each one as it arrives (RFC 5681 §4.2), not once per
-                    // batch of frames, or the sender's clock stalls.
-                    self.transmit(idx, now, tx);
-                }
-                return;
-            }
-            debug!(%local, %remote, "new SYN recycles a TIME-WAIT connection");
-            self.free_slot(idx);
-        } else if let Some(v) =
-            self.time_wait
-                .on_segment(now, &(local, remote), &seg, payload.len())
-        {
-            match v {
-                Verdict::Drop => return,
-                Verdict::Ack(ack) => return self.send_header(local, remote, &ack, tx),
-                Verdict::Reopen => debug!(%local, %remote, "new SYN reopens a TIME-WAIT 4-tuple"),
-            }
-        }
-
-        if self.capture_takes(local) {
-            self.handle_capture(local, remote, &seg, tx);
-        } else if *local.ip() == self.addr && self.listeners.contains_key(&local.port()) {
-            self.handle_listen(now, local, remote, &seg, payload, tx);
-        } else {
-            self.stats.tcp_no_listener += 1;
-            if let Some(r) = reset_for_closed_port(&seg, payload.len()) {
-                self.send_rst(local, remote, &r, tx);
-            }
-        }
-    }
-
-    /// LISTEN state processing (RFC 9293 §3.10.7.2).
-    fn handle_listen(
-        &mut self,
-        now: Instant,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        seg: &TcpRepr,
-        payload: &[u8],
-        tx: &mut impl IpSend,
-    ) {
-        if seg.flags.rst() {
-            return;
-        }
-        if seg.flags.ack() {
-            if !seg.flags.syn() && self.cookies_in_use(local.port(), now) {
-                self.accept_cookie(now, local, remote, seg, payload, tx);
-                return;
-            }
-            let rst = TcpRepr::rst(seg.dst_port, seg.src_port, seg.ack);
-            self.send_rst(local, remote, &rst, tx);
-            return;
-        }
-        if !seg.flags.syn() || seg.flags.fin() {
-            return;
-        }
-        let Some(l) = self.listeners.get(&local.port()) else {
-            return;
-        };
-        if l.queue.len() >= l.backlog {
-            // The application is not accepting: a cookie's connection
-            // would find no room either (Linux drops here too).
-            self.stats.tcp_syn_dropped += 1;
-            debug!(%local, %remote, "SYN dropped: accept queue full");
-            return;
-        }
-        let full = l.pending >= l.backlog || self.live >= self.cfg.max_connections;
-        match l.syn_cookies {
-            SynCookies::Always => return self.send_cookie(now, local, remote, seg, tx),
-            SynCookies::Auto if full => return self.send_cookie(now, local, remote, seg, tx),
-            _ => {}
-        }
-        if full {
-            // The peer retransmits its SYN; by then there may be room.
-            self.stats.tcp_syn_dropped += 1;
-            debug!(%local, %remote, "SYN dropped: backlog or connection table full");
-            return;
-        }
-        let iss = self.isn.isn(local, remote, now);
-        let span = conn_span(local, remote);
-        let ts_offset = self.isn.ts_offset(local, remote);
-        let tcb =
-            span.in_scope(|| Tcb::accept_syn(&self.cfg.tcp, local, remote, iss, ts_offset, seg));
-        let owner = Owner::Listener {
-            port: local.port(),
-            queued: false,
-        };
-        let idx = self.insert(tcb, owner, span);
-        if let Some(l) = self.listeners.get_mut(&local.port()) {
-            l.pending += 1;
-        }
-        self.after_event(idx, now, true);
     }
 
     // ------------------------------------------------------------- polling
