@@ -127,7 +127,19 @@ impl Tcb {
     /// rings go altogether: a retransmitted FIN then meets a zero window and
     /// is still ACKed. Under pressure a receive buffer given back shrinks to
     /// its initial size, or what was advertised if more.
+    #[inline]
     pub fn release_idle(&mut self, cfg: &TcpConfig, pool: &mut BufferPool) {
+        // After most segments there is nothing to give back: both queues
+        // hold data, or an empty one holds no storage.
+        let idle_send = self.send_buf.is_empty() && self.send_buf.has_storage();
+        let idle_recv = self.recv_buf.is_empty() && self.recv_buf.has_storage();
+        let done = matches!(self.state, State::TimeWait | State::Closed);
+        if idle_send || idle_recv || done {
+            self.release_idle_storage(cfg, pool);
+        }
+    }
+
+    fn release_idle_storage(&mut self, cfg: &TcpConfig, pool: &mut BufferPool) {
         let done = matches!(self.state, State::TimeWait | State::Closed);
         if self.send_buf.is_empty() {
             if done {
