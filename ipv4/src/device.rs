@@ -7,6 +7,8 @@
 //! `ustack-link` devices produce and consume them, and [`crate::IpStack`]
 //! reads them. Nothing here does I/O.
 
+use crate::checksum;
+
 /// Largest IPv4 datagram: the total-length field is 16 bits (RFC 791 §3.1).
 pub const MAX_PACKET_LEN: usize = u16::MAX as usize;
 
@@ -32,6 +34,13 @@ pub struct DeviceCaps {
     /// packets may also be larger than `mtu` (GRO super-frames, up to
     /// [`MAX_PACKET_LEN`]).
     pub tso_max: usize,
+    /// The device copies every packet it sends with [`TxPacket::copy_to`],
+    /// which finishes a TCP checksum left partial
+    /// ([`TxPacket::partial_checksum`]) in the same pass, as a NIC with
+    /// checksum offload would: the stack then never reads the payload just
+    /// to sum it. The in-memory pipe does; a device that hands the parts to
+    /// the kernel as they are (TUN's `writev`) must not say so.
+    pub finishes_checksums: bool,
 }
 
 impl DeviceCaps {
@@ -41,6 +50,7 @@ impl DeviceCaps {
             mtu,
             medium: Medium::Ip,
             tso_max: 0,
+            finishes_checksums: false,
         }
     }
 
@@ -110,6 +120,11 @@ pub struct TxPacket<'a> {
     /// frame (CHECKSUM_PARTIAL), for the device to finish per segment.
     /// `None`: an ordinary packet with every checksum complete.
     pub segment: Option<u16>,
+    /// An ordinary TCP/IPv4 packet whose TCP checksum field holds only the
+    /// pseudo-header sum (CHECKSUM_PARTIAL), for [`TxPacket::copy_to`] to
+    /// finish; sent only to a device whose caps say
+    /// [`DeviceCaps::finishes_checksums`].
+    pub partial_checksum: bool,
 }
 
 impl<'a> TxPacket<'a> {
@@ -118,6 +133,7 @@ impl<'a> TxPacket<'a> {
         TxPacket {
             parts,
             segment: None,
+            partial_checksum: false,
         }
     }
 
@@ -165,10 +181,15 @@ impl<'a> TxPacket<'a> {
     }
 
     /// Copies the whole packet into `buf`, returning its length, or `None`
-    /// when `buf` is too short.
+    /// when `buf` is too short. A [`TxPacket::partial_checksum`] is
+    /// finished on the way: the bytes from the TCP header on are summed as
+    /// they are copied (RFC 1071), and the complement goes in the field.
     pub fn copy_to(&self, buf: &mut [u8]) -> Option<usize> {
         let len = self.len();
         let dst = buf.get_mut(..len)?;
+        if self.partial_checksum {
+            return self.copy_finishing_checksum(dst).then_some(len);
+        }
         let mut at = 0;
         for part in self.parts {
             dst[at..at + part.len()].copy_from_slice(part);
@@ -176,11 +197,84 @@ impl<'a> TxPacket<'a> {
         }
         Some(len)
     }
+
+    /// [`TxPacket::copy_to`] of a partial-checksum packet into `dst`, its
+    /// exact length. False if it is no TCP/IPv4 packet (nothing to finish).
+    fn copy_finishing_checksum(&self, dst: &mut [u8]) -> bool {
+        let mut at = 0;
+        let mut l4 = usize::MAX;
+        let mut acc: u64 = 0;
+        for part in self.parts {
+            let end = at + part.len();
+            let out = &mut dst[at..end];
+            if l4 == usize::MAX && at == 0 {
+                // The IPv4 header length is in the first byte.
+                l4 = part
+                    .first()
+                    .map_or(usize::MAX, |b| usize::from(b & 0x0f) * 4);
+            }
+            // The part's bytes before the transport header are only copied.
+            let plain = l4.saturating_sub(at).min(part.len());
+            out[..plain].copy_from_slice(&part[..plain]);
+            if plain < part.len() {
+                let s = checksum::copy_and_sum(&mut out[plain..], &part[plain..]);
+                // A piece starting at an odd offset of the segment sits
+                // byte-swapped in the 16-bit words (RFC 1071 §2(B)).
+                let odd = (at + plain - l4) % 2 == 1;
+                acc += u64::from(if odd { s.swap_bytes() } else { s });
+            }
+            at = end;
+        }
+        let field = l4.saturating_add(16);
+        let Some(slot) = dst.get_mut(field..field + 2) else {
+            return false;
+        };
+        // The field held the pseudo-header sum and is part of what was
+        // summed. A few 16-bit sums: no overflow of 32 bits.
+        let total = u32::try_from(acc).unwrap_or(u32::MAX);
+        slot.copy_from_slice(&(!checksum::fold(total)).to_be_bytes());
+        true
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A partial TCP checksum, as the stack leaves it for a device that
+    /// finishes checksums, comes out of `copy_to` complete, wherever the
+    /// parts are cut (odd cuts put bytes in the other half of a word).
+    #[test]
+    fn copy_to_finishes_a_partial_checksum_across_any_cuts() {
+        let (src, dst) = (
+            core::net::Ipv4Addr::new(10, 0, 0, 1),
+            core::net::Ipv4Addr::new(10, 0, 0, 2),
+        );
+        for len in [20usize, 21, 52, 333, 1480] {
+            let mut pkt = vec![0u8; 20 + len];
+            pkt[0] = 0x45;
+            for (i, b) in pkt[20..].iter_mut().enumerate() {
+                *b = (i * 31 + 7) as u8;
+            }
+            let pseudo = checksum::pseudo_header_sum(src, dst, 6, len as u16);
+            pkt[36..38].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+            for cut in [20, 21, 33, 38, 20 + len / 2, 19 + len] {
+                let cut2 = (cut + 3).min(pkt.len());
+                let parts: [&[u8]; 4] = [&pkt[..7], &pkt[7..cut], &pkt[cut..cut2], &pkt[cut2..]];
+                let p = TxPacket {
+                    parts: &parts,
+                    segment: None,
+                    partial_checksum: true,
+                };
+                let mut out = vec![0u8; pkt.len()];
+                assert_eq!(p.copy_to(&mut out), Some(pkt.len()));
+                assert_eq!(&out[..36], &pkt[..36], "len {len} cut {cut}");
+                assert_eq!(&out[38..], &pkt[38..], "len {len} cut {cut}");
+                let verify = checksum::fold(checksum::sum(&out[20..], pseudo));
+                assert_eq!(verify, 0xffff, "len {len} cut {cut}: checksum not finished");
+            }
+        }
+    }
 
     #[test]
     fn gather_list_reads_across_parts() {

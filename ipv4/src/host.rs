@@ -96,6 +96,10 @@ pub struct Outgoing<'a> {
     /// `Some`: a super-frame for the device to cut (its transport checksum
     /// holds only the pseudo-header sum); only when the interface has TSO.
     pub tso: Option<Tso>,
+    /// An ordinary TCP datagram whose checksum holds only the pseudo-header
+    /// sum, for the device to finish ([`TxPacket::partial_checksum`]); only
+    /// when the interface's caps say [`DeviceCaps::finishes_checksums`].
+    pub partial_checksum: bool,
 }
 
 /// Where a transport sends datagrams: the IP layer's sender.
@@ -390,6 +394,7 @@ fn icmp_input<T: Transport, F: FnMut(&TxPacket<'_>)>(
             dont_frag: false,
             dscp_ecn: repr.dscp_ecn & !0x03,
             tso: None,
+            partial_checksum: false,
         });
         return;
     }
@@ -452,6 +457,7 @@ impl<F: FnMut(&TxPacket<'_>)> IpSend for Sender<'_, F> {
             (self.tx)(&TxPacket {
                 parts: &parts[..=d.payload.len()],
                 segment: segment.map(|t| t.segment),
+                partial_checksum: d.partial_checksum && segment.is_none(),
             });
             self.stats.tx_packets += 1;
             if let Some(t) = segment {
@@ -460,7 +466,7 @@ impl<F: FnMut(&TxPacket<'_>)> IpSend for Sender<'_, F> {
             }
             return;
         }
-        if d.dont_frag || d.tso.is_some() {
+        if d.dont_frag || d.tso.is_some() || d.partial_checksum {
             self.stats.tx_too_long += 1;
             return;
         }

@@ -273,9 +273,12 @@ impl Link for PipeEnd {
         Ok(())
     }
 
+    /// Every packet is copied into a queue slot ([`TxPacket::copy_to`]),
+    /// which finishes partial TCP checksums on the way.
     fn caps(&self) -> DeviceCaps {
         DeviceCaps {
             tso_max: self.tso_max,
+            finishes_checksums: true,
             ..DeviceCaps::ip(self.mtu)
         }
     }
@@ -337,6 +340,7 @@ mod tests {
         l.send(&TxPacket {
             parts: &[h, d],
             segment: Some(seg),
+            partial_checksum: false,
         })
     }
 
@@ -518,9 +522,14 @@ mod tests {
             Err(LinkError::InvalidConfig(_))
         ));
         send_sf(&mut b, &ok, 1460).unwrap();
-        // A plain pipe has no offload at all.
+        // A plain pipe has no segmentation offload; like every pipe it
+        // finishes checksums in its copy.
         let (mut c, _d) = pipe(1500, 1);
-        assert_eq!(c.caps(), DeviceCaps::ip(1500));
+        let want = DeviceCaps {
+            finishes_checksums: true,
+            ..DeviceCaps::ip(1500)
+        };
+        assert_eq!(c.caps(), want);
         assert!(send_sf(&mut c, &ok, 1460).is_err());
     }
 
@@ -535,7 +544,8 @@ mod tests {
     fn pipe_is_usable_as_any_link() {
         let (a, _b) = pipe(1500, 1);
         let link: crate::AnyLink = a.into();
-        assert_eq!(link.caps(), DeviceCaps::ip(1500));
+        assert_eq!(link.caps().tso_max, 0);
+        assert!(link.caps().finishes_checksums);
         assert_eq!(link.poll_fd(), None);
         assert_eq!(link.poll_at(), None);
         assert_eq!(link.name(), "pipe-a");

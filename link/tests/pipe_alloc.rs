@@ -126,6 +126,7 @@ fn steady_state_superframes_do_not_allocate() {
         a.send(&TxPacket {
             parts: &[&sf[..40], &sf[40..]],
             segment: Some(1460),
+            partial_checksum: false,
         })
         .unwrap();
         a.send(&TxPacket::new(&[&packet])).unwrap();

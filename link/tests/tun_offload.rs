@@ -133,6 +133,7 @@ fn send_superframe(link: &mut TunLink, p: &[u8], hl: usize, seg: u16) {
     link.send(&TxPacket {
         parts: &[&headers[..7], &headers[7..], a, b],
         segment: Some(seg),
+        partial_checksum: false,
     })
     .expect("send super-frame");
 }
@@ -455,7 +456,8 @@ fn tun_offload_plain_packets_and_short_buffers() {
         assert!(matches!(
             plain.send(&TxPacket {
                 parts: &[&p],
-                segment: Some(1000)
+                segment: Some(1000),
+                partial_checksum: false,
             }),
             Err(ustack_link::LinkError::InvalidConfig(_))
         ));

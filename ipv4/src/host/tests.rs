@@ -41,6 +41,7 @@ impl Transport for Toy {
                 dont_frag,
                 dscp_ecn: 0,
                 tso,
+                partial_checksum: false,
             });
         }
     }

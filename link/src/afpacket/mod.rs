@@ -547,6 +547,7 @@ impl Link for AfPacketLink {
             mtu: self.port.mtu,
             medium: Medium::Ethernet,
             tso_max: 0,
+            finishes_checksums: false,
         }
     }
 

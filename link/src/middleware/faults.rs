@@ -505,7 +505,9 @@ impl<L: Link> Link for FaultInjector<L> {
         Ok(())
     }
 
-    /// The inner link's when no-op; when active the same with `tso_max: 0`.
+    /// The inner link's when no-op; when active the same with `tso_max: 0`
+    /// and checksums finished by the stack (a packet held back is copied
+    /// as it is).
     fn caps(&self) -> DeviceCaps {
         let inner = self.inner.caps();
         if self.cfg.is_noop() {
@@ -513,6 +515,7 @@ impl<L: Link> Link for FaultInjector<L> {
         } else {
             DeviceCaps {
                 tso_max: 0,
+                finishes_checksums: false,
                 ..inner
             }
         }
@@ -682,6 +685,7 @@ mod tests {
         let sf_pkt = TxPacket {
             parts: &[&sf[..]],
             segment: Some(1448),
+            partial_checksum: false,
         };
         b.send(&sf_pkt).unwrap();
         let mut buf = vec![0u8; 65535];
@@ -721,7 +725,8 @@ mod tests {
             assert!(matches!(
                 f.send(&TxPacket {
                     parts: &[&other[..]],
-                    segment: Some(1460)
+                    segment: Some(1460),
+                    partial_checksum: false,
                 }),
                 Err(LinkError::InvalidConfig(_))
             ));
@@ -730,6 +735,7 @@ mod tests {
             b.send(&TxPacket {
                 parts: &[&sf[..]],
                 segment: Some(1448),
+                partial_checksum: false,
             })
             .unwrap();
             let mut buf = vec![0u8; 65535];

@@ -261,8 +261,14 @@ impl<L: Link> Link for PcapWriter<L> {
     }
 
     /// The inner link's, unchanged: capturing costs no offload.
+    /// The inner link's, but checksums are finished by the stack: the
+    /// capture is written before the inner link would finish them, and
+    /// records complete ones.
     fn caps(&self) -> DeviceCaps {
-        self.inner.caps()
+        DeviceCaps {
+            finishes_checksums: false,
+            ..self.inner.caps()
+        }
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
@@ -318,12 +324,15 @@ mod tests {
         let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
         let sink = PcapSink::create(&path, PcapLinkType::Raw).unwrap();
         let mut a = PcapWriter::new(a, Some(sink));
-        assert_eq!(a.caps(), a.inner().caps());
+        assert_eq!(a.caps().tso_max, a.inner().caps().tso_max);
         assert_eq!(a.caps().tso_max, 65535);
+        // The capture is written before the pipe would finish a checksum.
+        assert!(a.inner().caps().finishes_checksums && !a.caps().finishes_checksums);
         let sf = crate::vnet::tests::superframe(12, 50_000);
         let sf_pkt = TxPacket {
             parts: &[&sf[..52], &sf[52..]],
             segment: Some(1448),
+            partial_checksum: false,
         };
         a.send(&sf_pkt).unwrap();
         b.send(&sf_pkt).unwrap();

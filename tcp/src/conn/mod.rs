@@ -160,6 +160,10 @@ pub struct Tcb {
     /// Bytes of the segment being processed that [`Tcb::stage_payload`]
     /// already placed at the receive ring's end (not yet readable).
     staged: usize,
+    /// The device finishes TCP checksums in its copy of each packet
+    /// (`DeviceCaps::finishes_checksums`): segments with data leave with
+    /// only the pseudo-header sum ([`Tcb::set_device_checksums`]).
+    device_checksums: bool,
 
     cc: AnyCc,
     /// RACK-TLP (RFC 8985), used when the peer sends SACKs.
@@ -262,6 +266,7 @@ impl Tcb {
             segs_unacked: 0,
             ack_delay: cfg.ack_delay,
             staged: 0,
+            device_checksums: false,
             cc: cc::new(cfg.congestion, 536),
             rack: Rack::new(),
             last_data_sent: None,

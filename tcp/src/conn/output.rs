@@ -40,6 +40,14 @@ impl Tcb {
         res
     }
 
+    /// Whether the device below finishes TCP checksums as it copies each
+    /// packet: then a segment with data leaves its checksum field holding
+    /// only the pseudo-header sum ([`Segment::partial_checksum`]) and the
+    /// payload is read once, by that copy, instead of once more here.
+    pub fn set_device_checksums(&mut self, on: bool) {
+        self.device_checksums = on;
+    }
+
     /// The payload of `seg`, the segment the last
     /// [`Tcb::poll_transmit_gather`] built, where it lies in the send ring:
     /// one slice, or two where the ring wraps.
@@ -315,9 +323,10 @@ impl Tcb {
             0
         };
         let header_len = len - data_len;
+        let partial_checksum = data_len > 0 && segment_payload == 0 && self.device_checksums;
         if data_len > 0 {
             let (src, dst) = (*self.local.ip(), *self.remote.ip());
-            if segment_payload > 0 {
+            if segment_payload > 0 || partial_checksum {
                 // The partial sum covers the length only, not the bytes.
                 TcpPacket::new_unchecked(&mut out[..len]).fill_partial_checksum(src, dst);
             } else {
@@ -350,6 +359,7 @@ impl Tcb {
             header_len,
             payload_len: data_len,
             segment_payload,
+            partial_checksum,
             payload_offset: off,
         })
     }
@@ -461,6 +471,10 @@ pub struct Segment {
     /// 0 for an ordinary segment; otherwise the payload of each segment a
     /// device with TCP segmentation offload cuts this super-frame into.
     pub segment_payload: usize,
+    /// An ordinary segment whose checksum field holds only the
+    /// pseudo-header sum, for the device to finish
+    /// ([`Tcb::set_device_checksums`]).
+    pub partial_checksum: bool,
     payload_offset: usize,
 }
 
@@ -470,6 +484,7 @@ impl Segment {
             header_len,
             payload_len: 0,
             segment_payload: 0,
+            partial_checksum: false,
             payload_offset: 0,
         }
     }

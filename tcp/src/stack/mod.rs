@@ -199,6 +199,8 @@ pub struct Tcp {
     addr: Ipv4Addr,
     mtu: usize,
     tso_max: usize,
+    /// The device finishes TCP checksums in its copy (`DeviceCaps`).
+    finishes_checksums: bool,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -248,6 +250,7 @@ impl Tcp {
             addr: Ipv4Addr::UNSPECIFIED,
             mtu: 0,
             tso_max: 0,
+            finishes_checksums: false,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,

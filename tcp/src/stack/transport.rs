@@ -16,6 +16,7 @@ impl Transport for Tcp {
         self.addr = iface.addr();
         self.mtu = iface.caps.mtu;
         self.tso_max = iface.caps.tso_max.min(ustack_ipv4::MAX_PACKET_LEN);
+        self.finishes_checksums = iface.caps.finishes_checksums;
         let mtu_mss = self
             .mtu
             .saturating_sub(HEADERS)

@@ -39,6 +39,7 @@ impl Tcp {
             return;
         };
         e.in_tx = false;
+        e.tcb.set_device_checksums(self.finishes_checksums);
         let _span = e.span.clone().entered();
         let src = *e.tcb.local().ip();
         let dst = *e.tcb.remote().ip();
@@ -60,6 +61,7 @@ impl Tcp {
                 dont_frag: true,
                 dscp_ecn: 0,
                 tso,
+                partial_checksum: seg.partial_checksum,
             });
         }
         self.after_event(idx, now, false);
@@ -110,6 +112,7 @@ impl Tcp {
             dont_frag: true,
             dscp_ecn: 0,
             tso: None,
+            partial_checksum: false,
         });
     }
 }
