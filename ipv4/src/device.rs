@@ -34,12 +34,12 @@ pub struct DeviceCaps {
     /// packets may also be larger than `mtu` (GRO super-frames, up to
     /// [`MAX_PACKET_LEN`]).
     pub tso_max: usize,
-    /// The device copies every packet it sends with [`TxPacket::copy_to`],
-    /// which finishes a TCP checksum left partial
-    /// ([`TxPacket::partial_checksum`]) in the same pass, as a NIC with
-    /// checksum offload would: the stack then never reads the payload just
-    /// to sum it. The in-memory pipe does; a device that hands the parts to
-    /// the kernel as they are (TUN's `writev`) must not say so.
+    /// The device finishes a TCP checksum left partial
+    /// ([`TxPacket::partial_checksum`]), as a NIC with checksum offload
+    /// does, so the stack never reads the payload just to sum it: the
+    /// in-memory pipe in the copy it makes anyway ([`TxPacket::copy_to`]),
+    /// AF_PACKET by asking the kernel (virtio-net `NEEDS_CSUM`). A device
+    /// that hands the parts on as they are (TUN's `writev`) must not say so.
     pub finishes_checksums: bool,
 }
 

@@ -35,7 +35,7 @@ pub(crate) const GSO_ECN: u8 = 0x80;
 /// (upper nibble, in 32-bit words), flags, checksum.
 const TCP_DATA_OFFSET: usize = 12;
 const TCP_FLAGS: usize = 13;
-const TCP_CSUM_OFFSET: u16 = 16;
+pub(crate) const TCP_CSUM_OFFSET: u16 = 16;
 /// Offset of the checksum field in a UDP header.
 const UDP_CSUM_OFFSET: usize = 6;
 /// TCP flag bits.

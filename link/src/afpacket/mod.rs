@@ -541,13 +541,16 @@ impl Link for AfPacketLink {
     }
 
     /// The interface's (or the configured) MTU, [`Medium::Ethernet`], no
-    /// segmentation offload.
+    /// segmentation offload; TCP checksums finished by the kernel.
     fn caps(&self) -> DeviceCaps {
         DeviceCaps {
             mtu: self.port.mtu,
             medium: Medium::Ethernet,
             tso_max: 0,
-            finishes_checksums: false,
+            // The kernel finishes them (NEEDS_CSUM in the virtio-net
+            // header), unless frames are captured here: a capture holds
+            // complete checksums.
+            finishes_checksums: self.port.capture.is_none(),
         }
     }
 

@@ -53,16 +53,30 @@ impl Port {
         self.subnet.addr()
     }
 
-    /// Sends one frame: an all-zero virtio-net header (no offloads
-    /// requested), `header`, then the payload `parts` (at most
-    /// [`MAX_TX_PARTS`]), padded to the minimum frame size; into the
-    /// transmit ring when there is one, else with one `sendmsg`.
+    /// Sends one frame: a virtio-net header, `header`, then the payload
+    /// `parts` (at most [`MAX_TX_PARTS`]), padded to the minimum frame
+    /// size; into the transmit ring when there is one, else with one
+    /// `sendmsg`. The virtio-net header asks for no offload, or, with
+    /// `partial` (the transport header's offset in the IPv4 packet), for the
+    /// kernel to finish the TCP checksum (`NEEDS_CSUM`, CHECKSUM_PARTIAL:
+    /// a veth peer's stack accepts it as it is; a NIC or the kernel's
+    /// software fallback sums it on the way out).
     pub(super) fn send_frame(
         &mut self,
         header: &EthernetRepr,
         parts: &[&[u8]],
+        partial: Option<usize>,
     ) -> Result<(), LinkError> {
         debug_assert!(parts.len() <= MAX_TX_PARTS);
+        let vnet = partial.map_or([0u8; vnet::LEN], |l4| {
+            vnet::VnetHdr {
+                flags: vnet::F_NEEDS_CSUM,
+                csum_start: (HEADER_LEN + l4) as u16, // at most 14 + 60
+                csum_offset: vnet::TCP_CSUM_OFFSET,
+                ..vnet::VnetHdr::default()
+            }
+            .encode()
+        });
         let mut eth = [0u8; HEADER_LEN];
         header.emit(&mut eth);
         let pad = [0u8; MIN_FRAME_LEN];
@@ -76,9 +90,9 @@ impl Port {
             cap.record(&record[..parts.len() + 2]);
         }
         if self.tx.is_some() {
-            return self.send_in_ring(&eth, parts, pad);
+            return self.send_in_ring(&vnet, &eth, parts, pad);
         }
-        self.send_msg(&eth, parts, pad)
+        self.send_msg(&vnet, &eth, parts, pad)
     }
 
     /// Copies the frame into the next transmit-ring frame (the one copy of
@@ -87,6 +101,7 @@ impl Port {
     /// the packet is dropped as a full device queue would drop it.
     fn send_in_ring(
         &mut self,
+        vnet: &[u8; vnet::LEN],
         eth: &[u8; HEADER_LEN],
         parts: &[&[u8]],
         pad: &[u8],
@@ -116,7 +131,7 @@ impl Port {
             });
         }
         let mut at = vnet::LEN;
-        slot[..at].fill(0);
+        slot[..at].copy_from_slice(vnet);
         for part in std::iter::once(&eth[..])
             .chain(parts.iter().copied())
             .chain([pad])
@@ -154,13 +169,13 @@ impl Port {
     /// One `sendmsg` gathering the virtio-net header, `eth`, `parts`, `pad`.
     fn send_msg(
         &mut self,
+        vnet: &[u8; vnet::LEN],
         eth: &[u8; HEADER_LEN],
         parts: &[&[u8]],
         pad: &[u8],
     ) -> Result<(), LinkError> {
-        let vnet = [0u8; vnet::LEN];
         let mut iov = IoVecs::<{ MAX_TX_PARTS + 3 }>::new();
-        iov.push(&vnet);
+        iov.push(vnet);
         iov.push(eth);
         for part in parts {
             iov.push(part);
@@ -205,7 +220,7 @@ impl Port {
             source: self.mac,
             ethertype: ETHERTYPE_ARP,
         };
-        self.send_frame(&eth, &[&body])
+        self.send_frame(&eth, &[&body], None)
     }
 
     pub(super) fn arp_request(&mut self, to: MacAddr, target: Ipv4Addr) -> Result<(), LinkError> {
@@ -225,7 +240,12 @@ impl Port {
             source: self.mac,
             ethertype: ETHERTYPE_IPV4,
         };
-        self.send_frame(&eth, pkt.parts)?;
+        // A partial checksum is for the kernel to finish (see send_frame).
+        let partial = pkt
+            .partial_checksum
+            .then(|| pkt.head::<1>().map(|[b]| usize::from(b & 0x0f) * 4))
+            .flatten();
+        self.send_frame(&eth, pkt.parts, partial)?;
         self.stats.count_tx(pkt.len());
         Ok(())
     }
