@@ -103,8 +103,10 @@ pub struct LinkOpts {
     #[arg(long, value_name = "KIB", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=262144))]
     pub rx_ring_kib: u32,
-    /// Size of the AF_PACKET transmit ring in KiB; 0: one sendmsg per frame.
-    #[arg(long, value_name = "KIB", default_value_t = 1024,
+    /// Size of the AF_PACKET transmit ring in KiB; 0 (the default): one
+    /// sendmsg per frame or super-frame, which the kernel segments (GSO;
+    /// the ring's slots hold one frame, so with a ring there is no GSO).
+    #[arg(long, value_name = "KIB", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=262144))]
     pub tx_ring_kib: u32,
     /// Write every packet to this pcap file (raw IP for tun/raw, Ethernet

@@ -19,14 +19,14 @@ const SERVER_ARGS: &[&str] = &[
     "--link", "afpacket", "--iface", "veth-a", "--addr", "10.1.0.2", "--prefix", "24",
 ];
 
-/// The receive and transmit paths: both memory-mapped rings, the default
-/// (a transmit ring, `recvmsg` to receive), and one system call per frame
-/// (`--no-rings`, what a kernel without rings gets). Each test that moves
-/// data runs over all three.
+/// The receive and transmit paths: both memory-mapped rings, a transmit
+/// ring alone, and no rings (the default: one `sendmsg` per frame or per
+/// GSO super-frame, one `recvmsg` per frame; what a kernel without rings
+/// gets). Each test that moves data runs over all three.
 const PATHS: &[(&str, &[&str])] = &[
-    ("rings", &["--rx-ring-kib", "4096"]),
-    ("tx-ring", &[]),
-    ("no-rings", &["--no-rings"]),
+    ("rings", &["--rx-ring-kib", "4096", "--tx-ring-kib", "1024"]),
+    ("tx-ring", &["--tx-ring-kib", "1024"]),
+    ("no-rings", &[]),
 ];
 
 fn server_args(extra: &[&'static str]) -> Vec<&'static str> {

@@ -1,7 +1,9 @@
 //! bench-afpacket: download and upload over a veth pair with `tun-server
-//! --link afpacket` against curl in the other namespace, the memory-mapped
-//! rings against the fallback (`--no-rings`: one `recvmsg`/`sendmsg` per
-//! frame), in the same run (a benchmark, not a test; needs root).
+//! --link afpacket` against curl in the other namespace: the memory-mapped
+//! transmit ring (`--tx-ring-kib 1024`, slots of one frame) against no
+//! rings (the default, `--no-rings`: one `sendmsg` per frame or per
+//! super-frame, which the kernel segments, GSO; one `recvmsg` per frame),
+//! in the same run (a benchmark, not a test; needs root).
 //!
 //! Each transfer runs for `--seconds` (curl's `--max-time` cuts an endless
 //! body), so every round lasts as long whatever the speed; the server is
@@ -36,7 +38,7 @@ struct Args {
     /// Also count the server's system calls per MB with `perf stat`.
     #[arg(long)]
     syscalls: bool,
-    /// Extra tun-server options for the rings mode, e.g. "--tx-ring-kib 0".
+    /// Extra tun-server options for the rings mode, e.g. "--rx-ring-kib 4096".
     #[arg(long, allow_hyphen_values = true, default_value = "")]
     rings_args: String,
     /// The tun-server binary [default: next to this executable].
@@ -97,7 +99,8 @@ fn bench(args: &Args) -> Result<(), BoxError> {
     std::fs::File::create(&body)?.set_len(1 << 40)?;
     let _cleanup = RemoveOnDrop(body.clone());
     let (a, b) = veth_pair()?;
-    let rings: Vec<&str> = args.rings_args.split_whitespace().collect();
+    let mut rings: Vec<&str> = vec!["--tx-ring-kib", "1024"];
+    rings.extend(args.rings_args.split_whitespace());
     let mut modes = [
         ("rings", &rings[..], Figures::default()),
         ("no-rings", &["--no-rings"][..], Figures::default()),

@@ -535,22 +535,27 @@ impl Link for AfPacketLink {
     /// Ethernet header and the parts, into the transmit ring or one
     /// `sendmsg`. A packet whose next hop is not resolved yet is copied
     /// into the neighbour cache's queue and sent when the ARP reply comes.
-    /// No segmentation offload: a super-frame is `InvalidConfig`.
+    /// Super-frames go to the kernel to segment (GSO) when the caps offer
+    /// it (no transmit ring, no capture here); otherwise a super-frame is
+    /// `InvalidConfig`.
     fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
         self.port.send(pkt)
     }
 
-    /// The interface's (or the configured) MTU, [`Medium::Ethernet`], no
-    /// segmentation offload; TCP checksums finished by the kernel.
+    /// The interface's (or the configured) MTU, [`Medium::Ethernet`]; the
+    /// kernel finishes TCP checksums, and without a transmit ring segments
+    /// super-frames (the virtio-net header), unless frames are captured
+    /// here: a capture holds the wire's frames with complete checksums.
     fn caps(&self) -> DeviceCaps {
         DeviceCaps {
             mtu: self.port.mtu,
             medium: Medium::Ethernet,
-            tso_max: 0,
-            // The kernel finishes them (NEEDS_CSUM in the virtio-net
-            // header), unless frames are captured here: a capture holds
-            // complete checksums.
-            finishes_checksums: self.port.capture.is_none(),
+            tso_max: if self.port.segmentation() {
+                port::TSO_MAX
+            } else {
+                0
+            },
+            finishes_checksums: self.port.finishes_checksums(),
         }
     }
 

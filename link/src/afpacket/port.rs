@@ -28,6 +28,10 @@ use crate::{check_parts, is_queue_full, no_tso, IoVecs, LinkError, LinkStats, MA
 const TX_BATCH: usize = 64;
 
 /// The link minus its receive path.
+/// Largest super-frame handed to the kernel to segment (GSO): an IPv4
+/// packet's limit.
+pub(super) const TSO_MAX: usize = ustack_ipv4::MAX_PACKET_LEN;
+
 pub(super) struct Port {
     pub(super) socket: Socket,
     pub(super) iface: String,
@@ -53,30 +57,19 @@ impl Port {
         self.subnet.addr()
     }
 
-    /// Sends one frame: a virtio-net header, `header`, then the payload
-    /// `parts` (at most [`MAX_TX_PARTS`]), padded to the minimum frame
-    /// size; into the transmit ring when there is one, else with one
-    /// `sendmsg`. The virtio-net header asks for no offload, or, with
-    /// `partial` (the transport header's offset in the IPv4 packet), for the
-    /// kernel to finish the TCP checksum (`NEEDS_CSUM`, CHECKSUM_PARTIAL:
-    /// a veth peer's stack accepts it as it is; a NIC or the kernel's
-    /// software fallback sums it on the way out).
+    /// Sends one frame: the virtio-net header `vnet` (what the kernel is
+    /// to finish: nothing, a checksum, or segmentation; see
+    /// `Port::vnet_header`), `header`, then the payload `parts` (at most
+    /// [`MAX_TX_PARTS`]), padded to the minimum frame size; into the
+    /// transmit ring when there is one, else with one `sendmsg`.
     pub(super) fn send_frame(
         &mut self,
+        vnet: &vnet::VnetHdr,
         header: &EthernetRepr,
         parts: &[&[u8]],
-        partial: Option<usize>,
     ) -> Result<(), LinkError> {
         debug_assert!(parts.len() <= MAX_TX_PARTS);
-        let vnet = partial.map_or([0u8; vnet::LEN], |l4| {
-            vnet::VnetHdr {
-                flags: vnet::F_NEEDS_CSUM,
-                csum_start: (HEADER_LEN + l4) as u16, // at most 14 + 60
-                csum_offset: vnet::TCP_CSUM_OFFSET,
-                ..vnet::VnetHdr::default()
-            }
-            .encode()
-        });
+        let vnet = vnet.encode();
         let mut eth = [0u8; HEADER_LEN];
         header.emit(&mut eth);
         let pad = [0u8; MIN_FRAME_LEN];
@@ -161,6 +154,22 @@ impl Port {
         }
     }
 
+    /// Whether the kernel segments super-frames for us (GSO through the
+    /// virtio-net header): only without a transmit ring, whose slots hold
+    /// one MTU-sized frame (and with a ring mapped, `sendmsg` sends from
+    /// the ring, not from its arguments), and not while frames are captured
+    /// here, whose records would hold 64 KB frames.
+    pub(super) fn segmentation(&self) -> bool {
+        self.capture.is_none() && self.tx.is_none()
+    }
+
+    /// Whether the kernel finishes TCP checksums for us (`NEEDS_CSUM`):
+    /// not while frames are captured here, whose records hold complete
+    /// checksums.
+    pub(super) fn finishes_checksums(&self) -> bool {
+        self.capture.is_none()
+    }
+
     /// Whether frames wait in the transmit ring for a kick.
     pub(super) fn tx_pending(&self) -> bool {
         self.tx.as_ref().is_some_and(|r| r.pending() > 0)
@@ -220,7 +229,7 @@ impl Port {
             source: self.mac,
             ethertype: ETHERTYPE_ARP,
         };
-        self.send_frame(&eth, &[&body], None)
+        self.send_frame(&vnet::VnetHdr::default(), &eth, &[&body])
     }
 
     pub(super) fn arp_request(&mut self, to: MacAddr, target: Ipv4Addr) -> Result<(), LinkError> {
@@ -240,12 +249,8 @@ impl Port {
             source: self.mac,
             ethertype: ETHERTYPE_IPV4,
         };
-        // A partial checksum is for the kernel to finish (see send_frame).
-        let partial = pkt
-            .partial_checksum
-            .then(|| pkt.head::<1>().map(|[b]| usize::from(b & 0x0f) * 4))
-            .flatten();
-        self.send_frame(&eth, pkt.parts, partial)?;
+        let vnet = self.vnet_header(pkt)?;
+        self.send_frame(&vnet, &eth, pkt.parts)?;
         self.stats.count_tx(pkt.len());
         Ok(())
     }
@@ -289,6 +294,36 @@ impl Port {
         Ok(())
     }
 
+    /// What the kernel is to finish for `pkt` (PACKET_VNET_HDR; offsets
+    /// count from the Ethernet header): for a super-frame, segmentation
+    /// and each segment's checksum (GSO, as a TUN device does it); for a
+    /// partial checksum, the checksum (`NEEDS_CSUM`, CHECKSUM_PARTIAL: a
+    /// veth peer's stack accepts it as it is, a NIC or the kernel's software
+    /// fallback sums it on the way out); else nothing.
+    fn vnet_header(&self, pkt: &TxPacket<'_>) -> Result<vnet::VnetHdr, LinkError> {
+        let ip_hl = pkt.head::<1>().map_or(20, |[b]| usize::from(b & 0x0f) * 4);
+        let mut h = match pkt.segment {
+            Some(segment) => vnet::tcp4_tx_header(pkt, segment, self.mtu).map_err(|reason| {
+                LinkError::MalformedPacket {
+                    device: self.label.clone(),
+                    reason,
+                }
+            })?,
+            None if pkt.partial_checksum => vnet::VnetHdr {
+                flags: vnet::F_NEEDS_CSUM,
+                csum_start: ip_hl as u16, // at most 60
+                csum_offset: vnet::TCP_CSUM_OFFSET,
+                ..vnet::VnetHdr::default()
+            },
+            None => return Ok(vnet::VnetHdr::default()),
+        };
+        h.csum_start += HEADER_LEN as u16;
+        if h.hdr_len > 0 {
+            h.hdr_len += HEADER_LEN as u16;
+        }
+        Ok(h)
+    }
+
     /// The destination itself when it is on-link, else the gateway.
     pub(super) fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
         if self.subnet.contains(dst) {
@@ -305,15 +340,17 @@ impl Port {
     /// [`crate::Link::send`] (see the link's documentation).
     pub(super) fn send(&mut self, pkt: &TxPacket<'_>) -> Result<(), LinkError> {
         check_parts(pkt, &self.label)?;
-        if pkt.segment.is_some() {
-            return Err(no_tso(&self.label));
-        }
+        let limit = match pkt.segment {
+            Some(_) if !self.segmentation() => return Err(no_tso(&self.label)),
+            Some(_) => TSO_MAX,
+            None => self.mtu,
+        };
         let len = pkt.len();
-        if len > self.mtu {
+        if len > limit {
             return Err(LinkError::PacketTooLarge {
                 device: self.label.clone(),
                 len,
-                mtu: self.mtu,
+                mtu: limit,
             });
         }
         let head = pkt.head::<20>().filter(|h| h[0] >> 4 == 4);
