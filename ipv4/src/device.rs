@@ -188,7 +188,8 @@ impl<'a> TxPacket<'a> {
         let len = self.len();
         let dst = buf.get_mut(..len)?;
         if self.partial_checksum {
-            return self.copy_finishing_checksum(dst).then_some(len);
+            self.copy_finishing_checksum(dst);
+            return Some(len);
         }
         let mut at = 0;
         for part in self.parts {
@@ -199,8 +200,9 @@ impl<'a> TxPacket<'a> {
     }
 
     /// [`TxPacket::copy_to`] of a partial-checksum packet into `dst`, its
-    /// exact length. False if it is no TCP/IPv4 packet (nothing to finish).
-    fn copy_finishing_checksum(&self, dst: &mut [u8]) -> bool {
+    /// exact length. A packet too short to hold a TCP checksum field is
+    /// copied as it is.
+    fn copy_finishing_checksum(&self, dst: &mut [u8]) {
         let mut at = 0;
         let mut l4 = usize::MAX;
         let mut acc: u64 = 0;
@@ -226,14 +228,13 @@ impl<'a> TxPacket<'a> {
             at = end;
         }
         let field = l4.saturating_add(16);
-        let Some(slot) = dst.get_mut(field..field + 2) else {
-            return false;
+        let Some(slot) = field.checked_add(2).and_then(|end| dst.get_mut(field..end)) else {
+            return;
         };
         // The field held the pseudo-header sum and is part of what was
         // summed. A few 16-bit sums: no overflow of 32 bits.
         let total = u32::try_from(acc).unwrap_or(u32::MAX);
         slot.copy_from_slice(&(!checksum::fold(total)).to_be_bytes());
-        true
     }
 }
 
@@ -273,6 +274,21 @@ mod tests {
                 let verify = checksum::fold(checksum::sum(&out[20..], pseudo));
                 assert_eq!(verify, 0xffff, "len {len} cut {cut}: checksum not finished");
             }
+        }
+    }
+
+    #[test]
+    fn a_partial_packet_too_short_for_the_field_is_copied_as_it_is() {
+        for bytes in [&[][..], &[0x45, 1, 2][..], &[0x4f; 30][..], &[0x40; 10][..]] {
+            let parts: [&[u8]; 2] = [&[], bytes];
+            let p = TxPacket {
+                parts: &parts,
+                segment: None,
+                partial_checksum: true,
+            };
+            let mut out = vec![0u8; bytes.len()];
+            assert_eq!(p.copy_to(&mut out), Some(bytes.len()));
+            assert_eq!(out, bytes);
         }
     }
 

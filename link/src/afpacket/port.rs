@@ -275,6 +275,12 @@ impl Port {
             .on_arp(arp.sender_ip, arp.sender_mac, for_us, now, &mut ready);
         let mut result = Ok(());
         for p in ready.drain(..) {
+            if p.len() > self.mtu {
+                // A GSO super-frame that waited: its copy no longer says how
+                // to cut it. TCP sends the data again.
+                self.stats.tx_dropped += 1;
+                continue;
+            }
             if result.is_ok() {
                 result = self.send_ipv4(arp.sender_mac, &TxPacket::new(&[&p]));
             }
