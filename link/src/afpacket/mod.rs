@@ -27,8 +27,8 @@
 //!   brings many frames and reading them takes no system call.
 //!   [`Link::recv_with`] lends each IPv4 packet where it lies in the ring
 //!   (the stack copies its payload once, into a receive ring); [`Link::recv`]
-//!   copies it into the caller's buffer. With a transmit ring (the
-//!   default), `send` copies each frame into it (the one copy in user
+//!   copies it into the caller's buffer. With a transmit ring (opt-in,
+//!   [`RingConfig::tx_bytes`]), `send` copies each frame into it (the one copy in user
 //!   space; the kernel sends from the ring's pages, and marks such a frame
 //!   zero-copy, `skb_zcopy_set_nouarg`, so a local receiver such as a veth
 //!   peer gets a copy before the frame is handed back to us), and one
@@ -36,11 +36,13 @@
 //!   since the last: at the next `recv`/`recv_with`, or at once when 64 wait
 //!   (while frames wait, [`Link::poll_at`] says now, so the event loop comes
 //!   back without sleeping).
-//! - Without rings (`rings: None`, or a kernel that refuses them: then
-//!   logged once at info): each `recv` is one `recvmsg` scattering the
-//!   virtio-net header, the Ethernet header and the IPv4 packet (straight
-//!   into the caller's buffer); each `send` one `sendmsg` gathering the
-//!   virtio-net header, the Ethernet header and the packet's parts.
+//! - Without rings (the default, `rings: None`, or a kernel that refuses
+//!   them: then logged once at info): each `recv` is one `recvmsg`
+//!   scattering the virtio-net header, the Ethernet header and the IPv4
+//!   packet (straight into the caller's buffer); each `send` one `sendmsg`
+//!   gathering the virtio-net header, the Ethernet header and the packet's
+//!   parts, a TCP super-frame at a time that the kernel segments (GSO) and
+//!   whose checksums it finishes (`NEEDS_CSUM`).
 //! - Neither path allocates per packet; only a packet that must wait for
 //!   ARP is copied (into the neighbour cache's bounded queue).
 //! - `PACKET_VNET_HDR` matters on virtual interfaces (veth): a packet the

@@ -73,10 +73,13 @@ pub struct RingConfig {
     /// calls with it.
     pub rx_bytes: usize,
     /// Bytes of transmit ring, in frames of the MTU plus headers rounded
-    /// up to a power of two (2 KiB at MTU 1500: 512 frames in the default
-    /// 1 MiB; at least 8 frames). When every frame waits for the kernel,
-    /// `send` drops the packet and counts it in `tx_dropped`. 0: no
-    /// transmit ring (one `sendmsg` per frame).
+    /// up to a power of two (2 KiB at MTU 1500: 512 frames in 1 MiB; at
+    /// least 8 frames). When every frame waits for the kernel, `send` drops
+    /// the packet and counts it in `tx_dropped`. 0, the default: no
+    /// transmit ring, one `sendmsg` per frame or per GSO super-frame (a
+    /// slot holds one frame, so with a ring the link offers no
+    /// segmentation offload; over veth a download ran at 4.0 Gbit/s with
+    /// the ring and 38.4 without).
     pub tx_bytes: usize,
     /// `tp_retire_blk_tov`: the kernel hands over a block that is not full
     /// after this long (whole milliseconds, at least 1), and only wakes us
@@ -91,7 +94,7 @@ impl Default for RingConfig {
     fn default() -> Self {
         RingConfig {
             rx_bytes: 0,
-            tx_bytes: 1 << 20,
+            tx_bytes: 0,
             block_timeout: Duration::from_millis(1),
         }
     }
