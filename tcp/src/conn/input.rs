@@ -49,7 +49,11 @@ impl Tcb {
             self.state,
             State::Established | State::FinWait1 | State::FinWait2
         );
-        if !accepts_text || seq != self.rcv_nxt || payload.is_empty() {
+        // With data held out of order the payload may overlap it, and a
+        // copy that then fails its checksum would have overwritten good
+        // bytes: only a clean in-order stream takes this path.
+        if !accepts_text || seq != self.rcv_nxt || payload.is_empty() || !self.assembler.is_empty()
+        {
             return checksum::sum(payload, 0);
         }
         let (n, sum) = self.recv_buf.stage_summed(payload);
