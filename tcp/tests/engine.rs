@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Dir, Net};
+use common::{connected, Dir, Net};
 use ustack_tcp::{ConnId, State, TcpError};
 
 /// Sequence number of A's last segment on the wire: B's RCV.NXT once idle.
@@ -17,23 +17,6 @@ fn next_seq_from_a(net: &Net) -> ustack_tcp::SeqNumber {
         .and_then(|x| x.tcp)
         .expect("A has sent a segment")
         .seq
-}
-
-/// Connects A (client) to B:80 (server) and returns (client, server) handles.
-fn connected(net: &mut Net) -> (ConnId, ConnId) {
-    let l = net.b.listen(80, 16).expect("listen");
-    let c = net
-        .a
-        .connect(net.now, Net::addr_b(80), Some(40000))
-        .expect("connect");
-    let mut s = None;
-    net.run_until(100, |n| {
-        if s.is_none() {
-            s = n.b.accept(l);
-        }
-        s.is_some() && n.a.state(c) == Ok(State::Established)
-    });
-    (c, s.unwrap())
 }
 
 fn pattern(len: usize, seed: u8) -> Vec<u8> {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Net, A};
+use common::{connected, Net, A};
 use proptest::prelude::*;
 
 /// A pair with a listener on B and one established connection, plus a copy
@@ -90,33 +90,26 @@ proptest! {
     }
 }
 
+/// A sends `data` (one segment's worth); the packet carrying it is returned,
+/// not delivered.
+fn data_segment(net: &mut Net, c: ustack_tcp::ConnId, data: &[u8]) -> Vec<u8> {
+    assert_eq!(net.a.send(c, data), Ok(data.len()));
+    let mut sent = Vec::new();
+    net.a.poll(net.now, &mut |p| sent.push(p.to_vec()));
+    sent.into_iter()
+        .find(|p| p.len() > data.len())
+        .expect("the data segment")
+}
+
 /// In-order data is summed while it is copied into the receive ring (one
 /// pass): a copy whose checksum fails must still be refused, counted, and
 /// leave nothing readable, and the good copy after it is delivered whole.
 #[test]
 fn in_order_data_with_a_bad_checksum_is_dropped_and_leaves_nothing_readable() {
     let mut net = Net::new();
-    let l = net.b.listen(80, 8).expect("listen");
-    let c = net
-        .a
-        .connect(net.now, Net::addr_b(80), Some(40000))
-        .expect("connect");
-    let mut s = None;
-    net.run_until(100, |n| {
-        if s.is_none() {
-            s = n.b.accept(l);
-        }
-        s.is_some() && n.a.state(c) == Ok(ustack_tcp::State::Established)
-    });
-    let s = s.expect("accepted");
+    let (c, s) = connected(&mut net);
     let data: Vec<u8> = (0..1000u32).map(|i| (i * 13 + 1) as u8).collect();
-    assert_eq!(net.a.send(c, &data), Ok(data.len()));
-    let mut sent = Vec::new();
-    net.a.poll(net.now, &mut |p| sent.push(p.to_vec()));
-    let good = sent
-        .into_iter()
-        .find(|p| p.len() > 500)
-        .expect("the data segment");
+    let good = data_segment(&mut net, c, &data);
     let before = net.b.stats().tcp_bad_checksum;
     let mut buf = vec![0u8; 4096];
     // Every payload position, odd and even (each word half of the sum).
@@ -141,27 +134,9 @@ fn in_order_data_with_a_bad_checksum_is_dropped_and_leaves_nothing_readable() {
 #[test]
 fn a_corrupted_segment_overlapping_held_data_leaves_it_intact() {
     let mut net = Net::new();
-    let l = net.b.listen(80, 8).expect("listen");
-    let c = net
-        .a
-        .connect(net.now, Net::addr_b(80), Some(40000))
-        .expect("connect");
-    let mut s = None;
-    net.run_until(100, |n| {
-        if s.is_none() {
-            s = n.b.accept(l);
-        }
-        s.is_some() && n.a.state(c) == Ok(ustack_tcp::State::Established)
-    });
-    let s = s.expect("accepted");
+    let (c, s) = connected(&mut net);
     let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
-    assert_eq!(net.a.send(c, &data), Ok(data.len()));
-    let mut sent = Vec::new();
-    net.a.poll(net.now, &mut |p| sent.push(p.to_vec()));
-    let good = sent
-        .into_iter()
-        .find(|p| p.len() > 500)
-        .expect("the data segment");
+    let good = data_segment(&mut net, c, &data);
     let pkt = ustack_tcp::wire::TcpPacket::new_checked(&good[20..]).expect("tcp");
     let repr = ustack_tcp::wire::TcpRepr::parse(&pkt).expect("repr");
     let at = |off: usize, bytes: &[u8]| {

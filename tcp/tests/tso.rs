@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::{config, Dir, Net, Offload, A, B};
-use ustack_tcp::{ConnId, State};
+use common::{config, connected, Dir, Net, Offload, A, B};
+use ustack_tcp::ConnId;
 
 fn net_with_tso(offload: Offload) -> Net {
     let mut ca = config(A);
@@ -15,22 +15,6 @@ fn net_with_tso(offload: Offload) -> Net {
     let mut net = Net::with_configs(ca, config(B));
     net.a_offload = offload;
     net
-}
-
-fn connected(net: &mut Net) -> (ConnId, ConnId) {
-    let l = net.b.listen(80, 16).expect("listen");
-    let c = net
-        .a
-        .connect(net.now, Net::addr_b(80), Some(40000))
-        .expect("connect");
-    let mut s = None;
-    net.run_until(100, |n| {
-        if s.is_none() {
-            s = n.b.accept(l);
-        }
-        s.is_some() && n.a.state(c) == Ok(State::Established)
-    });
-    (c, s.expect("accepted"))
 }
 
 fn pattern(len: usize) -> Vec<u8> {

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use ustack_tcp::wire::{TcpPacket, TcpRepr};
-use ustack_tcp::{Instant, XorShiftRng};
+use ustack_tcp::{ConnId, Instant, State, XorShiftRng};
 
 #[path = "../support/host.rs"]
 mod host;
@@ -321,4 +321,22 @@ pub fn forge(
     };
     ip.emit(&mut ustack_ipv4::Ipv4Packet::new_unchecked(&mut buf[..]));
     buf
+}
+
+/// Connects A (client, port 40000) to a listener on B:80 and returns the
+/// (client, server) handles once both are established.
+pub fn connected(net: &mut Net) -> (ConnId, ConnId) {
+    let l = net.b.listen(80, 16).expect("listen");
+    let c = net
+        .a
+        .connect(net.now, Net::addr_b(80), Some(40000))
+        .expect("connect");
+    let mut s = None;
+    net.run_until(100, |n| {
+        if s.is_none() {
+            s = n.b.accept(l);
+        }
+        s.is_some() && n.a.state(c) == Ok(State::Established)
+    });
+    (c, s.expect("accepted"))
 }
