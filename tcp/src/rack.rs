@@ -88,6 +88,14 @@ struct Estimate {
 }
 
 impl Estimate {
+    /// `r` was sent before the most recently sent delivered segment
+    /// (RFC 8985 §6.2 step 5, RACK_sent_after the other way round), whose
+    /// send time is `xmit_ts`.
+    #[inline]
+    fn sent_before(&self, r: &Record, xmit_ts: Instant) -> bool {
+        r.xmit < xmit_ts || (r.xmit == xmit_ts && self.end_seq.distance(r.end) > 0)
+    }
+
     /// `r` was delivered (cumulatively acknowledged or SACKed) at `now`.
     #[inline]
     fn deliver(&mut self, r: &Record, now: Instant) {
@@ -333,11 +341,25 @@ impl Rack {
     /// steps 1-3: RACK.xmit_ts, end_seq and rtt follow the most recently
     /// sent delivered segment). Returns the bytes newly delivered, cumulatively
     /// or by SACK (RFC 6937 DeliveredData).
+    #[inline]
     pub fn on_ack(&mut self, ack: SeqNumber, sack: &[SackBlock], now: Instant) -> usize {
-        let mut delivered = self.on_cumulative_ack(ack, now);
+        let delivered = self.on_cumulative_ack(ack, now);
         if self.recs.is_empty() {
             self.overflow = false;
         }
+        if sack.is_empty() {
+            delivered
+        } else {
+            delivered + self.on_sack(sack, now)
+        }
+    }
+
+    /// The SACK blocks of an ACK (RFC 8985 §6.2 steps 1-3, RFC 2018): out
+    /// of line, so the common ACK without them sets up no frame for them.
+    /// Returns the bytes newly SACKed.
+    #[inline(never)]
+    fn on_sack(&mut self, sack: &[SackBlock], now: Instant) -> usize {
+        let mut delivered = 0;
         for b in sack {
             if b.right.distance(b.left) <= 0 {
                 continue;
@@ -444,27 +466,32 @@ impl Rack {
 
     /// RFC 8985 §6.2 step 5: marks segments lost; returns the bytes newly
     /// marked and when to check again (the reordering timer, §6.3).
+    #[inline]
     pub fn detect_loss(&mut self, now: Instant) -> (usize, Option<Instant>) {
         let Some(xmit_ts) = self.est.xmit_ts else {
             return (0, None);
         };
-        let end_seq = self.est.end_seq;
-        let sent_before =
-            |r: &Record| r.xmit < xmit_ts || (r.xmit == xmit_ts && end_seq.distance(r.end) > 0);
-        // The common case, said at once: the oldest record in flight is a
-        // first transmission sent after RACK.xmit_ts, so every record is
-        // (see the loop below).
+        // The common case, said at once and in line: the oldest record in
+        // flight is a first transmission sent after RACK.xmit_ts, so every
+        // record is (see the loop in `detect_loss_scan`).
         match self.recs.front() {
-            None => return (0, None),
-            Some(r) if !r.retransmitted && !sent_before(r) => return (0, None),
-            Some(_) => {}
+            None => (0, None),
+            Some(r) if !r.retransmitted && !self.est.sent_before(r, xmit_ts) => (0, None),
+            Some(_) => self.detect_loss_scan(now, xmit_ts),
         }
+    }
+
+    /// The records sent before RACK.xmit_ts (`xmit_ts`), judged one by
+    /// one; out of line, as it runs only when one may be lost.
+    #[inline(never)]
+    fn detect_loss_scan(&mut self, now: Instant, xmit_ts: Instant) -> (usize, Option<Instant>) {
+        let est = self.est;
+        let sent_before = |r: &Record| est.sent_before(r, xmit_ts);
         // §6.2 step 4: a quarter of the minimum RTT, at most SRTT.
-        let reo_wnd = self
-            .est
+        let reo_wnd = est
             .min_rtt_us
-            .map_or(0, |m| (m / 4).min(self.est.srtt_us.unwrap_or(m)));
-        let wait = self.est.rtt_us.saturating_add(reo_wnd);
+            .map_or(0, |m| (m / 4).min(est.srtt_us.unwrap_or(m)));
+        let wait = est.rtt_us.saturating_add(reo_wnd);
         let mut lost = 0;
         let mut timeout: Option<Instant> = None;
         for r in self.recs.iter_mut() {

@@ -43,8 +43,12 @@ impl Tcb {
     /// to complete the checksum. Nothing is acted on before the caller has
     /// checked it: a segment that fails leaves the staged bytes unread and
     /// [`Tcb::unstage`] forgets them.
+    #[inline]
     pub fn stage_payload(&mut self, seq: SeqNumber, payload: &[u8]) -> u32 {
         self.staged = 0;
+        if payload.is_empty() {
+            return 0;
+        }
         let accepts_text = matches!(
             self.state,
             State::Established | State::FinWait1 | State::FinWait2
@@ -52,8 +56,7 @@ impl Tcb {
         // With data held out of order the payload may overlap it, and a
         // copy that then fails its checksum would have overwritten good
         // bytes: only a clean in-order stream takes this path.
-        if !accepts_text || seq != self.rcv_nxt || payload.is_empty() || !self.assembler.is_empty()
-        {
+        if !accepts_text || seq != self.rcv_nxt || !self.assembler.is_empty() {
             return checksum::sum(payload, 0);
         }
         let (n, sum) = self.recv_buf.stage_summed(payload);
