@@ -340,7 +340,8 @@ pub struct Cubic {
     /// The first congestion-avoidance stage after an RTO uses `K = 0` and
     /// `W_max = cwnd_epoch` (§4.8).
     after_rto: bool,
-    /// Smoothed RTT (RFC 6298 gains) for the `t + RTT` look-ahead of §4.2.
+    /// The connection's smoothed RTT (RFC 6298), for the `t + RTT`
+    /// look-ahead of §4.2.
     srtt: Option<Duration>,
 }
 
@@ -476,12 +477,6 @@ impl Cubic {
         in_flight.saturating_mul(BETA_NUM) / BETA_DEN
     }
 
-    fn sample_rtt(&mut self, r: Duration) {
-        self.srtt = Some(match self.srtt {
-            None => r,
-            Some(s) => (s * 7 + r) / 8,
-        });
-    }
 }
 
 impl CongestionControl for Cubic {
@@ -502,8 +497,10 @@ impl CongestionControl for Cubic {
         in_flight: usize,
         rtt: Option<Duration>,
     ) {
-        if let Some(r) = rtt {
-            self.sample_rtt(r);
+        // The connection's SRTT (RFC 6298) is already smoothed: §4.2's
+        // look-ahead takes it as it is.
+        if rtt.is_some() {
+            self.srtt = rtt;
         }
         if bytes_acked == 0 {
             return;

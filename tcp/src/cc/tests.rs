@@ -135,7 +135,7 @@ fn cubic_after_loss_at_100(rtt: Duration) -> (Cubic, Instant) {
     let mut cc = Cubic::new(MSS);
     let now = Instant::from_millis(1000);
     cc.w.cwnd = 100 * MSS;
-    cc.sample_rtt(rtt);
+    cc.srtt = Some(rtt);
     cc.on_congestion_event(now, 100 * MSS);
     cc.on_recovery_exit(now);
     (cc, now)
