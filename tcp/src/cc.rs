@@ -415,6 +415,9 @@ impl Cubic {
         self.after_rto = false;
     }
 
+    /// Out of line: its 128-bit arithmetic needs registers that every ACK
+    /// would otherwise save and restore, app-limited or not.
+    #[inline(never)]
     fn congestion_avoidance(&mut self, now: Instant, bytes_acked: usize) {
         if self.epoch_start.is_none() {
             self.start_epoch(now);
@@ -476,7 +479,6 @@ impl Cubic {
         // the sender is cwnd-limited).
         in_flight.saturating_mul(BETA_NUM) / BETA_DEN
     }
-
 }
 
 impl CongestionControl for Cubic {
@@ -490,6 +492,7 @@ impl CongestionControl for Cubic {
         self.w.ssthresh
     }
 
+    #[inline]
     fn on_ack(
         &mut self,
         now: Instant,
