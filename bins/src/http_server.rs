@@ -8,7 +8,7 @@
 //! not talking to us, and a FIN would leave the connection waiting on it.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use tracing::debug;
@@ -28,7 +28,7 @@ pub struct HttpServer {
     /// How long a stop request lets responses in flight finish.
     grace: Duration,
     config: HttpConfig,
-    conns: HashMap<ConnId, Conn>,
+    conns: ConnMap,
     /// Connections' timer deadlines, earliest first; an entry whose
     /// deadline is no longer its connection's is skipped when it comes up.
     deadlines: BinaryHeap<Reverse<(Duration, ConnId)>>,
@@ -41,6 +41,68 @@ struct Conn {
     http: HttpConn,
     eof_seen: bool,
     deadline: Option<Duration>,
+}
+
+/// The served connections by [`ConnId::slot`]: two lookups per request
+/// without hashing. As long as the highest slot in use (the table's
+/// `max_connections` bounds it); see [`ConnMap::remove`] for shrinking.
+#[derive(Default)]
+struct ConnMap {
+    slots: Vec<Option<(ConnId, Conn)>>,
+    len: usize,
+}
+
+impl ConnMap {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, id: &ConnId) -> Option<&Conn> {
+        match self.slots.get(id.slot()) {
+            Some(Some((i, c))) if i == id => Some(c),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, id: &ConnId) -> Option<&mut Conn> {
+        match self.slots.get_mut(id.slot()) {
+            Some(Some((i, c))) if i == id => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Files `conn` under `id`, replacing whatever held the slot before.
+    fn insert(&mut self, id: ConnId, conn: Conn) {
+        let slot = id.slot();
+        if slot >= self.slots.len() {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        if self.slots[slot].replace((id, conn)).is_none() {
+            self.len += 1;
+        }
+    }
+
+    /// Takes `id`'s state out. Free slots at the end are dropped, and the
+    /// storage is given back once it is four times what is in use.
+    fn remove(&mut self, id: &ConnId) -> Option<Conn> {
+        let entry = self.slots.get_mut(id.slot())?;
+        if entry.as_ref().is_none_or(|(i, _)| i != id) {
+            return None;
+        }
+        let conn = entry.take().map(|(_, c)| c);
+        self.len -= 1;
+        while self.slots.last().is_some_and(Option::is_none) {
+            self.slots.pop();
+        }
+        if self.slots.capacity() > 4 * self.slots.len() + 64 {
+            self.slots.shrink_to(2 * self.slots.len());
+        }
+        conn
+    }
+
+    fn ids(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.slots.iter().flatten().map(|(id, _)| *id)
+    }
 }
 
 /// Time on the HTTP connections' clock.
@@ -70,7 +132,7 @@ impl HttpServer {
             listener: Some(stack.listen_with(port, listen)?),
             grace: DEFAULT_GRACE,
             config,
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             deadlines: BinaryHeap::new(),
             timeouts: 0,
             stats: Stats::default(),
@@ -230,7 +292,7 @@ impl App for HttpServer {
             let reset = stack.unlisten(l);
             debug!(reset, "listener closed");
         }
-        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        let ids: Vec<ConnId> = self.conns.ids().collect();
         for id in ids {
             if let Some(c) = self.conns.get_mut(&id) {
                 c.http.close_after_current();

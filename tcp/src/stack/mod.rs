@@ -83,6 +83,17 @@ pub struct ConnId {
     gen: u32,
 }
 
+impl ConnId {
+    /// The connection's slot in the table: dense (below the most
+    /// connections the table has held at once) and reused once the
+    /// connection is freed, so an application can keep per-connection state
+    /// in a `Vec` indexed by it instead of a hash map, comparing the whole
+    /// `ConnId` to tell a reused slot from its old tenant.
+    pub fn slot(self) -> usize {
+        self.idx as usize
+    }
+}
+
 /// Handle of a listening port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(u16);
