@@ -515,20 +515,15 @@ fn long_checksum(data: &[u8]) -> u16 {
 /// Partial sum of the IPv4 pseudo-header used by TCP and UDP (RFC 9293 §3.1):
 /// source address, destination address, zero, protocol, and `len`, the length of
 /// the transport header plus payload.
+#[inline]
 pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, len: u16) -> u32 {
-    let [s0, s1, s2, s3] = src.octets();
-    let [d0, d1, d2, d3] = dst.octets();
-    [
-        u16::from_be_bytes([s0, s1]),
-        u16::from_be_bytes([s2, s3]),
-        u16::from_be_bytes([d0, d1]),
-        u16::from_be_bytes([d2, d3]),
-        u16::from(protocol),
-        len,
-    ]
-    .iter()
-    .map(|&w| u32::from(w))
-    .sum()
+    // Each address is two 16-bit words already in place in its 32-bit
+    // value: summing in wider words and folding gives the same one's
+    // complement sum (RFC 1071 §2 (B)), in three additions, not six.
+    let s =
+        u64::from(src.to_bits()) + u64::from(dst.to_bits()) + u64::from(protocol) + u64::from(len);
+    let s = (s >> 32) + (s & 0xffff_ffff);
+    ((s >> 16) + (s & 0xffff)) as u32
 }
 
 #[cfg(test)]

@@ -179,6 +179,27 @@ fn pseudo_header() {
     assert_eq!(s, 0x0a00 + 0x0001 + 0x0a00 + 0x0002 + 6 + 40);
 }
 
+/// Summed in 32-bit words, the pseudo-header still folds to the sum of its
+/// twelve bytes, carries included (addresses near all ones).
+#[test]
+fn pseudo_header_matches_its_bytes_with_carries() {
+    for (src, dst, len) in [
+        ([255, 255, 255, 255], [255, 255, 255, 254], 0xffff),
+        ([10, 0, 0, 1], [192, 168, 77, 2], 1500),
+        ([0, 0, 0, 0], [0, 0, 0, 0], 0),
+        ([254, 255, 1, 255], [255, 1, 255, 255], 0xfff0),
+    ] {
+        let [l0, l1] = u16::to_be_bytes(len);
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&src);
+        bytes[4..8].copy_from_slice(&dst);
+        bytes[9] = 6;
+        bytes[10..].copy_from_slice(&[l0, l1]);
+        let s = pseudo_header_sum(Ipv4Addr::from(src), Ipv4Addr::from(dst), 6, len);
+        assert_eq!(fold(s), reference(&bytes), "{src:?} {dst:?} {len}");
+    }
+}
+
 /// Bytes that are neither all ones nor a repeating pattern: a 32-bit
 /// xorshift stream from `seed`.
 fn noise(len: usize, seed: u32) -> Vec<u8> {
