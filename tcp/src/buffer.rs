@@ -346,6 +346,9 @@ pub struct BufferPool {
     pressure: bool,
     pressure_events: u64,
     refused: u64,
+    /// A gauge or counter of [`PoolStats`] may have moved since
+    /// [`BufferPool::take_changed`] last said so.
+    changed: bool,
 }
 
 /// Counters and gauges of a [`BufferPool`].
@@ -384,6 +387,7 @@ impl BufferPool {
             pressure: false,
             pressure_events: 0,
             refused: 0,
+            changed: false,
         }
     }
 
@@ -478,7 +482,17 @@ impl BufferPool {
         }
     }
 
+    /// Whether [`BufferPool::stats`] may differ from when this last
+    /// returned true: a table mirrors the gauges in its own counters after
+    /// every event, and most events take and give nothing.
+    #[inline]
+    pub fn take_changed(&mut self) -> bool {
+        core::mem::take(&mut self.changed)
+    }
+
+    /// Every change of `allocated` or `refused` ends here.
     fn update_pressure(&mut self) {
+        self.changed = true;
         if !self.pressure && self.allocated > self.budget / 4 * 3 {
             self.pressure = true;
             self.pressure_events += 1;

@@ -27,7 +27,11 @@ impl Tcp {
         self.mem_waiters = waiters;
     }
 
+    #[inline]
     pub(super) fn sync_mem_stats(&mut self) {
+        if !self.pool.take_changed() {
+            return;
+        }
         let p = self.pool.stats();
         self.stats.tcp_mem_allocated = p.allocated as u64;
         self.stats.tcp_mem_pressure = u64::from(p.pressure);
