@@ -518,11 +518,7 @@ impl Tcp {
             return;
         }
         // The common case, after every segment: one borrow of the entry.
-        let Some(e) = self
-            .slots
-            .get_mut(idx as usize)
-            .and_then(|s| s.entry.as_mut())
-        else {
+        let Some(e) = slot_entry(&mut self.slots, idx) else {
             return;
         };
         if notify {
@@ -577,7 +573,7 @@ impl Tcp {
     }
 
     fn entry_mut(&mut self, idx: u32) -> Option<&mut Entry> {
-        self.slots.get_mut(idx as usize)?.entry.as_mut()
+        slot_entry(&mut self.slots, idx)
     }
 
     fn entry_by_id_mut(&mut self, id: ConnId) -> Option<&mut Entry> {
@@ -602,6 +598,14 @@ impl Tcp {
     fn user_idx(&self, id: ConnId) -> Result<u32, TcpError> {
         self.user_entry(id).map(|_| id.idx)
     }
+}
+
+/// The live entry in slot `idx`. A function of the slots alone, so that
+/// the entry can be held while the table's other fields (the buffer pool,
+/// the config, the stats) are used, which [`Tcp::entry_mut`] does not allow.
+#[inline]
+fn slot_entry(slots: &mut [Slot], idx: u32) -> Option<&mut Entry> {
+    slots.get_mut(idx as usize)?.entry.as_mut()
 }
 
 fn conn_span(local: SocketAddrV4, remote: SocketAddrV4) -> tracing::Span {

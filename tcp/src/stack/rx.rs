@@ -8,7 +8,7 @@ use tracing::{debug, trace};
 use ustack_ipv4::{checksum, IpSend, Ipv4Repr};
 
 use super::time_wait::Verdict;
-use super::{conn_span, reset_for_closed_port, Owner, SynCookies, Tcp};
+use super::{conn_span, reset_for_closed_port, slot_entry, Owner, SynCookies, Tcp};
 use crate::conn::Tcb;
 use crate::time::Instant;
 use crate::wire::{TcpPacket, TcpRepr};
@@ -126,11 +126,7 @@ impl Tcp {
         payload: &[u8],
         tx: &mut impl IpSend,
     ) {
-        let Some(e) = self
-            .slots
-            .get_mut(idx as usize)
-            .and_then(|s| s.entry.as_mut())
-        else {
+        let Some(e) = slot_entry(&mut self.slots, idx) else {
             return;
         };
         // Entering a disabled span still costs a clone and a drop.

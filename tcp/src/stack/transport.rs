@@ -7,7 +7,7 @@ use tracing::debug;
 use ustack_ipv4::icmp::IcmpError;
 use ustack_ipv4::{protocol, Interface, IpSend, Ipv4Repr, RxInfo, Transport};
 
-use super::{Tcp, HEADERS, IP_HDR};
+use super::{slot_entry, Tcp, HEADERS, IP_HDR};
 use crate::seq::SeqNumber;
 use crate::time::Instant;
 
@@ -90,11 +90,7 @@ impl Tcp {
             return;
         };
         let cfg = &self.cfg.tcp;
-        let Some(e) = self
-            .slots
-            .get_mut(idx as usize)
-            .and_then(|s| s.entry.as_mut())
-        else {
+        let Some(e) = slot_entry(&mut self.slots, idx) else {
             return;
         };
         let _span = e.span.clone().entered();

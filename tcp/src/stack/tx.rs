@@ -8,7 +8,7 @@ use tracing::trace;
 use ustack_ipv4::{protocol, IpSend, Outgoing, Tso};
 
 use super::time_wait::Record;
-use super::{Tcp, IP_HDR};
+use super::{slot_entry, Tcp, IP_HDR};
 use crate::time::Instant;
 use crate::wire::{TcpPacket, TcpRepr};
 
@@ -31,11 +31,7 @@ impl Tcp {
     /// Sends everything connection `idx` has to send.
     pub(super) fn transmit(&mut self, idx: u32, now: Instant, tx: &mut impl IpSend) {
         let (limit, max_segs) = self.tx_limits();
-        let Some(e) = self
-            .slots
-            .get_mut(idx as usize)
-            .and_then(|s| s.entry.as_mut())
-        else {
+        let Some(e) = slot_entry(&mut self.slots, idx) else {
             return;
         };
         e.in_tx = false;
