@@ -131,12 +131,18 @@ impl Tcp {
         };
         // Entering a disabled span still costs a clone and a drop.
         let _span = (!e.span.is_disabled()).then(|| e.span.clone().entered());
-        if !e.tcb.prepare_recv(&mut self.pool, payload.len()) {
+        // A pure ACK neither needs receive storage nor stages anything.
+        let has_data = !payload.is_empty();
+        if has_data && !e.tcb.prepare_recv(&mut self.pool, payload.len()) {
             self.stats.tcp_mem_rx_dropped += 1;
             trace!(len = payload.len(), "no buffer memory: data dropped");
         }
         if let Some(h) = rx.header_sum {
-            let p = e.tcb.stage_payload(seg.seq, payload);
+            let p = if has_data {
+                e.tcb.stage_payload(seg.seq, payload)
+            } else {
+                0
+            };
             let total = u32::from(checksum::fold(h)) + u32::from(checksum::fold(p));
             if checksum::fold(total) != 0xffff {
                 e.tcb.unstage();
