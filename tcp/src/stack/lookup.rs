@@ -50,13 +50,17 @@ pub(super) struct ConnTable {
 
 impl ConnTable {
     /// The slot of `key`, trying the last hit first and remembering this one.
-    #[inline]
+    /// The hit is in line at the caller; the map is not.
+    #[inline(always)]
     pub(super) fn lookup(&mut self, key: &Tuple) -> Option<u32> {
-        if let Some((local, remote, idx)) = self.last {
-            if local == key.0 && remote == key.1 {
-                return Some(idx);
-            }
+        match self.last {
+            Some((local, remote, idx)) if local == key.0 && remote == key.1 => Some(idx),
+            _ => self.lookup_map(key),
         }
+    }
+
+    #[inline(never)]
+    fn lookup_map(&mut self, key: &Tuple) -> Option<u32> {
         let idx = *self.map.get(&Key::new(key))?;
         self.last = Some((key.0, key.1, idx));
         Some(idx)
