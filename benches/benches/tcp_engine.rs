@@ -59,7 +59,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use smoltcp::iface::{Config, Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
@@ -678,5 +678,65 @@ fn bench_tcp_engine(c: &mut Criterion) {
     group.finish();
 }
 
+/// Both stacks in alternating slices of `SLICE` segments (or ACKs), the
+/// order swapped every round, for `rounds` rounds per path; prints the
+/// median and quartiles of the per-round ratios. On a shared VM whose speed
+/// drifts over seconds, criterion's runs one after another measure the
+/// drift as much as the stacks; slices of a few milliseconds side by side
+/// see the same machine.
+fn interleaved(rounds: usize) {
+    const SLICE: u64 = 20_000;
+    for ack_path in [false, true] {
+        let (name, base) = if ack_path {
+            ("ack", "smoltcp_cubic")
+        } else {
+            ("rx_data_segment", "smoltcp")
+        };
+        let mut us = Engine::new(UstackPair::new());
+        let mut smol = Engine::new(if ack_path {
+            SmolPair::new_cubic()
+        } else {
+            SmolPair::new()
+        });
+        us.measure(2000, false);
+        smol.measure(2000, false);
+        let mut ratios = Vec::with_capacity(rounds);
+        let (mut t_us, mut t_smol) = (Duration::ZERO, Duration::ZERO);
+        for round in 0..rounds {
+            let (a, b) = if round % 2 == 0 {
+                let a = us.measure(SLICE, ack_path);
+                (a, smol.measure(SLICE, ack_path))
+            } else {
+                let b = smol.measure(SLICE, ack_path);
+                (us.measure(SLICE, ack_path), b)
+            };
+            t_us += a;
+            t_smol += b;
+            ratios.push(a.as_secs_f64() / b.as_secs_f64());
+        }
+        ratios.sort_by(f64::total_cmp);
+        let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
+        let per = |t: Duration| t.as_secs_f64() * 1e9 / (SLICE as f64 * rounds as f64);
+        println!(
+            "tcp_engine {name}: ustack {:.1} ns, {base} {:.1} ns; ustack/{base} median {:.3} (quartiles {:.3}-{:.3}) over {rounds} interleaved rounds of {SLICE}",
+            per(t_us),
+            per(t_smol),
+            q(0.5),
+            q(0.25),
+            q(0.75)
+        );
+    }
+}
+
 criterion_group!(benches, bench_tcp_engine);
-criterion_main!(benches);
+
+fn main() {
+    // `USTACK_ENGINE_INTERLEAVED=ROUNDS cargo bench --bench tcp_engine`:
+    // the paired measurement above instead of criterion's.
+    if let Ok(v) = std::env::var("USTACK_ENGINE_INTERLEAVED") {
+        interleaved(v.parse().unwrap_or(100));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
