@@ -288,6 +288,18 @@ proptest! {
     }
 
     #[test]
+    fn sum_array_matches_reference_at_header_sizes(
+        data in proptest::collection::vec(any::<u8>(), 200),
+        init in any::<u32>(),
+    ) {
+        let expect = |n: usize| fold(u32::from(reference(&data[..n])) + u32::from(fold(init)));
+        prop_assert_eq!(fold(sum_array::<20>(data[..20].try_into().unwrap(), init)), expect(20));
+        prop_assert_eq!(fold(sum_array::<32>(data[..32].try_into().unwrap(), init)), expect(32));
+        prop_assert_eq!(fold(sum_array::<60>(data[..60].try_into().unwrap(), init)), expect(60));
+        prop_assert_eq!(fold(sum_array::<200>(data[..200].try_into().unwrap(), init)), expect(200));
+    }
+
+    #[test]
     fn even_split_chains(data in proptest::collection::vec(any::<u8>(), 0..3000), cut in 0usize..1500) {
         let cut = (cut * 2).min(data.len() & !1);
         let (a, b) = data.split_at(cut);
