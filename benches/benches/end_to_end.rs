@@ -3,9 +3,9 @@
 //! virtual clock, 256 KiB socket buffers on both sides, checksums computed
 //! and verified, at two MTUs: 1500 (`bulk_16MiB`, Ethernet-sized segments)
 //! and 65535 (`bulk_16MiB_mtu65535`, few big segments, as over loopback);
-//! both stacks take their MSS from the MTU. Every byte crosses both applications' buffers, both
-//! TCP engines, IPv4 emit/parse and both checksums, so this is each stack's
-//! single-core ceiling.
+//! both stacks take their MSS from the MTU. Every byte crosses both
+//! applications' buffers, both TCP engines, IPv4 emit/parse and both
+//! checksums, so this is each stack's single-core ceiling.
 //!
 //! `ustack`: two [`ustack_tcp::Stack`]s over the in-memory pipe
 //! ([`PipePair`]). `smoltcp`: two smoltcp `Interface`s, one socket each,
@@ -15,16 +15,26 @@
 //! loopback is told to announce the pipe's MTU and full checksumming, like
 //! the pipe; on its own it would skip checksums, which would compare
 //! different work.
+//!
+//! `ustack_in_place` and `smoltcp_in_place`: the receiving application is
+//! lent the receive ring's bytes (`Stack::recv_with`, smoltcp's
+//! `Socket::recv`) instead of copying them out, one pass over each byte
+//! fewer on both: what receiving straight into a waiting application's
+//! buffer would save.
+//!
+//! `USTACK_E2E_INTERLEAVED=ROUNDS` runs every variant in turn, one transfer
+//! each per round, and prints the median of the per-round ratios: the
+//! figure to trust on a machine whose speed drifts (see `interleaved`).
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Loopback, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
-use ustack_benches::{pattern, PipePair, CLIENT_ADDR, SERVER_ADDR, SERVER_PORT};
+use ustack_benches::{pattern, PipePair, Read, CLIENT_ADDR, SERVER_ADDR, SERVER_PORT};
 
 const MTU: usize = 1500;
 /// The largest IPv4 packet: few, big segments, as on a loopback device.
@@ -51,6 +61,19 @@ fn bench_end_to_end(c: &mut Criterion) {
     group.finish();
 }
 
+/// ustack's pair at `mtu`, with the same fixed buffers as smoltcp's: they
+/// would otherwise grow (auto-tuning) past what the pipe holds and measure
+/// its drops.
+fn pipe_pair(mtu: usize) -> PipePair {
+    PipePair::with_config(mtu, PIPE_CAPACITY, |c| {
+        c.tcp.send_buffer = SOCKET_BUFFER;
+        c.tcp.send_buffer_max = SOCKET_BUFFER;
+        c.tcp.recv_buffer = SOCKET_BUFFER;
+        c.tcp.recv_buffer_max = SOCKET_BUFFER;
+    })
+    .unwrap_or_else(|e| panic!("setup: {e}"))
+}
+
 /// Both stacks at one MTU (the MSS follows it on both).
 fn bench_mtu(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
@@ -58,41 +81,107 @@ fn bench_mtu(
     mtu: usize,
     source: &[u8],
 ) {
-    // Both stacks with the same fixed buffers: ustack's would otherwise grow
-    // (auto-tuning) past what the pipe holds and measure its drops.
-    let mut pair = PipePair::with_config(mtu, PIPE_CAPACITY, |c| {
-        c.tcp.send_buffer = SOCKET_BUFFER;
-        c.tcp.send_buffer_max = SOCKET_BUFFER;
-        c.tcp.recv_buffer = SOCKET_BUFFER;
-        c.tcp.recv_buffer_max = SOCKET_BUFFER;
-    })
-    .unwrap_or_else(|e| panic!("setup: {e}"));
+    let mut pair = pipe_pair(mtu);
     let mut smol = SmolPair::new(mtu, tcp::CongestionControl::None);
     let mut smol_cubic = SmolPair::new(mtu, tcp::CongestionControl::Cubic);
-    group.bench_function(BenchmarkId::new(name, "ustack"), |b| {
-        b.iter(|| {
-            let mut delivered = 0u64;
-            let received = pair
-                .transfer(TRANSFER_LEN, source, |chunk| {
-                    delivered += black_box(chunk).len() as u64;
-                })
-                .unwrap_or_else(|e| panic!("transfer: {e}"));
-            // A stalled or short transfer must fail the run, not look fast.
-            assert_eq!((received, delivered), (TRANSFER_LEN, TRANSFER_LEN));
-        })
-    });
-    group.bench_function(BenchmarkId::new(name, "smoltcp"), |b| {
-        b.iter(|| assert_eq!(smol.transfer(TRANSFER_LEN, source), TRANSFER_LEN))
-    });
-    group.bench_function(BenchmarkId::new(name, "smoltcp_cubic"), |b| {
-        b.iter(|| assert_eq!(smol_cubic.transfer(TRANSFER_LEN, source), TRANSFER_LEN))
-    });
+    for (id, read) in [("ustack", Read::Copy), ("ustack_in_place", Read::InPlace)] {
+        group.bench_function(BenchmarkId::new(name, id), |b| {
+            b.iter(|| ustack_transfer(&mut pair, source, read))
+        });
+    }
+    for (id, cubic, read) in [
+        ("smoltcp", false, Read::Copy),
+        ("smoltcp_cubic", true, Read::Copy),
+        ("smoltcp_in_place", false, Read::InPlace),
+    ] {
+        let pair = if cubic { &mut smol_cubic } else { &mut smol };
+        group.bench_function(BenchmarkId::new(name, id), |b| {
+            b.iter(|| assert_eq!(pair.transfer(TRANSFER_LEN, source, read), TRANSFER_LEN))
+        });
+    }
 
     let (server, client) = pair.link_stats();
     eprintln!(
         "end_to_end, MTU {mtu}: server sent {} packets ({} dropped), client sent {} packets ({} dropped)",
         server.tx_packets, server.tx_dropped, client.tx_packets, client.tx_dropped
     );
+}
+
+/// One 16 MiB transfer over ustack's pipe, checked whole.
+fn ustack_transfer(pair: &mut PipePair, source: &[u8], read: Read) {
+    let mut delivered = 0u64;
+    let received = pair
+        .transfer_reading(TRANSFER_LEN, source, read, |chunk| {
+            delivered += black_box(chunk).len() as u64;
+        })
+        .unwrap_or_else(|e| panic!("transfer: {e}"));
+    // A stalled or short transfer must fail the run, not look fast.
+    assert_eq!((received, delivered), (TRANSFER_LEN, TRANSFER_LEN));
+}
+
+/// Every variant at both MTUs, one 16 MiB transfer each in turn (the order
+/// rotated every round) for `rounds` rounds; prints the median and
+/// quartiles of the per-round throughput ratios. On a shared VM whose speed
+/// drifts over seconds, criterion's runs one after another measure the drift
+/// as much as the stacks; transfers of a few milliseconds side by side see
+/// the same machine.
+fn interleaved(rounds: usize, source: &[u8]) {
+    for (name, mtu) in [("bulk_16MiB", MTU), ("bulk_16MiB_mtu65535", BIG_MTU)] {
+        let mut pair = pipe_pair(mtu);
+        let mut smol = SmolPair::new(mtu, tcp::CongestionControl::None);
+        let mut smol_cubic = SmolPair::new(mtu, tcp::CongestionControl::Cubic);
+        // [ustack, ustack in place, smoltcp, smoltcp CUBIC, smoltcp in place]
+        let mut secs: Vec<[f64; 5]> = Vec::with_capacity(rounds);
+        for round in 0..rounds {
+            let mut t = [0.0; 5];
+            for k in 0..5 {
+                let which = (k + round) % 5;
+                let start = std::time::Instant::now();
+                match which {
+                    0 => ustack_transfer(&mut pair, source, Read::Copy),
+                    1 => ustack_transfer(&mut pair, source, Read::InPlace),
+                    2 => assert_eq!(
+                        smol.transfer(TRANSFER_LEN, source, Read::Copy),
+                        TRANSFER_LEN
+                    ),
+                    3 => assert_eq!(
+                        smol_cubic.transfer(TRANSFER_LEN, source, Read::Copy),
+                        TRANSFER_LEN
+                    ),
+                    _ => assert_eq!(
+                        smol.transfer(TRANSFER_LEN, source, Read::InPlace),
+                        TRANSFER_LEN
+                    ),
+                }
+                t[which] = start.elapsed().as_secs_f64();
+            }
+            secs.push(t);
+        }
+        let gib_s = |i: usize| {
+            let total: f64 = secs.iter().map(|t| t[i]).sum();
+            TRANSFER_LEN as f64 * rounds as f64 / total / f64::from(1u32 << 30)
+        };
+        let ratio = |us: usize, base: usize| {
+            let mut r: Vec<f64> = secs.iter().map(|t| t[base] / t[us]).collect();
+            r.sort_by(f64::total_cmp);
+            let q = |f: f64| r[((r.len() - 1) as f64 * f).round() as usize];
+            format!("{:.2}x ({:.2}-{:.2})", q(0.5), q(0.25), q(0.75))
+        };
+        println!(
+            "end_to_end {name}: GiB/s ustack {:.2}, in place {:.2}; smoltcp {:.2}, CUBIC {:.2}, in place {:.2}",
+            gib_s(0),
+            gib_s(1),
+            gib_s(2),
+            gib_s(3),
+            gib_s(4)
+        );
+        println!(
+            "end_to_end {name}: ustack/smoltcp {}, ustack/smoltcp_cubic {}, in place/in place {} (median, quartiles, {rounds} interleaved rounds)",
+            ratio(0, 2),
+            ratio(0, 3),
+            ratio(1, 4)
+        );
+    }
 }
 
 /// One side's view of the two loopback queues: it receives from one and
@@ -250,7 +339,7 @@ impl SmolPair {
 
     /// Moves `len` bytes from server to client, the source written over and
     /// over from where the last transfer stopped. Returns the bytes received.
-    fn transfer(&mut self, len: u64, source: &[u8]) -> u64 {
+    fn transfer(&mut self, len: u64, source: &[u8], read: Read) -> u64 {
         let (mut sent, mut received) = (0u64, 0u64);
         let mut idle = 0;
         while received < len {
@@ -268,8 +357,17 @@ impl SmolPair {
                 }
             }
             let client = self.client_sockets.get_mut::<tcp::Socket>(self.client_sock);
-            while let Ok(n @ 1..) = client.recv_slice(&mut self.app_buf) {
-                black_box(&self.app_buf[..n]);
+            loop {
+                let got = match read {
+                    Read::Copy => client.recv_slice(&mut self.app_buf).inspect(|&n| {
+                        black_box(&self.app_buf[..n]);
+                    }),
+                    Read::InPlace => client.recv(|b| {
+                        let n = black_box(&*b).len();
+                        (n, n)
+                    }),
+                };
+                let Ok(n @ 1..) = got else { break };
                 received += n as u64;
                 progress = true;
             }
@@ -291,4 +389,14 @@ impl SmolPair {
 }
 
 criterion_group!(benches, bench_end_to_end);
-criterion_main!(benches);
+
+fn main() {
+    // `USTACK_E2E_INTERLEAVED=ROUNDS cargo bench --bench end_to_end`: the
+    // paired measurement above instead of criterion's.
+    if let Ok(v) = std::env::var("USTACK_E2E_INTERLEAVED") {
+        interleaved(v.parse().unwrap_or(30), &pattern(SOURCE_LEN));
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -130,6 +130,17 @@ impl core::fmt::Display for HarnessError {
 
 impl std::error::Error for HarnessError {}
 
+/// How the receiving application of [`PipePair::transfer_reading`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// `Stack::recv` into the application's own buffer: one copy out of the
+    /// receive ring, as `read(2)` makes.
+    Copy,
+    /// `Stack::recv_with`: the application is lent the ring's bytes in
+    /// place, no copy out of the ring.
+    InPlace,
+}
+
 impl PipePair {
     /// Builds both stacks and the pipe (each direction queues `capacity`
     /// packets of `mtu` bytes) and completes a handshake from the client to
@@ -250,6 +261,17 @@ impl PipePair {
         &mut self,
         len: u64,
         source: &[u8],
+        sink: impl FnMut(&[u8]),
+    ) -> Result<u64, HarnessError> {
+        self.transfer_reading(len, source, Read::Copy, sink)
+    }
+
+    /// [`PipePair::transfer`], the client reading the way `read` says.
+    pub fn transfer_reading(
+        &mut self,
+        len: u64,
+        source: &[u8],
+        read: Read,
         mut sink: impl FnMut(&[u8]),
     ) -> Result<u64, HarnessError> {
         assert!(!source.is_empty(), "transfer source must not be empty");
@@ -273,7 +295,17 @@ impl PipePair {
                 }
             }
             loop {
-                match self.client.recv(self.client_conn, &mut self.app_buf) {
+                let got = match read {
+                    Read::Copy => self
+                        .client
+                        .recv(self.client_conn, &mut self.app_buf)
+                        .inspect(|&n| sink(&self.app_buf[..n])),
+                    Read::InPlace => self.client.recv_with(self.client_conn, |b| {
+                        sink(b);
+                        b.len()
+                    }),
+                };
+                match got {
                     Ok(0) => {
                         return Err(HarnessError::EarlyEof {
                             done: received,
@@ -281,7 +313,6 @@ impl PipePair {
                         })
                     }
                     Ok(n) => {
-                        sink(&self.app_buf[..n]);
                         received += n as u64;
                         progress = true;
                     }

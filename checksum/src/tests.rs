@@ -278,13 +278,17 @@ proptest! {
         data in proptest::collection::vec(any::<u8>(), 0..5000),
         start in 0usize..8,
         slack in 0usize..40,
+        placed in 0usize..130,
     ) {
         let src = &data[start.min(data.len())..];
-        let mut dst = vec![0xa5u8; src.len() + slack];
-        let got = copy_and_sum(&mut dst, src);
+        // `placed`: the destination at every offset from a 64-byte boundary.
+        let mut buf = vec![0xa5u8; placed + src.len() + slack];
+        let dst = &mut buf[placed..];
+        let got = copy_and_sum(dst, src);
         prop_assert_eq!(got, fold(sum(src, 0)));
         prop_assert_eq!(&dst[..src.len()], src);
         prop_assert!(dst[src.len()..].iter().all(|&b| b == 0xa5), "nothing past src is written");
+        prop_assert!(buf[..placed].iter().all(|&b| b == 0xa5), "nothing before dst is written");
     }
 
     #[test]
