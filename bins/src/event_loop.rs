@@ -307,8 +307,6 @@ fn wait_ready<L: Link>(
     Ok(())
 }
 
-/// Sends one packet (a TSO super-frame when `packet.segment` is set); a
-/// failure is counted and logged, never fatal (TCP retransmits).
 /// Up to [`RX_BATCH`] packets from the link into the stack, each handled
 /// where the link keeps it; returns how many.
 fn receive<L: Link>(
@@ -332,6 +330,8 @@ fn receive<L: Link>(
     Ok(received)
 }
 
+/// Sends one packet (a TSO super-frame when `packet.segment` is set); a
+/// failure is counted and logged, never fatal (TCP retransmits).
 fn transmit<L: Link>(link: &mut L, packet: &TxPacket<'_>, errors: &mut u64) {
     count_send_error(link.send(packet), errors);
 }
