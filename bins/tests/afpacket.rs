@@ -117,6 +117,13 @@ fn upload_with_offloads_arrives_in_superframes_with_finished_checksums_on_both_p
             answer.contains(&N.to_string()),
             "{path}: /sink answered {answer:?}"
         );
+        // Room for many super-packets: the default (208 KiB) holds three,
+        // and an upload then loses them whenever the server is busy.
+        let queue = packet_socket_queue_limit(&p.a, server.0.id());
+        assert!(
+            queue >= 4 << 20,
+            "{path}: the packet socket's receive queue is {queue} bytes"
+        );
         std::thread::sleep(Duration::from_millis(200));
         let status = common::terminate(&mut server, Duration::from_secs(10));
         assert!(status.success(), "{path}: tun-server exited with {status}");
@@ -156,6 +163,26 @@ fn upload_with_offloads_arrives_in_superframes_with_finished_checksums_on_both_p
         assert_eq!(bad, 0, "{path}: checksums not finished right");
     }
     let _ = std::fs::remove_file(&body);
+}
+
+/// The receive queue limit (`ss` `skmem` `rb`) of the packet socket that
+/// process `pid` holds in `ns`.
+fn packet_socket_queue_limit(ns: &NetNs, pid: u32) -> u64 {
+    let mut c = ns.command("ss");
+    c.args(["-0", "-a", "-m", "-p", "-H"]);
+    let out = output_within(c, Duration::from_secs(10));
+    assert!(out.status.success(), "ss failed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let owner = format!("pid={pid},");
+    text.lines()
+        .filter(|l| l.contains(&owner))
+        .filter_map(|l| {
+            let skmem = l.split("skmem:(").nth(1)?;
+            let rb = skmem.split([',', ')']).find_map(|f| f.strip_prefix("rb"))?;
+            rb.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap_or_else(|| panic!("no packet socket of pid {pid} in `ss -0`: {text}"))
 }
 
 fn raw_client(ns: &NetNs, args: &[&str], input: &[u8]) -> Output {
