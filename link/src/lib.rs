@@ -89,6 +89,8 @@ pub mod middleware;
 mod pipe;
 #[cfg(feature = "raw")]
 mod raw;
+#[cfg(any(feature = "raw", feature = "afpacket"))]
+mod rcvbuf;
 #[cfg(feature = "tun")]
 mod tun;
 mod vnet;

@@ -262,7 +262,7 @@ impl AfPacketLink {
         }
         set_int_opt(&socket, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
             .map_err(|e| io_err(&label, "set PACKET_VNET_HDR", e))?;
-        size_receive_queue(&socket, &cfg.iface);
+        crate::rcvbuf::size_receive_queue(&socket, &label);
         let (rx, tx, map) = match &cfg.rings {
             Some(rc) => open_rings(socket.as_raw_fd(), rc, mtu, &cfg.iface),
             None => (None, None, None),
@@ -456,36 +456,6 @@ fn frame_filter_for(mac: MacAddr, addr: Ipv4Addr) -> Vec<SockFilter> {
 
 /// Sets the rings up on `fd`; where the kernel refuses, says so once at
 /// info and leaves that direction to one system call per frame.
-/// Receive queue limit of the socket, in bytes of the kernel's accounting.
-/// The default (`net.core.rmem_default`, 208 KiB on most systems) holds
-/// three 64 KB GRO super-packets: an upload then overflows it whenever the
-/// stack is busy for a moment, and every lost super-packet costs the
-/// sender dozens of retransmitted segments. 4 MiB holds about sixty. It is
-/// a bound, not an allocation: the kernel charges only what is queued.
-const RECEIVE_QUEUE_BYTES: libc::c_int = 4 << 20;
-
-/// Raises the socket's receive queue to [`RECEIVE_QUEUE_BYTES`]: past
-/// `net.core.rmem_max` with `SO_RCVBUFFORCE` (CAP_NET_ADMIN), else as far as
-/// `SO_RCVBUF` goes. Not fatal: the link works with the default, only with
-/// more drops under load.
-fn size_receive_queue(socket: &Socket, iface: &str) {
-    let forced = set_int_opt(
-        socket,
-        libc::SOL_SOCKET,
-        libc::SO_RCVBUFFORCE,
-        RECEIVE_QUEUE_BYTES,
-    );
-    if let Err(e) = forced {
-        let plain = set_int_opt(
-            socket,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            RECEIVE_QUEUE_BYTES,
-        );
-        tracing::debug!(device = %iface, %e, ?plain, "no SO_RCVBUFFORCE; receive queue capped by net.core.rmem_max");
-    }
-}
-
 fn open_rings(
     fd: RawFd,
     cfg: &RingConfig,
