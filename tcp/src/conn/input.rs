@@ -344,17 +344,24 @@ impl Tcb {
             self.ack_pending = true;
             return ControlFlow::Break(None);
         }
+        let acks_new_data = seg.ack.distance(self.snd_una) > 0;
         self.process_ack(cfg, now, seg, payload);
-        self.update_send_window(seg);
+        self.update_send_window(seg, acks_new_data);
         ControlFlow::Continue(())
     }
 
     /// RFC 9293 §3.10.7.4 fifth step: update the send window when the
-    /// segment is newer than the one it was last taken from (SND.WL1/WL2).
+    /// segment is newer than the one it was last taken from (SND.WL1/WL2),
+    /// or when it acknowledges new data (as Linux's tcp_may_update_window
+    /// does). By SEG.SEQ alone, a peer's retransmission (lower SEG.SEQ) that
+    /// carries a new ACK leaves the old window in place, and SND.UNA plus
+    /// that window runs past the peer's right edge: with the kernel as peer,
+    /// 400 KB past it, which the kernel dropped, until the connection died.
     #[inline]
-    fn update_send_window(&mut self, seg: &TcpRepr) {
+    fn update_send_window(&mut self, seg: &TcpRepr, acks_new_data: bool) {
         if seg.ack.distance(self.snd_una) >= 0
-            && (self.snd_wl1.distance(seg.seq) < 0
+            && (acks_new_data
+                || self.snd_wl1.distance(seg.seq) < 0
                 || (self.snd_wl1 == seg.seq && self.snd_wl2.distance(seg.ack) <= 0))
         {
             let was_zero = self.snd_wnd == 0;

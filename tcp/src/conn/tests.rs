@@ -430,3 +430,42 @@ fn abort_after_a_retransmission_timeout_resets_from_snd_max() {
     assert!(rst.flags.rst());
     assert_eq!(rst.seq, snd_max, "never below what the peer may have");
 }
+
+/// A peer's retransmission (a lower SEG.SEQ than the segment the window was
+/// last taken from) that acknowledges new data carries its current window:
+/// the sender must take it, or SND.UNA plus the old window runs past the
+/// peer's right edge (RFC 9293 §3.10.7.4 fifth step, as Linux applies it).
+#[test]
+fn a_new_ack_on_a_retransmission_updates_the_send_window() {
+    let mut p = Pair::connected(TcpConfig::default());
+    p.a.send(&pattern(200_000)).expect("queue data");
+    let sent = p.a_transmit(1);
+    assert!(sent.len() >= 4, "A sent {} segments", sent.len());
+    for s in &sent[..2] {
+        deliver(&mut p.b, &p.cfg, p.now, s);
+    }
+    let ack = transmit(&mut p.b, p.now, 1).pop().expect("B acknowledges");
+    let (base, _) = ack.repr();
+    let scale = p.a.snd_wscale;
+    // Newest by sequence: a big window, acknowledging the first segment.
+    let mss = sent[0].payload_len() as u32;
+    let mut first = base;
+    first.seq = base.seq + 1000u32;
+    first.ack = SeqNumber(base.ack.0.wrapping_sub(mss));
+    first.window = u16::MAX;
+    p.a.handle_segment(&p.cfg, p.now, &first, &[]);
+    // Then a retransmission from lower in B's stream: a new ACK, a small window.
+    let mut second = base;
+    second.window = ((4 * mss) >> scale) as u16;
+    p.a.handle_segment(&p.cfg, p.now, &second, &[]);
+    assert_eq!(p.a.snd_wnd, u32::from(second.window) << scale);
+    let right_edge = second.ack + (u32::from(second.window) << scale);
+    for s in p.a_transmit(1) {
+        let (r, data) = s.repr();
+        let end = r.seq + data.len() as u32;
+        assert!(
+            end.distance(right_edge) <= 0,
+            "A sent up to {end:?}, past the window's edge {right_edge:?}"
+        );
+    }
+}
