@@ -90,7 +90,7 @@ mod pipe;
 #[cfg(feature = "raw")]
 mod raw;
 #[cfg(any(feature = "raw", feature = "afpacket"))]
-mod rcvbuf;
+mod sockopt;
 #[cfg(feature = "tun")]
 mod tun;
 mod vnet;

@@ -240,7 +240,7 @@ impl RawLink {
         socket
             .set_nonblocking(true)
             .map_err(err("set non-blocking"))?;
-        crate::rcvbuf::size_receive_queue(&socket, label);
+        crate::sockopt::size_receive_queue(&socket, label);
         let mut scratch = [0u8; 256];
         let mut drained = 0usize;
         loop {

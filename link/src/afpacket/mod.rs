@@ -85,7 +85,8 @@ use crate::{Link, LinkError, LinkStats, MIN_IPV4_MTU};
 use self::filter::frame_filter;
 use self::port::Port;
 use self::ring::{Mapping, RxRing};
-use self::sys::{io_err, set_int_opt, PACKET_IGNORE_OUTGOING, PACKET_VNET_HDR};
+use self::sys::{io_err, PACKET_IGNORE_OUTGOING, PACKET_VNET_HDR};
+use crate::sockopt::set_int_opt;
 
 mod filter;
 mod port;
@@ -262,7 +263,7 @@ impl AfPacketLink {
         }
         set_int_opt(&socket, libc::SOL_PACKET, PACKET_VNET_HDR, 1)
             .map_err(|e| io_err(&label, "set PACKET_VNET_HDR", e))?;
-        crate::rcvbuf::size_receive_queue(&socket, &label);
+        crate::sockopt::size_receive_queue(&socket, &label);
         let (rx, tx, map) = match &cfg.rings {
             Some(rc) => open_rings(socket.as_raw_fd(), rc, mtu, &cfg.iface),
             None => (None, None, None),

@@ -103,30 +103,6 @@ pub(super) fn interface_facts(
     Ok((MacAddr(mac), usize::try_from(mtu).unwrap_or(0)))
 }
 
-pub(super) fn set_int_opt(
-    socket: &Socket,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: the option value is a c_int that lives across the call, and
-    // its size is passed alongside.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Sets a socket option whose value is a plain struct (`tpacket_req3`).
 pub(super) fn set_struct_opt<T: Copy>(
     fd: RawFd,

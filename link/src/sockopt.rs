@@ -1,4 +1,5 @@
-//! The receive queue limit of the socket backends (raw IPv4 and AF_PACKET).
+//! Socket options of the socket backends (raw IPv4 and AF_PACKET), and
+//! their receive queue limit.
 //!
 //! Both receive what the kernel's GRO and loopback hand them: super-packets
 //! of up to 64 KB. The default limit (`net.core.rmem_default`, 208 KiB on
@@ -19,20 +20,26 @@ pub(crate) const RECEIVE_QUEUE_BYTES: libc::c_int = 4 << 20;
 /// `SO_RCVBUF` goes. Not fatal: the link works with the default, with more
 /// drops under load.
 pub(crate) fn size_receive_queue(socket: &Socket, label: &str) {
-    if let Err(e) = set(socket, libc::SO_RCVBUFFORCE) {
-        let plain = set(socket, libc::SO_RCVBUF);
+    let set = |name| set_int_opt(socket, libc::SOL_SOCKET, name, RECEIVE_QUEUE_BYTES);
+    if let Err(e) = set(libc::SO_RCVBUFFORCE) {
+        let plain = set(libc::SO_RCVBUF);
         tracing::debug!(link = label, %e, ?plain, "no SO_RCVBUFFORCE; receive queue capped by net.core.rmem_max");
     }
 }
 
-fn set(socket: &Socket, name: libc::c_int) -> std::io::Result<()> {
-    let value = RECEIVE_QUEUE_BYTES;
+/// Sets an integer socket option.
+pub(crate) fn set_int_opt(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> std::io::Result<()> {
     // SAFETY: the option value is a c_int that lives across the call, and
     // its size is passed alongside.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             name,
             (&value as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
