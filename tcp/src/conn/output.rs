@@ -138,10 +138,24 @@ impl Tcb {
             // must still carry the first never-sent number, or the peer finds
             // it below RCV.NXT, rejects it and ignores its ACK (as BSD does,
             // tcp_output uses snd_max for data-less segments).
-            repr.seq = self.snd_max;
+            repr.seq = self.data_less_seq();
             return self.emit(repr, 0, out).map(Segment::header_only);
         }
         None
+    }
+
+    /// SEG.SEQ for a segment without data: SND.MAX, or the right edge of
+    /// the peer's window where the peer has shrunk it below what we sent.
+    /// A receiver tests even a data-less segment's SEG.SEQ against its
+    /// window (RFC 9293 §3.10.7.4) and drops one past the right edge with
+    /// the ACK it carries; Linux picks the same number (`tcp_acceptable_seq`).
+    pub(super) fn data_less_seq(&self) -> SeqNumber {
+        let right_edge = self.snd_una + self.snd_wnd;
+        if self.snd_max.distance(right_edge) > 0 {
+            right_edge
+        } else {
+            self.snd_max
+        }
     }
 
     /// Our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with the options we offer.
@@ -198,14 +212,21 @@ impl Tcb {
         // prefers new data; we repeat the last segment instead: a receiver
         // may delay its ACK for new in-order data (Linux: up to 200 ms, as
         // long as our RTO), but answers a duplicate at once.
+        // Where the peer shrank its window below the last segment, SND.UNA's
+        // segment is the probe the window still admits.
         let in_recovery = self.recovery.is_some();
         let probe = in_recovery
             .then(|| self.rack.first_unsacked())
             .flatten()
-            .or_else(|| self.rack.last());
+            .or_else(|| self.rack.last())
+            .and_then(|(start, end)| Some((start, self.window_admits(start, end - start)?)))
+            .or_else(|| {
+                let (start, end) = self.rack.first_unsacked()?;
+                Some((start, self.window_admits(start, end - start)?))
+            });
         match probe {
-            Some((start, end)) => {
-                let len = ((end - start) as usize).min(max_payload);
+            Some((start, len)) => {
+                let len = len.min(max_payload);
                 ControlFlow::Break(self.emit_data(now, repr, start, len, Tx::Retransmit, out))
             }
             None => ControlFlow::Continue(()),

@@ -291,12 +291,29 @@ impl Tcb {
         }
     }
 
+    /// How much of a retransmission of `len` from `start` the peer's window
+    /// admits: up to its right edge, and nothing from past it, except at
+    /// SND.UNA. A peer may shrink its window below what was sent (RFC 9293
+    /// §3.8.6.2.1 discourages it, but must be lived with) and then drops a
+    /// segment past the edge with the ACK it carries; Linux holds such
+    /// retransmissions back the same way (`tcp_retransmit_skb`).
+    pub(super) fn window_admits(&self, start: SeqNumber, len: u32) -> Option<usize> {
+        let room = (self.snd_una + self.snd_wnd).distance(start);
+        if room > 0 {
+            Some(len.min(room as u32) as usize)
+        } else if start == self.snd_una {
+            Some(len as usize)
+        } else {
+            None
+        }
+    }
+
     /// The retransmission loss recovery wants next, as (start, sequence length).
     pub(super) fn pick_retransmission(&mut self, max_payload: usize) -> Option<(SeqNumber, usize)> {
         if self.sack_ok {
             // RACK: segments deemed lost, lowest first, as cwnd allows.
             let (start, end) = self.rack.first_lost()?;
-            let len = ((end - start) as usize).min(max_payload);
+            let len = self.window_admits(start, end - start)?.min(max_payload);
             let room = match self.recovery {
                 Some(r) => r.sndcnt,
                 None => self.cc.cwnd().saturating_sub(self.pipe()),

@@ -469,3 +469,74 @@ fn a_new_ack_on_a_retransmission_updates_the_send_window() {
         );
     }
 }
+
+/// A's segments up to its acknowledgment of `data` from B, whose segments
+/// announce `window` (unscaled) in place of B's own where it is given.
+fn answer_to(p: &mut Pair, data: &[u8], window: Option<u16>) -> Vec<(TcpRepr, usize)> {
+    p.b.send(data).expect("B queues data");
+    for s in transmit(&mut p.b, p.now, 1) {
+        let (mut repr, payload) = s.repr();
+        repr.window = window.unwrap_or(repr.window);
+        p.a.prepare_recv(&mut BufferPool::new(usize::MAX), payload.len());
+        p.a.handle_segment(&p.cfg, p.now, &repr, payload);
+    }
+    let mut sent = Vec::new();
+    for _ in 0..5 {
+        sent.extend(p.a_transmit(1).iter().map(|s| {
+            let (r, d) = s.repr();
+            (r, d.len())
+        }));
+        if sent.iter().any(|(r, _)| r.ack == p.b.snd_max) {
+            return sent;
+        }
+        // The delayed-ACK timer, or a probe's.
+        p.now = p.a.poll_at().expect("A owes an ACK");
+        p.a.on_timer(&p.cfg, p.now);
+    }
+    panic!("A never acknowledged B's data: {sent:?}");
+}
+
+#[test]
+fn segments_stay_inside_a_shrunk_peer_window_rfc9293_3_10_7_4() {
+    let mut p = Pair::connected(TcpConfig::default());
+    p.a.send(&pattern(200_000)).expect("queue data");
+    let sent = p.a_transmit(1);
+    assert!(sent.len() >= 4, "A sent {} segments", sent.len());
+    let answer = answer_to(&mut p, b"first", None);
+    let acks: Vec<_> = answer.iter().filter(|(_, len)| *len == 0).collect();
+    assert!(!acks.is_empty(), "A answered with a pure ACK: {answer:?}");
+    assert!(acks.iter().all(|(r, _)| r.seq == p.a.snd_max), "{acks:?}");
+
+    // B acknowledges two segments and shrinks its window to one more, so
+    // its right edge falls below what A has sent. A Linux peer then drops
+    // a segment that starts past the edge, the ACK on it too.
+    for s in &sent[..2] {
+        deliver(&mut p.b, &p.cfg, p.now, s);
+    }
+    let (mut shrink, _) = transmit(&mut p.b, p.now, 1)
+        .pop()
+        .expect("B acknowledges")
+        .repr();
+    let mss = sent[0].payload_len() as u32;
+    shrink.window = (mss >> p.a.snd_wscale) as u16;
+    p.a.handle_segment(&p.cfg, p.now, &shrink, &[]);
+    let right_edge = shrink.ack + (u32::from(shrink.window) << p.a.snd_wscale);
+    assert!(p.a.snd_max.distance(right_edge) > 0, "the window shrank");
+
+    // Two full segments draw an ACK at once (RFC 9293 §3.8.6.3), before
+    // a probe could carry it.
+    let pure = answer_to(&mut p, &pattern(2 * mss as usize), Some(shrink.window));
+    assert!(pure.iter().any(|(_, len)| *len == 0), "{pure:?}");
+    // Then a probe, as its timer fires.
+    let probe = answer_to(&mut p, b"third", Some(shrink.window));
+    assert!(probe.iter().any(|(_, len)| *len > 0), "{probe:?}");
+    for (r, len) in pure.iter().chain(&probe) {
+        let end = r.seq + *len as u32;
+        assert!(
+            r.seq.distance(right_edge) <= 0 && (*len == 0 || end.distance(right_edge) <= 0),
+            "A sent {:?}+{len} past the edge {right_edge:?} (SND.MAX {:?})",
+            r.seq,
+            p.a.snd_max
+        );
+    }
+}
