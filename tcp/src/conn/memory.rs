@@ -196,18 +196,21 @@ impl Tcb {
     /// `ModerateRecvBuf`): once per round trip, when the application read
     /// more than ever before in one, the buffer aims for twice that plus
     /// headroom, so that the window stays ahead of a sender in slow start.
+    ///
+    /// Called for every segment of data, so the round's end is kept as an
+    /// instant and compared, not recomputed from the RTT each time.
     pub(super) fn tune_recv_buffer(&mut self, cfg: &TcpConfig, now: Instant) {
+        if now < self.rcv_space_due {
+            return;
+        }
         let rtt = match (self.rcv_rtt_ms, self.rtt.srtt()) {
             (0, Some(s)) => s,
             (0, None) => return,
             (ms, _) => Duration::from_millis(u64::from(ms)),
         }
         .max(MIN_RCV_RTT);
-        if now < self.rcv_space_at + rtt {
-            return;
-        }
         let copied = core::mem::take(&mut self.rcv_copied);
-        self.rcv_space_at = now;
+        self.rcv_space_due = now + rtt;
         if copied <= self.rcv_space {
             return;
         }

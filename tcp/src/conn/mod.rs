@@ -133,11 +133,12 @@ pub struct Tcb {
     /// next arrives).
     rcv_target: u32,
     /// Dynamic right-sizing: the most the application read in one round
-    /// trip, what it read since `rcv_space_at`, and the receiver's RTT
-    /// estimate in ms from timestamps (0: none yet).
+    /// trip, what it read since the round began, when the round ends (one
+    /// RTT, as known when it began, after its start), and the receiver's
+    /// RTT estimate in ms from timestamps (0: none yet).
     rcv_space: u32,
     rcv_copied: u32,
-    rcv_space_at: Instant,
+    rcv_space_due: Instant,
     rcv_rtt_ms: u32,
     fin_received: bool,
     ack_pending: bool,
@@ -252,7 +253,7 @@ impl Tcb {
             rcv_target: cfg.recv_buffer as u32,
             rcv_space: 0,
             rcv_copied: 0,
-            rcv_space_at: Instant::ZERO,
+            rcv_space_due: Instant::ZERO,
             rcv_rtt_ms: 0,
             fin_received: false,
             ack_pending: false,
