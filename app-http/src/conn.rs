@@ -14,6 +14,12 @@ use crate::{HttpConfig, Stats};
 /// buffer, which is the back-pressure the client sees.
 const OUT_HIGH_WATER: usize = 4096;
 
+/// How long an idle keep-alive connection keeps its buffers before giving
+/// them back: long enough for a client's next request a few round trips
+/// later to find them (a request each round trip then allocates nothing),
+/// short enough that idle connections hold no memory for long.
+pub const BUFFER_LINGER: Duration = Duration::from_millis(100);
+
 const HELLO: &[u8] = b"Hello World!";
 const TEXT: &str = "text/plain";
 const OCTETS: &str = "application/octet-stream";
@@ -126,7 +132,8 @@ impl HttpConn {
     /// by the deadline it returns (`None`: no timer runs). A header or idle
     /// timeout that has run out closes the connection: no response,
     /// [`wants_close`](Self::wants_close) and [`timed_out`](Self::timed_out)
-    /// hold. Between requests it also gives the buffers back.
+    /// hold. Between requests it also gives the buffers back, once the
+    /// connection has been idle for [`BUFFER_LINGER`].
     pub fn poll_timeout(&mut self, now: Duration) -> Option<Duration> {
         let phase = self.phase();
         let responses = self.stats.responses;
@@ -135,19 +142,26 @@ impl HttpConn {
             _ => now,
         };
         self.timer = Some((phase, responses, since));
-        if phase == Phase::Idle {
-            // Nothing is buffered between requests: hold no memory.
+        // Nothing is buffered between requests: what is held is only kept
+        // for a next request, and not for long.
+        let release = (phase == Phase::Idle && self.buffer_bytes() > 0)
+            .then(|| since.saturating_add(BUFFER_LINGER));
+        if release.is_some_and(|at| now >= at) {
             self.head_buf = Vec::new();
             self.out_buf = Vec::new();
         }
+        let release = release.filter(|&at| now < at);
         let limit = match phase {
             Phase::Head => self.header_timeout,
             Phase::Idle => self.idle_timeout,
             Phase::Busy => None,
-        }?;
+        };
+        let Some(limit) = limit else {
+            return release;
+        };
         let deadline = since.saturating_add(limit);
         if now < deadline {
-            return Some(deadline);
+            return Some(release.map_or(deadline, |at| at.min(deadline)));
         }
         match phase {
             Phase::Head => tracing::debug!(?limit, "header timeout: closing"),

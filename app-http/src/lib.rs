@@ -64,9 +64,11 @@
 //!
 //! **Memory.** A connection takes its head buffer (`max_header_bytes`) and
 //! a small output buffer when a request first needs them and gives both
-//! back once it is idle between requests (seen by
-//! [`HttpConn::poll_timeout`]), so an idle keep-alive connection holds no
-//! buffer; while a request is served they never grow.
+//! back once it has been idle between requests for [`BUFFER_LINGER`]
+//! (seen by [`HttpConn::poll_timeout`], whose deadline includes it). An
+//! idle keep-alive connection holds no buffer for long, and a client whose
+//! next request follows within a few round trips costs no allocation for
+//! it. While a request is served the buffers never grow.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -85,7 +87,7 @@ mod response;
 #[cfg(test)]
 mod tests;
 
-pub use conn::HttpConn;
+pub use conn::{HttpConn, BUFFER_LINGER};
 pub use error::{ChunkError, HttpError};
 pub use pattern::{body_byte, fill_body};
 

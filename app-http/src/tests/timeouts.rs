@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::{text, Runtime};
-use crate::{HttpConfig, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
+use crate::{HttpConfig, BUFFER_LINGER, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT};
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -50,7 +50,10 @@ fn keep_alive_connection_idles_for_the_idle_timeout_holding_no_buffer() {
     assert!(text(&rt.output).starts_with("HTTP/1.1 200 "));
     assert!(rt.conn.buffer_bytes() > 0, "the response took a buffer");
     let idle_until = s(5.0) + DEFAULT_IDLE_TIMEOUT;
-    assert_eq!(rt.conn.poll_timeout(s(5.0)), Some(idle_until));
+    let release = s(5.0) + BUFFER_LINGER;
+    assert_eq!(rt.conn.poll_timeout(s(5.0)), Some(release));
+    assert!(rt.conn.buffer_bytes() > 0, "kept for a next request");
+    assert_eq!(rt.conn.poll_timeout(release), Some(idle_until));
     assert_eq!(rt.conn.buffer_bytes(), 0, "idle: no buffer held");
     assert_eq!(rt.conn.poll_timeout(s(79.9)), Some(idle_until));
     assert!(!rt.conn.wants_close());
@@ -65,7 +68,9 @@ fn each_request_restarts_the_idle_timer_and_a_new_head_gets_the_header_timer() {
     rt.recv(GET);
     rt.conn.poll_timeout(s(1.0));
     rt.recv(GET);
-    assert_eq!(rt.conn.poll_timeout(s(50.0)), Some(s(125.0)));
+    let release = s(50.0) + BUFFER_LINGER;
+    assert_eq!(rt.conn.poll_timeout(s(50.0)), Some(release));
+    assert_eq!(rt.conn.poll_timeout(release), Some(s(125.0)));
     rt.recv(b"GET / HT");
     assert_eq!(
         rt.conn.poll_timeout(s(70.0)),
@@ -73,7 +78,9 @@ fn each_request_restarts_the_idle_timer_and_a_new_head_gets_the_header_timer() {
         "header timer from the first byte"
     );
     rt.recv(b"TP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(rt.conn.poll_timeout(s(129.0)), Some(s(204.0)));
+    let release = s(129.0) + BUFFER_LINGER;
+    assert_eq!(rt.conn.poll_timeout(s(129.0)), Some(release));
+    assert_eq!(rt.conn.poll_timeout(release), Some(s(204.0)));
     assert_eq!(rt.conn.stats().success, 3);
     assert!(!rt.conn.timed_out());
 }
@@ -103,7 +110,10 @@ fn timeouts_are_configurable_and_can_be_turned_off() {
     let mut rt = Runtime::with(config, vec![64 * 1024]);
     rt.conn.poll_timeout(s(0.0));
     rt.recv(GET);
-    assert_eq!(rt.conn.poll_timeout(s(1.0)), None, "no idle timer");
+    let release = s(1.0) + BUFFER_LINGER;
+    assert_eq!(rt.conn.poll_timeout(s(1.0)), Some(release), "buffers only");
+    assert_eq!(rt.conn.poll_timeout(release), None, "no idle timer");
+    assert_eq!(rt.conn.buffer_bytes(), 0);
     assert_eq!(rt.conn.poll_timeout(s(100_000.0)), None);
     assert!(!rt.conn.wants_close());
 }
