@@ -89,7 +89,7 @@ impl Tcb {
         let syn_due =
             matches!(self.state, State::SynSent | State::SynReceived) && self.snd_nxt == self.iss;
         if syn_due {
-            return self.emit_syn(now, repr, out);
+            return self.emit_syn(now, &mut repr, out);
         }
         if !self.state.is_synchronized() {
             return None;
@@ -108,7 +108,7 @@ impl Tcb {
 
         // Loss recovery chooses retransmissions first (RFC 6675 §5, RFC 6582).
         if may_send_data {
-            if let ControlFlow::Break(res) = self.retransmit_or_probe(now, repr, max_payload, out) {
+            if let ControlFlow::Break(res) = self.retransmit_or_probe(now, &mut repr, max_payload, out) {
                 return res;
             }
         }
@@ -124,14 +124,14 @@ impl Tcb {
             self.probe_due = false;
             let seq = self.snd_nxt;
             let kind = Tx::New { segment_payload };
-            return self.emit_data(now, repr, seq, seq_len, kind, out);
+            return self.emit_data(now, &mut repr, seq, seq_len, kind, out);
         }
         if self.probe_due {
             // Zero-window or keep-alive probe: an old sequence number makes
             // the peer answer with its current window and ACK.
             self.probe_due = false;
             repr.seq = self.snd_una + u32::MAX;
-            return self.emit(repr, 0, out).map(Segment::header_only);
+            return self.emit(&mut repr, 0, out).map(Segment::header_only);
         }
         if self.ack_pending {
             // After a timeout SND.NXT is rewound for go-back-N; a pure ACK
@@ -139,7 +139,7 @@ impl Tcb {
             // it below RCV.NXT, rejects it and ignores its ACK (as BSD does,
             // tcp_output uses snd_max for data-less segments).
             repr.seq = self.data_less_seq();
-            return self.emit(repr, 0, out).map(Segment::header_only);
+            return self.emit(&mut repr, 0, out).map(Segment::header_only);
         }
         None
     }
@@ -159,7 +159,7 @@ impl Tcb {
     }
 
     /// Our SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with the options we offer.
-    fn emit_syn(&mut self, now: Instant, mut repr: TcpRepr, out: &mut [u8]) -> Option<Segment> {
+    fn emit_syn(&mut self, now: Instant, repr: &mut TcpRepr, out: &mut [u8]) -> Option<Segment> {
         repr.flags = if self.state == State::SynSent {
             Flags::SYN
         } else {
@@ -193,7 +193,7 @@ impl Tcb {
     fn retransmit_or_probe(
         &mut self,
         now: Instant,
-        repr: TcpRepr,
+        repr: &mut TcpRepr,
         max_payload: usize,
         out: &mut [u8],
     ) -> ControlFlow<Option<Segment>> {
@@ -317,7 +317,7 @@ impl Tcb {
     fn emit_data(
         &mut self,
         now: Instant,
-        mut repr: TcpRepr,
+        repr: &mut TcpRepr,
         seq: SeqNumber,
         seq_len: usize,
         kind: Tx,
@@ -422,7 +422,7 @@ impl Tcb {
     /// the checksum is filled here; otherwise after the payload is copied.
     pub(super) fn emit(
         &mut self,
-        mut repr: TcpRepr,
+        repr: &mut TcpRepr,
         payload_len: usize,
         out: &mut [u8],
     ) -> Option<usize> {
