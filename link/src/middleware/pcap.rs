@@ -264,10 +264,13 @@ impl<L: Link> Link for PcapWriter<L> {
     /// The inner link's, but checksums are finished by the stack: the
     /// capture is written before the inner link would finish them, and
     /// records complete ones.
+    /// The inner link's; while capturing, checksums are finished by the
+    /// stack, so that the capture holds them.
     fn caps(&self) -> DeviceCaps {
+        let inner = self.inner.caps();
         DeviceCaps {
-            finishes_checksums: false,
-            ..self.inner.caps()
+            finishes_checksums: inner.finishes_checksums && self.sink.is_none(),
+            ..inner
         }
     }
 

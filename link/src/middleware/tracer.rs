@@ -101,18 +101,24 @@ impl fmt::Display for TxSummary<'_> {
 /// Traces every packet crossing the wrapped link: direction, length, what
 /// the device said about it (received) or the TSO segment size (sent), and
 /// a [`PacketSummary`], as `tracing::trace!` events of target
-/// `ustack_link::trace`. Otherwise transparent: caps and [`RxInfo`](crate::RxInfo)
-/// pass through unchanged.
+/// `ustack_link::trace`. Otherwise transparent: [`RxInfo`](crate::RxInfo)
+/// passes through unchanged, and so do the caps, except that while tracing
+/// is on the stack finishes checksums itself, so that what is traced is what
+/// goes on the wire.
 #[derive(Debug)]
 pub struct Tracer<L> {
     inner: L,
+    /// Trace level was enabled for the target when the tracer was made.
+    tracing: bool,
 }
 
 impl<L: Link> Tracer<L> {
     /// Wraps `inner`. Tracing costs a level check per packet when target
-    /// `ustack_link::trace` is not enabled at trace level.
+    /// `ustack_link::trace` is not enabled at trace level; whether it is,
+    /// as far as [`Link::caps`] goes, is decided here, once.
     pub fn new(inner: L) -> Tracer<L> {
-        Tracer { inner }
+        let tracing = tracing::enabled!(target: "ustack_link::trace", tracing::Level::TRACE);
+        Tracer { inner, tracing }
     }
 
     /// The wrapped link, e.g. to read its own counters or caps.
@@ -174,12 +180,13 @@ impl<L: Link> Link for Tracer<L> {
         self.inner.send(pkt)
     }
 
-    /// The inner link's, but checksums are finished by the stack, so that
-    /// what is traced is what goes on the wire.
+    /// The inner link's; while tracing, checksums are finished by the
+    /// stack, so that what is traced is what goes on the wire.
     fn caps(&self) -> DeviceCaps {
+        let inner = self.inner.caps();
         DeviceCaps {
-            finishes_checksums: false,
-            ..self.inner.caps()
+            finishes_checksums: inner.finishes_checksums && !self.tracing,
+            ..inner
         }
     }
 
@@ -265,7 +272,16 @@ mod tests {
     #[test]
     fn offloads_pass_through() {
         let (a, mut b) = crate::pipe_tso(1500, 4, 65535);
-        let mut t = Tracer::new(a);
+        let untraced = Tracer::new(crate::pipe(1500, 4).0);
+        assert!(
+            untraced.caps().finishes_checksums,
+            "no trace: the device's caps"
+        );
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(std::io::sink)
+            .finish();
+        let mut t = tracing::subscriber::with_default(subscriber, || Tracer::new(a));
         assert_eq!(t.caps().tso_max, t.inner().caps().tso_max);
         assert_eq!(t.caps().tso_max, 65535);
         assert!(
