@@ -108,7 +108,9 @@ impl Tcb {
 
         // Loss recovery chooses retransmissions first (RFC 6675 §5, RFC 6582).
         if may_send_data {
-            if let ControlFlow::Break(res) = self.retransmit_or_probe(now, &mut repr, max_payload, out) {
+            if let ControlFlow::Break(res) =
+                self.retransmit_or_probe(now, &mut repr, max_payload, out)
+            {
                 return res;
             }
         }
