@@ -284,6 +284,13 @@ pub struct LinkStats {
     pub tx_bytes: u64,
     /// Packets accepted by `send` but dropped because the device queue was full.
     pub tx_dropped: u64,
+    /// Packets the kernel dropped on their way in because this link did not
+    /// read fast enough: its receive ring or socket queue was full. Read
+    /// from the kernel by [`Link::stats`] (AF_PACKET: `PACKET_STATISTICS`;
+    /// raw socket: `SO_MEMINFO`). Always 0 for TUN, whose kernel side
+    /// counts them as the interface's TX drops (`ip -s link show tun0`),
+    /// and for the in-memory pipe, which cannot overflow on receive.
+    pub rx_dropped: u64,
 }
 
 impl LinkStats {

@@ -374,8 +374,12 @@ impl Link for RawLink {
         None
     }
 
+    /// Asks the kernel for the socket's receive drops (one `getsockopt`).
     fn stats(&self) -> LinkStats {
-        self.stats
+        LinkStats {
+            rx_dropped: crate::sockopt::socket_drops(&self.socket).unwrap_or(0),
+            ..self.stats
+        }
     }
 
     fn name(&self) -> &str {

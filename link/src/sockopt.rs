@@ -1,5 +1,5 @@
-//! Socket options of the socket backends (raw IPv4 and AF_PACKET), and
-//! their receive queue limit.
+//! Socket options of the socket backends (raw IPv4 and AF_PACKET): their
+//! receive queue limit and the kernel's count of what overflowed it.
 //!
 //! Both receive what the kernel's GRO and loopback hand them: super-packets
 //! of up to 64 KB. The default limit (`net.core.rmem_default`, 208 KiB on
@@ -25,6 +25,53 @@ pub(crate) fn size_receive_queue(socket: &Socket, label: &str) {
         let plain = set(libc::SO_RCVBUF);
         tracing::debug!(link = label, %e, ?plain, "no SO_RCVBUFFORCE; receive queue capped by net.core.rmem_max");
     }
+}
+
+/// Frames the kernel dropped on this packet socket since the last call
+/// (`PACKET_STATISTICS`, which resets the kernel's counters on every read):
+/// the receive ring or queue was full, or a frame did not fit its slot.
+/// `None` when the kernel refuses the option.
+#[cfg(feature = "afpacket")]
+pub(crate) fn packet_drops_since_last(socket: &Socket) -> Option<u64> {
+    // struct tpacket_stats_v3 (linux/if_packet.h): tp_packets, tp_drops,
+    // tp_freeze_q_cnt. A socket without a TPACKET_V3 ring fills the first two.
+    let mut v = [0u32; 3];
+    let mut len = size_of_val(&v) as libc::socklen_t;
+    // SAFETY: `v` is a live, exclusively borrowed buffer of `len` bytes; the
+    // kernel writes at most `len` bytes and stores the length it wrote.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            v.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(u64::from(v[1]))
+}
+
+/// Packets the kernel dropped at this socket since it was opened
+/// (`SO_MEMINFO`'s `SK_MEMINFO_DROPS`, cumulative): its receive queue was
+/// full. `None` on a kernel without `SO_MEMINFO` (before 4.12).
+#[cfg(feature = "raw")]
+pub(crate) fn socket_drops(socket: &Socket) -> Option<u64> {
+    // linux/sock_diag.h: SK_MEMINFO_VARS entries, SK_MEMINFO_DROPS the 9th.
+    const SK_MEMINFO_DROPS: usize = 8;
+    let mut v = [0u32; 9];
+    let mut len = size_of_val(&v) as libc::socklen_t;
+    // SAFETY: as in `packet_drops_since_last`: a live buffer of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MEMINFO,
+            v.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let filled = len as usize / size_of::<u32>();
+    (rc == 0 && filled > SK_MEMINFO_DROPS).then_some(u64::from(v[SK_MEMINFO_DROPS]))
 }
 
 /// Sets an integer socket option.

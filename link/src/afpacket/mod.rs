@@ -288,6 +288,7 @@ impl AfPacketLink {
             mtu,
             neighbours: Neighbours::new(NeighbourConfig::default()),
             stats: LinkStats::default(),
+            kernel_rx_dropped: std::cell::Cell::new(0),
             af_stats: AfPacketStats::default(),
             capture: None,
             ready: Vec::new(),
@@ -578,8 +579,16 @@ impl Link for AfPacketLink {
         (self.port.tx_pending() || held).then(std::time::Instant::now)
     }
 
+    /// Asks the kernel for its receive drops (one `getsockopt`).
     fn stats(&self) -> LinkStats {
-        self.port.stats
+        let dropped = &self.port.kernel_rx_dropped;
+        if let Some(n) = crate::sockopt::packet_drops_since_last(&self.port.socket) {
+            dropped.set(dropped.get() + n);
+        }
+        LinkStats {
+            rx_dropped: dropped.get(),
+            ..self.port.stats
+        }
     }
 
     fn name(&self) -> &str {

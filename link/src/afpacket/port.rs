@@ -44,6 +44,9 @@ pub(super) struct Port {
     pub(super) mtu: usize,
     pub(super) neighbours: Neighbours,
     pub(super) stats: LinkStats,
+    /// The kernel's receive drops read so far: `PACKET_STATISTICS` resets
+    /// on every read, and `Link::stats` (which reads it) takes `&self`.
+    pub(super) kernel_rx_dropped: std::cell::Cell<u64>,
     pub(super) af_stats: AfPacketStats,
     pub(super) capture: Option<PcapSink>,
     /// Scratch for packets released by ARP resolution (reused).
