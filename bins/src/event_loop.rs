@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 use ustack_ipv4::{TxPacket, MAX_PACKET_LEN};
-use ustack_link::{Link, LinkError};
+use ustack_link::{Link, LinkError, LinkStats};
 use ustack_tcp::{Instant, Tcp};
 
 use crate::Stack;
@@ -74,6 +74,17 @@ pub trait App {
     fn on_stop(&mut self, _tcp: &mut Tcp, _now: Instant) -> Duration {
         Duration::ZERO
     }
+
+    /// Whether the app wants the link's counters before this turn. Reading
+    /// them may cost a system call (a socket's kernel drop counters), so an
+    /// app asks only when it reports, not every turn.
+    fn wants_link_stats(&self, _now: Instant) -> bool {
+        false
+    }
+
+    /// The link's counters, called just before `on_turn` when
+    /// [`App::wants_link_stats`] said so.
+    fn on_link_stats(&mut self, _stats: LinkStats) {}
 }
 
 /// Why [`run`] failed.
@@ -186,6 +197,9 @@ pub fn run<L: Link, A: App + ?Sized>(
             }
         }
         let received = receive(link, stack, now, &mut buf, &mut send_errors)?;
+        if app.wants_link_stats(now) {
+            app.on_link_stats(link.stats());
+        }
         let exit = app.on_turn(stack.transport_mut(), now)? == Control::Exit;
         stack.poll(now, &mut |p| transmit(link, p, &mut send_errors));
         if exit {

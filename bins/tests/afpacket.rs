@@ -310,3 +310,67 @@ fn afpacket_without_iface_or_src_is_refused_clearly() {
     let out = output_within(cmd, Duration::from_secs(20));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--src"));
 }
+
+/// A server that stalls (here: stopped with SIGSTOP) while a flood arrives
+/// loses what overflows its receive ring; the `--stats` file says how much
+/// in `link_rx_dropped`, counted by the kernel, and the server then serves
+/// again.
+#[test]
+fn frames_the_kernel_drops_while_the_server_stalls_show_in_the_stats_file() {
+    const SENT: u64 = 20_000;
+    let Some(p) = veth_pair("afdrop") else { return };
+    let stats = std::env::temp_dir().join(format!("ustack-afdrop-{}.csv", std::process::id()));
+    let stats_arg = stats.to_string_lossy().into_owned();
+    let mut args = server_args(&["--rx-ring-kib", "256"]);
+    args.extend(["--stats", &stats_arg]);
+    let server = start_tun_server(&p.a, &args);
+    // The peer learns our MAC, so the flood is not held waiting on ARP.
+    let out = curl(&p.b, &["http://10.1.0.2/"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
+
+    let pid = server.0.id() as i32;
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let handle = ustack::netns::NetNsHandle::named(p.b.name());
+    let flood = std::thread::spawn(move || -> Result<(), String> {
+        handle.enter_current_thread().map_err(|e| e.to_string())?;
+        let sock = std::net::UdpSocket::bind("10.1.0.1:0").map_err(|e| e.to_string())?;
+        for i in 0..SENT {
+            sock.send_to(&[0x5a; 1000], "10.1.0.2:9")
+                .map_err(|e| format!("datagram {i}: {e}"))?;
+        }
+        Ok(())
+    })
+    .join()
+    .expect("flood thread");
+    // SAFETY: as above; the server resumes whatever happened.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(flood, Ok(()));
+
+    let col = |text: &str, name: &str| -> Option<u64> {
+        let mut lines = text.lines();
+        let i = lines.next()?.split(',').position(|c| c == name)?;
+        lines.next()?.split(',').nth(i)?.parse().ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (read, dropped) = loop {
+        let text = std::fs::read_to_string(&stats).unwrap_or_default();
+        let dropped = col(&text, "link_rx_dropped").unwrap_or(0);
+        if dropped > 0 {
+            break (col(&text, "link_rx_packets").unwrap_or(0), dropped);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no kernel drop in the stats file: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = std::fs::remove_file(&stats);
+    // A 256 KiB ring holds a few hundred of the 20,000 frames.
+    assert!(
+        dropped > SENT / 2 && dropped <= SENT,
+        "{dropped} of {SENT} counted dropped ({read} frames read in all)"
+    );
+    let out = curl(&p.b, &["http://10.1.0.2/"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
+}

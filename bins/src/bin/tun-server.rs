@@ -314,7 +314,7 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // Returns on a signal only once the shutdown is done: the listener
     // closed, the grace period over, what remained reset and the RSTs sent.
     let result = run(&mut link, &mut stack, &mut server, &Clock::new(), &stop);
-    let (s, ip) = (stack.stats(), stack.ip_stats());
+    let (s, ip, l) = (stack.stats(), stack.ip_stats(), link.stats());
     info!(
         responses = server.inner().stats().responses,
         rx_segments = s.tcp_rx_segments,
@@ -325,6 +325,10 @@ fn serve(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         http_timeouts = server.inner().timeouts(),
         bad_checksum = s.tcp_bad_checksum + ip.rx_bad_checksum,
         fragments_reassembled = ip.rx_reassembled,
+        link_rx_packets = l.rx_packets,
+        link_tx_packets = l.tx_packets,
+        link_tx_dropped = l.tx_dropped,
+        link_rx_dropped = l.rx_dropped,
         "stopped; removing {}",
         link.name()
     );
