@@ -328,43 +328,8 @@ fn frames_the_kernel_drops_while_the_server_stalls_show_in_the_stats_file() {
     let out = curl(&p.b, &["http://10.1.0.2/"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
 
-    let pid = server.0.id() as i32;
-    // SAFETY: kill(2) on a child we spawned and have not reaped.
-    unsafe { libc::kill(pid, libc::SIGSTOP) };
-    let handle = ustack::netns::NetNsHandle::named(p.b.name());
-    let flood = std::thread::spawn(move || -> Result<(), String> {
-        handle.enter_current_thread().map_err(|e| e.to_string())?;
-        let sock = std::net::UdpSocket::bind("10.1.0.1:0").map_err(|e| e.to_string())?;
-        for i in 0..SENT {
-            sock.send_to(&[0x5a; 1000], "10.1.0.2:9")
-                .map_err(|e| format!("datagram {i}: {e}"))?;
-        }
-        Ok(())
-    })
-    .join()
-    .expect("flood thread");
-    // SAFETY: as above; the server resumes whatever happened.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
-    assert_eq!(flood, Ok(()));
-
-    let col = |text: &str, name: &str| -> Option<u64> {
-        let mut lines = text.lines();
-        let i = lines.next()?.split(',').position(|c| c == name)?;
-        lines.next()?.split(',').nth(i)?.parse().ok()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (read, dropped) = loop {
-        let text = std::fs::read_to_string(&stats).unwrap_or_default();
-        let dropped = col(&text, "link_rx_dropped").unwrap_or(0);
-        if dropped > 0 {
-            break (col(&text, "link_rx_packets").unwrap_or(0), dropped);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no kernel drop in the stats file: {text:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    common::flood_while_stopped(&server, &p.b, "10.1.0.1:0", "10.1.0.2:9", SENT);
+    let (read, dropped) = common::wait_link_rx_dropped(&stats);
     let _ = std::fs::remove_file(&stats);
     // A 256 KiB ring holds a few hundred of the 20,000 frames.
     assert!(

@@ -19,10 +19,7 @@ fn stats_path(tag: &str) -> PathBuf {
 
 /// The named column of tun-server's `--stats` file (None before it exists).
 fn stat(path: &Path, column: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut lines = text.lines();
-    let i = lines.next()?.split(',').position(|c| c == column)?;
-    lines.next()?.split(',').nth(i)?.parse().ok()
+    common::stats_column(&std::fs::read_to_string(path).ok()?, column)
 }
 
 fn rss_kib(pid: u32) -> u64 {

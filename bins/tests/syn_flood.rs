@@ -15,11 +15,9 @@ use ustack::netns::NetNsHandle;
 
 const SERVER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
 
+/// The named column of tun-server's `--stats` file (None before it exists).
 fn stat(path: &Path, column: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut lines = text.lines();
-    let i = lines.next()?.split(',').position(|c| c == column)?;
-    lines.next()?.split(',').nth(i)?.parse().ok()
+    common::stats_column(&std::fs::read_to_string(path).ok()?, column)
 }
 
 #[test]

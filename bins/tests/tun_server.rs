@@ -281,11 +281,7 @@ fn ten_thousand_server_closed_connections_never_lock_clients_out() {
     // The server holds the 4-tuples as TIME-WAIT records (stats file column
     // `time_wait`, rewritten every second), not as connections.
     let deadline = Instant::now() + Duration::from_secs(5);
-    let col = |text: &str, name: &str| -> Option<u64> {
-        let mut lines = text.lines();
-        let i = lines.next()?.split(',').position(|c| c == name)?;
-        lines.next()?.split(',').nth(i)?.parse().ok()
-    };
+    let col = common::stats_column;
     let (conns, tw) = loop {
         let text = std::fs::read_to_string(&stats).unwrap_or_default();
         if col(&text, "conns_opened").is_some_and(|n| n as usize > N) {
@@ -309,4 +305,27 @@ fn ten_thousand_server_closed_connections_never_lock_clients_out() {
         "{tw} TIME-WAIT records for {N} server-closed connections"
     );
     assert!(conns < 16, "{conns} connections still in the table");
+}
+
+/// A stalled tun-server (SIGSTOP) loses what overflows the TUN device's
+/// queue; the `--stats` file counts it in `link_rx_dropped` (the kernel's
+/// TX drops of tun0, read in the server's namespace) and the server serves
+/// again.
+#[test]
+fn packets_the_kernel_drops_while_the_server_stalls_show_in_the_stats_file() {
+    const SENT: u64 = 5_000;
+    let Some(ns) = netns("tundrop") else { return };
+    let stats = std::env::temp_dir().join(format!("ustack-tundrop-{}.csv", std::process::id()));
+    let stats_arg = stats.to_string_lossy().into_owned();
+    let server = start_tun_server(&ns, &["--stats", &stats_arg]);
+    common::flood_while_stopped(&server, &ns, "10.0.0.1:0", "10.0.0.2:9", SENT);
+    let (read, dropped) = common::wait_link_rx_dropped(&stats);
+    let _ = std::fs::remove_file(&stats);
+    // The device queue (txqueuelen 500) holds a tenth of the flood.
+    assert!(
+        dropped > SENT / 2 && dropped <= SENT,
+        "{dropped} of {SENT} counted dropped ({read} packets read in all)"
+    );
+    let (out, _) = common::curl_within(&ns, &["http://10.0.0.2/"], 5);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
 }

@@ -85,6 +85,8 @@ pub mod arp;
 pub mod ethernet;
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "tun")]
+mod ifstats;
 pub mod middleware;
 mod pipe;
 #[cfg(feature = "raw")]
@@ -287,9 +289,10 @@ pub struct LinkStats {
     /// Packets the kernel dropped on their way in because this link did not
     /// read fast enough: its receive ring or socket queue was full. Read
     /// from the kernel by [`Link::stats`] (AF_PACKET: `PACKET_STATISTICS`;
-    /// raw socket: `SO_MEMINFO`). Always 0 for TUN, whose kernel side
-    /// counts them as the interface's TX drops (`ip -s link show tun0`),
-    /// and for the in-memory pipe, which cannot overflow on receive.
+    /// raw socket: `SO_MEMINFO`; TUN: the interface's TX drops, as
+    /// `ip -s link show tun0` shows them, read from `/proc` in the
+    /// namespace the device was made in, else 0). Always 0 for the
+    /// in-memory pipe, which cannot overflow on receive.
     pub rx_dropped: u64,
 }
 

@@ -106,6 +106,8 @@ pub struct TunLink {
     /// `TUNSETOFFLOAD` succeeded: super-frames go out, GSO comes in.
     tso: bool,
     tun_stats: TunStats,
+    /// The interface's kernel counters: its TX drops are our receive drops.
+    kernel: crate::ifstats::IfCounters,
 }
 
 impl std::fmt::Debug for TunLink {
@@ -251,6 +253,7 @@ impl TunLink {
         );
         Ok(TunLink {
             dev,
+            kernel: crate::ifstats::IfCounters::new(&name),
             name,
             label,
             mtu: usize::from(cfg.mtu),
@@ -511,8 +514,12 @@ impl Link for TunLink {
         None
     }
 
+    /// Reads the interface's TX drops from `/proc` (see [`LinkStats::rx_dropped`]).
     fn stats(&self) -> LinkStats {
-        self.stats
+        LinkStats {
+            rx_dropped: self.kernel.tx_dropped().unwrap_or(0),
+            ..self.stats
+        }
     }
 
     fn name(&self) -> &str {

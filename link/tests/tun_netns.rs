@@ -345,3 +345,54 @@ fn raw_link_counts_kernel_drops_of_a_full_queue() {
     // it away uncounted, so read + dropped is exactly what was sent.
     assert_eq!(read + stats.rx_dropped, SENT, "{stats:?}");
 }
+
+/// What overflows the TUN device's queue while the link reads nothing is
+/// counted in `rx_dropped`: the kernel's TX drops of the interface.
+#[cfg(feature = "tun")]
+#[test]
+fn tun_counts_kernel_drops_of_a_full_queue() {
+    use std::net::UdpSocket;
+    use ustack_link::{TunConfig, TunLink};
+
+    const TEST: &str = "tun_counts_kernel_drops_of_a_full_queue";
+    const SENT: u64 = 5_000;
+    let Some(ns) = NetNs::create(TEST, "tundrop") else {
+        return;
+    };
+    let (stats, read) = ns.run(|| {
+        let host = Ipv4Addr::new(10, 9, 1, 1);
+        let mut link = TunLink::create(&TunConfig {
+            name: "ustk1".into(),
+            host_addr: host,
+            prefix_len: 24,
+            mtu: 1500,
+            offload: true,
+        })
+        .expect("create TUN device");
+        let sock = UdpSocket::bind((host, 0)).expect("bind UDP socket");
+        for i in 0..SENT {
+            sock.send_to(&[0x5a; 1000], (Ipv4Addr::new(10, 9, 1, 2), 9))
+                .unwrap_or_else(|e| panic!("datagram {i}: {e}"));
+        }
+        let mut buf = vec![0u8; MAX_PACKET_LEN];
+        let mut read = 0u64;
+        while read < SENT && link.recv(&mut buf).expect("recv").is_some() {
+            read += 1;
+        }
+        (link.stats(), read)
+    });
+    println!(
+        "tun: {SENT} sent, {read} read, {} dropped",
+        stats.rx_dropped
+    );
+    // The queue (txqueuelen, 500 packets) holds a tenth of the flood.
+    assert!(read > 0 && read < SENT, "{read} of {SENT} read");
+    assert!(stats.rx_dropped > 0, "no drop counted: {stats:?}");
+    // Each datagram read or counted once (a few IPv6 neighbour discovery
+    // packets of the new interface may be among either).
+    assert!(
+        (SENT * 9 / 10..=SENT + 8).contains(&(read + stats.rx_dropped)),
+        "{read} read + {} dropped of {SENT}",
+        stats.rx_dropped
+    );
+}

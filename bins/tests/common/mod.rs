@@ -390,3 +390,51 @@ pub fn tun_stack_in(ns: &NetNs, cfg: ustack_tcp::TcpLayerConfig) -> ustack::sock
     let subnet = ustack_ipv4::Ipv4Subnet::new(Ipv4Addr::new(10, 0, 0, 2), 24).expect("subnet");
     ustack::socket::NetStack::spawn(link, subnet, cfg).expect("spawn")
 }
+
+/// The named column of a `--stats` file's text (None before it exists).
+pub fn stats_column(text: &str, name: &str) -> Option<u64> {
+    let mut lines = text.lines();
+    let i = lines.next()?.split(',').position(|c| c == name)?;
+    lines.next()?.split(',').nth(i)?.parse().ok()
+}
+
+/// Stalls `server` (SIGSTOP) while `n` UDP datagrams of 1000 bytes go from
+/// `from` in `ns` to `to`, then lets it run again (SIGCONT, on every path).
+pub fn flood_while_stopped(server: &Proc, ns: &NetNs, from: &str, to: &str, n: u64) {
+    let pid = server.0.id() as i32;
+    // SAFETY: kill(2) on a child we spawned and have not reaped.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let handle = ustack::netns::NetNsHandle::named(ns.name());
+    let (from, to) = (from.to_string(), to.to_string());
+    let flood = std::thread::spawn(move || -> Result<(), String> {
+        handle.enter_current_thread().map_err(|e| e.to_string())?;
+        let sock = std::net::UdpSocket::bind(&from).map_err(|e| e.to_string())?;
+        for i in 0..n {
+            sock.send_to(&[0x5a; 1000], &to)
+                .map_err(|e| format!("datagram {i}: {e}"))?;
+        }
+        Ok(())
+    })
+    .join();
+    // SAFETY: as above; the server resumes whatever the flood did.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(flood.expect("flood thread"), Ok(()));
+}
+
+/// Waits (bounded) until the `--stats` file at `path` counts kernel drops;
+/// returns (`link_rx_packets`, `link_rx_dropped`).
+pub fn wait_link_rx_dropped(path: &std::path::Path) -> (u64, u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let dropped = stats_column(&text, "link_rx_dropped").unwrap_or(0);
+        if dropped > 0 {
+            return (stats_column(&text, "link_rx_packets").unwrap_or(0), dropped);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no kernel drop in the stats file: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
