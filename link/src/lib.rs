@@ -184,7 +184,9 @@ pub trait Link {
     /// loop sleeps no longer than this. `None`: only when the fd says so.
     fn poll_at(&self) -> Option<std::time::Instant>;
 
-    /// Counters since the link was opened.
+    /// Counters since the link was opened. The OS backends ask the kernel
+    /// for [`LinkStats::rx_dropped`] here (a `getsockopt`, or a read of
+    /// `/proc` for TUN), so call it when reporting, not per packet.
     fn stats(&self) -> LinkStats;
 
     /// A short name for logs, e.g. the interface name `tun0`.
