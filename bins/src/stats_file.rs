@@ -9,9 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tracing::warn;
-use ustack_tcp::{Instant, Tcp};
-
 use ustack_link::LinkStats;
+use ustack_tcp::{Instant, Tcp};
 
 use crate::event_loop::{App, Control, RuntimeError};
 
