@@ -319,7 +319,7 @@ fn afpacket_without_iface_or_src_is_refused_clearly() {
 fn frames_the_kernel_drops_while_the_server_stalls_show_in_the_stats_file() {
     const SENT: u64 = 20_000;
     let Some(p) = veth_pair("afdrop") else { return };
-    let stats = std::env::temp_dir().join(format!("ustack-afdrop-{}.csv", std::process::id()));
+    let stats = common::stats_path("afdrop");
     let stats_arg = stats.to_string_lossy().into_owned();
     let mut args = server_args(&["--rx-ring-kib", "256"]);
     args.extend(["--stats", &stats_arg]);

@@ -7,15 +7,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{curl, curl_sha256_within, netns, start_tun_server, NetNs, Proc};
-
-fn stats_path(tag: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("ustack-{tag}-{}.csv", std::process::id()))
-}
 
 /// The named column of tun-server's `--stats` file (None before it exists).
 fn stat(path: &Path, column: &str) -> Option<u64> {
@@ -75,7 +71,7 @@ fn std_client(ns: &NetNs) {
 #[test]
 fn kernel_clients_connect_and_transfer_through_forced_syn_cookies() {
     let Some(ns) = netns("cookies") else { return };
-    let stats = stats_path("cookies");
+    let stats = common::stats_path("cookies");
     let path = stats.to_string_lossy().to_string();
     let _server = start_tun_server(&ns, &["--syn-cookies", "always", "--stats", &path]);
     let (total, sha, _, ok) = curl_sha256_within(&ns, "http://10.0.0.2/bytes/1000000", 60);
@@ -137,7 +133,7 @@ fn slowloris_is_reset_by_the_header_timeout_while_curl_keeps_working() {
     const PROCS: usize = 4;
     const PER_PROC: usize = 2000;
     let Some(ns) = netns("slowloris") else { return };
-    let stats = stats_path("slowloris");
+    let stats = common::stats_path("slowloris");
     let path = stats.to_string_lossy().to_string();
     let server = start_tun_server(
         &ns,

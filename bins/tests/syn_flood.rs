@@ -24,7 +24,7 @@ fn stat(path: &Path, column: &str) -> Option<u64> {
 fn real_clients_are_served_through_a_spoofed_syn_flood() {
     const BACKLOG: u64 = 64;
     let Some(ns) = netns("flood") else { return };
-    let stats = std::env::temp_dir().join(format!("ustack-flood-{}.csv", std::process::id()));
+    let stats = common::stats_path("flood");
     let path = stats.to_string_lossy().to_string();
     let stats_for_client = stats.clone();
     let _server = start_tun_server(&ns, &["--backlog", &BACKLOG.to_string(), "--stats", &path]);

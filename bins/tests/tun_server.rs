@@ -241,7 +241,7 @@ fn ten_thousand_server_closed_connections_never_lock_clients_out() {
     use std::io::Write;
     use std::net::TcpStream;
     let Some(ns) = netns("churn") else { return };
-    let stats = std::env::temp_dir().join(format!("ustack-churn-{}.csv", std::process::id()));
+    let stats = common::stats_path("churn");
     let stats_arg = stats.to_string_lossy().into_owned();
     let _server = start_tun_server(&ns, &["--stats", &stats_arg]);
     const N: usize = 10_500;
@@ -315,7 +315,7 @@ fn ten_thousand_server_closed_connections_never_lock_clients_out() {
 fn packets_the_kernel_drops_while_the_server_stalls_show_in_the_stats_file() {
     const SENT: u64 = 5_000;
     let Some(ns) = netns("tundrop") else { return };
-    let stats = std::env::temp_dir().join(format!("ustack-tundrop-{}.csv", std::process::id()));
+    let stats = common::stats_path("tundrop");
     let stats_arg = stats.to_string_lossy().into_owned();
     let server = start_tun_server(&ns, &["--stats", &stats_arg]);
     common::flood_while_stopped(&server, &ns, "10.0.0.1:0", "10.0.0.2:9", SENT);

@@ -36,19 +36,8 @@ pub(crate) fn packet_drops_since_last(socket: &Socket) -> Option<u64> {
     // struct tpacket_stats_v3 (linux/if_packet.h): tp_packets, tp_drops,
     // tp_freeze_q_cnt. A socket without a TPACKET_V3 ring fills the first two.
     let mut v = [0u32; 3];
-    let mut len = size_of_val(&v) as libc::socklen_t;
-    // SAFETY: `v` is a live, exclusively borrowed buffer of `len` bytes; the
-    // kernel writes at most `len` bytes and stores the length it wrote.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_PACKET,
-            libc::PACKET_STATISTICS,
-            v.as_mut_ptr().cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(u64::from(v[1]))
+    get_u32s(socket, libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut v)?;
+    Some(u64::from(v[1]))
 }
 
 /// Packets the kernel dropped at this socket since it was opened
@@ -59,19 +48,31 @@ pub(crate) fn socket_drops(socket: &Socket) -> Option<u64> {
     // linux/sock_diag.h: SK_MEMINFO_VARS entries, SK_MEMINFO_DROPS the 9th.
     const SK_MEMINFO_DROPS: usize = 8;
     let mut v = [0u32; 9];
-    let mut len = size_of_val(&v) as libc::socklen_t;
-    // SAFETY: as in `packet_drops_since_last`: a live buffer of `len` bytes.
+    let filled = get_u32s(socket, libc::SOL_SOCKET, libc::SO_MEMINFO, &mut v)?;
+    (filled > SK_MEMINFO_DROPS).then_some(u64::from(v[SK_MEMINFO_DROPS]))
+}
+
+/// Reads an option made of 32-bit counters into `out`; returns how many the
+/// kernel filled, or `None` if it refused the option.
+fn get_u32s(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    out: &mut [u32],
+) -> Option<usize> {
+    let mut len = size_of_val(out) as libc::socklen_t;
+    // SAFETY: `out` is a live, exclusively borrowed buffer of `len` bytes;
+    // the kernel writes at most `len` bytes and stores the length it wrote.
     let rc = unsafe {
         libc::getsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_MEMINFO,
-            v.as_mut_ptr().cast(),
+            level,
+            name,
+            out.as_mut_ptr().cast(),
             &mut len,
         )
     };
-    let filled = len as usize / size_of::<u32>();
-    (rc == 0 && filled > SK_MEMINFO_DROPS).then_some(u64::from(v[SK_MEMINFO_DROPS]))
+    (rc == 0).then_some(len as usize / size_of::<u32>())
 }
 
 /// Sets an integer socket option.

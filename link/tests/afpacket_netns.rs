@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;
 
 use common::NetNs;
-use ustack_link::{AfPacketConfig, AfPacketLink, Link, LinkStats, RingConfig, MAX_PACKET_LEN};
+use ustack_link::{AfPacketConfig, AfPacketLink, Link, LinkStats, RingConfig};
 
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 2);
 const PEER: Ipv4Addr = Ipv4Addr::new(10, 1, 0, 1);
@@ -91,13 +91,7 @@ fn flood_unread(tag: &str, rings: Option<RingConfig>) -> Option<(LinkStats, Link
                 .unwrap_or_else(|e| panic!("datagram {i}: {e}"));
         }
     });
-    let mut buf = vec![0u8; MAX_PACKET_LEN];
-    // Bounded: the link holds at most what its ring or queue took.
-    for _ in 0..SENT {
-        if link.recv(&mut buf).expect("recv").is_none() {
-            break;
-        }
-    }
+    common::drain(&mut link, SENT);
     Some((link.stats(), link.stats()))
 }
 

@@ -328,11 +328,7 @@ fn raw_link_counts_kernel_drops_of_a_full_queue() {
                 .send(&TxPacket::new(&[&header, &segment]))
                 .unwrap_or_else(|e| panic!("segment {i}: {e}"));
         }
-        let mut buf = vec![0u8; MAX_PACKET_LEN];
-        let mut read = 0u64;
-        while read < SENT && link.recv(&mut buf).expect("recv").is_some() {
-            read += 1;
-        }
+        let read = common::drain(&mut link, SENT);
         (link.stats(), read)
     });
     println!(
@@ -374,11 +370,7 @@ fn tun_counts_kernel_drops_of_a_full_queue() {
             sock.send_to(&[0x5a; 1000], (Ipv4Addr::new(10, 9, 1, 2), 9))
                 .unwrap_or_else(|e| panic!("datagram {i}: {e}"));
         }
-        let mut buf = vec![0u8; MAX_PACKET_LEN];
-        let mut read = 0u64;
-        while read < SENT && link.recv(&mut buf).expect("recv").is_some() {
-            read += 1;
-        }
+        let read = common::drain(&mut link, SENT);
         (link.stats(), read)
     });
     println!(

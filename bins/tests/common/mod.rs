@@ -391,6 +391,11 @@ pub fn tun_stack_in(ns: &NetNs, cfg: ustack_tcp::TcpLayerConfig) -> ustack::sock
     ustack::socket::NetStack::spawn(link, subnet, cfg).expect("spawn")
 }
 
+/// Where a test's tun-server writes its `--stats` file: one per test and process.
+pub fn stats_path(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("ustack-{tag}-{}.csv", std::process::id()))
+}
+
 /// The named column of a `--stats` file's text (None before it exists).
 pub fn stats_column(text: &str, name: &str) -> Option<u64> {
     let mut lines = text.lines();

@@ -122,3 +122,14 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> bool {
     let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
     n > 0 && pfd.revents & libc::POLLIN != 0
 }
+
+/// Reads what `link` holds, up to `max` packets, without waiting; returns
+/// how many it read.
+pub fn drain(link: &mut impl ustack_link::Link, max: u64) -> u64 {
+    let mut buf = vec![0u8; ustack_link::MAX_PACKET_LEN];
+    let mut read = 0;
+    while read < max && link.recv(&mut buf).expect("recv").is_some() {
+        read += 1;
+    }
+    read
+}
