@@ -3,6 +3,7 @@
 //! crosses whole, as the peer's GRO would present it.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 
@@ -10,78 +11,70 @@ use ustack_ipv4::{DeviceCaps, RxChecksum, RxInfo, RxPacket, TxPacket, MAX_PACKET
 
 use crate::{check_parts, no_tso, vnet, Link, LinkError, LinkStats};
 
-/// A bounded FIFO of packets stored in one slab allocated up front:
-/// slot `i` is `slab[i * slot..][..slot]`, its packet length is `lens[i]`
-/// and what the receiver is told about it is `infos[i]`.
+/// A bounded FIFO of packets. A slot's buffer is allocated the first time
+/// the queue is that deep and kept afterwards; freed buffers are reused
+/// last-in first-out, so the few packets in flight cycle through memory
+/// that is still in cache, and a pipe that never holds more than a handful
+/// of packets never allocates more than a handful of slots.
 struct Ring {
-    slab: Box<[u8]>,
-    lens: Box<[usize]>,
-    infos: Box<[RxInfo]>,
+    /// Queued packets, oldest first: buffer, length, what the receiver is
+    /// told.
+    queue: VecDeque<(Box<[u8]>, usize, RxInfo)>,
+    /// Buffers of dequeued packets, the most recently freed last.
+    spare: Vec<Box<[u8]>>,
     /// Bytes per slot: the largest packet either kind of send may queue.
     slot: usize,
-    /// Index of the oldest packet.
-    head: usize,
-    /// Packets queued.
-    count: usize,
+    /// Packets the queue holds at most.
+    capacity: usize,
 }
 
 impl Ring {
     fn new(slot: usize, capacity: usize) -> Ring {
         Ring {
-            slab: vec![0; slot * capacity].into_boxed_slice(),
-            lens: vec![0; capacity].into_boxed_slice(),
-            infos: vec![RxInfo::default(); capacity].into_boxed_slice(),
+            queue: VecDeque::with_capacity(capacity),
+            spare: Vec::with_capacity(capacity),
             slot,
-            head: 0,
-            count: 0,
+            capacity,
         }
-    }
-
-    fn capacity(&self) -> usize {
-        self.lens.len()
     }
 
     /// Gathers `pkt` (at most `slot` bytes) into the next free slot; false
     /// if the ring is full.
     fn push(&mut self, pkt: &TxPacket<'_>, info: RxInfo) -> bool {
-        if self.count == self.capacity() {
+        if self.queue.len() == self.capacity {
             return false;
         }
-        let slot = (self.head + self.count) % self.capacity();
+        let mut buf = self
+            .spare
+            .pop()
+            .unwrap_or_else(|| vec![0; self.slot].into_boxed_slice());
         let len = pkt
-            .copy_to(&mut self.slab[slot * self.slot..][..self.slot])
+            .copy_to(&mut buf)
             .expect("callers check the length against the slot size");
-        self.lens[slot] = len;
-        self.infos[slot] = info;
-        self.count += 1;
+        self.queue.push_back((buf, len, info));
         true
     }
 
     fn front_len(&self) -> Option<usize> {
-        (self.count > 0).then(|| self.lens[self.head])
+        self.queue.front().map(|&(_, len, _)| len)
     }
 
     /// Lends the oldest packet to `f`, then removes it; `None` when empty.
     fn pop_with<R>(&mut self, f: impl FnOnce(&[u8], RxInfo) -> R) -> Option<(usize, R)> {
-        let len = self.front_len()?;
-        let r = f(
-            &self.slab[self.head * self.slot..][..len],
-            self.infos[self.head],
-        );
-        self.head = (self.head + 1) % self.capacity();
-        self.count -= 1;
+        let (buf, len, info) = self.queue.pop_front()?;
+        let r = f(&buf[..len], info);
+        self.spare.push(buf);
         Some((len, r))
     }
 
     /// Copies the oldest packet into `buf` (which must be long enough) and
     /// removes it; returns its length and what the receiver is told.
-    fn pop_into(&mut self, buf: &mut [u8]) -> RxPacket {
-        let len = self.lens[self.head];
-        let info = self.infos[self.head];
-        buf[..len].copy_from_slice(&self.slab[self.head * self.slot..][..len]);
-        self.head = (self.head + 1) % self.capacity();
-        self.count -= 1;
-        RxPacket { len, info }
+    fn pop_into(&mut self, buf: &mut [u8]) -> Option<RxPacket> {
+        let (len, info) = self.pop_with(|pkt, info| {
+            buf[..pkt.len()].copy_from_slice(pkt);
+            info
+        })?;
+        Some(RxPacket { len, info })
     }
 }
 
@@ -98,10 +91,11 @@ pub struct PipeEnd {
 }
 
 /// Makes a connected pair of in-memory links. Each direction queues at most
-/// `capacity` packets of at most `mtu` bytes; all buffers are allocated here,
-/// once. A send into a full queue drops the packet and counts it in
-/// `tx_dropped`; a send larger than `mtu` is an error. Every packet is
-/// received [`RxChecksum::Unverified`].
+/// `capacity` packets of at most `mtu` bytes; a slot's buffer is allocated
+/// when the queue first gets that deep and reused from then on. A send into
+/// a full queue drops the packet and counts it in `tx_dropped`; a send
+/// larger than `mtu` is an error. Every packet is received
+/// [`RxChecksum::Unverified`].
 ///
 /// # Panics
 /// If `capacity` is zero or `mtu` is below [`crate::MIN_IPV4_MTU`]: those
@@ -118,7 +112,7 @@ pub fn pipe(mtu: usize, capacity: usize) -> (PipeEnd, PipeEnd) {
 /// receiving end reports exactly those packets [`RxChecksum::Partial`]
 /// (their checksum is), with [`RxInfo::gro_segment`] `Some(n)` when the
 /// frame was longer than one segment (a TUN device would have cut it).
-/// Each queue slot holds `max(mtu, tso_max)` bytes, allocated here, once;
+/// Each queue slot holds `max(mtu, tso_max)` bytes, allocated on first use;
 /// the receiving end needs a buffer that large ([`DeviceCaps::max_rx_len`]).
 /// [`PipeEnd::set_tso_max`] turns the offload off or down on one end.
 ///
@@ -155,7 +149,7 @@ pub fn pipe_tso(mtu: usize, capacity: usize, tso_max: usize) -> (PipeEnd, PipeEn
 impl PipeEnd {
     /// Packets waiting to be received by this end.
     pub fn pending(&self) -> usize {
-        self.rx.borrow().count
+        self.rx.borrow().queue.len()
     }
 
     /// Sets what this end's [`DeviceCaps::tso_max`] reports and its `send`
@@ -214,8 +208,10 @@ impl Link for PipeEnd {
             });
         }
         let got = rx.pop_into(buf);
-        self.stats.count_rx(got.len);
-        Ok(Some(got))
+        if let Some(p) = &got {
+            self.stats.count_rx(p.len);
+        }
+        Ok(got)
     }
 
     /// Lends the packet from its queue slot: no copy, and `buf` unused.
