@@ -48,6 +48,13 @@ pub enum TcpError {
     /// FIN-WAIT, CLOSING, LAST-ACK, TIME-WAIT or CLOSED, `recv` on CLOSED.
     #[error("socket is not connected")]
     NotConnected,
+    /// `recv` while receive buffers are posted on the connection: its data
+    /// goes into them, and `take_recv` hands them back.
+    #[error("receive buffers are posted: take the data with take_recv")]
+    BuffersPosted,
+    /// `take_recv` with no receive buffer posted on the connection.
+    #[error("no receive buffer posted: post one with post_recv")]
+    NothingPosted,
     /// The [`ConnId`](crate::ConnId) or [`ListenerId`](crate::ListenerId)
     /// names no live object: it was closed, aborted or evicted to make room
     /// in a full table, and its slot may be reused (handles carry a

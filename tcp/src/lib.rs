@@ -17,6 +17,12 @@
 //! `IpStack`. `IpStack<Tcp>` dereferences to `Tcp`, so the socket API is
 //! called on the stack itself.
 //!
+//! **Reading.** `recv` copies out of the connection's receive ring,
+//! `recv_with` lends the ring's bytes in place, and `post_recv`/`take_recv`
+//! let the application post up to [`MAX_POSTED`] buffers of its own that
+//! in-order data is copied into straight from the device's packet (the
+//! checksum summed in the same pass), skipping the ring.
+//!
 //! **Sans-I/O.** This crate never makes a syscall, never reads a clock and
 //! never sleeps. Time comes in as an [`Instant`] argument, randomness from
 //! an injected [`Rng`].
@@ -83,7 +89,7 @@ use ustack_ipv4::time;
 pub mod wire;
 
 pub use cc::Algorithm as CongestionAlgorithm;
-pub use conn::{State, TcpConfig, MIN_PATH_MTU};
+pub use conn::{Filled, PostRefused, Refusal, State, TcpConfig, MAX_POSTED, MIN_PATH_MTU};
 pub use error::TcpError;
 pub use rng::{Rng, XorShiftRng};
 pub use seq::SeqNumber;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use sim::driver::{run, Outcome, Scenario, SimFailure};
 use sim::link::{GilbertElliott, LinkConfig};
 use sim::rng::SimRng;
+use ustack_tcp::MAX_POSTED;
 
 const REPLAY: &str = "cargo test -p ustack-tcp --test sim random_scenarios -- --nocapture";
 
@@ -111,6 +112,17 @@ fn random_scenario(seed: u64) -> Scenario {
     };
     sc.bytes_a_to_b = random_size(&mut r).min(cap);
     sc.bytes_b_to_a = random_size(&mut r).min(cap);
+    // A third of the applications receive into posted buffers: from a few
+    // bytes (segments span buffers) to more than a window's worth.
+    let posted = |r: &mut SimRng| {
+        r.chance(0.33).then(|| {
+            let size = 1 + (r.unit().powi(2) * 70_000.0) as usize;
+            let count = 1 + (r.unit() * MAX_POSTED as f64) as usize;
+            (size, count.min(MAX_POSTED))
+        })
+    };
+    sc.posted_a = posted(&mut r);
+    sc.posted_b = posted(&mut r);
     sc
 }
 

@@ -398,6 +398,7 @@ fn io_error(e: TcpError) -> io::Error {
         TcpError::SendAfterShutdown => K::BrokenPipe,
         TcpError::NotConnected | TcpError::InvalidHandle => K::NotConnected,
         TcpError::AddrInUse(_) => K::AddrInUse,
+        TcpError::BuffersPosted | TcpError::NothingPosted => K::InvalidInput,
         TcpError::TooManyConnections(_) | TcpError::NoEphemeralPort(_) => K::AddrNotAvailable,
     };
     io::Error::new(kind, e)

@@ -29,6 +29,7 @@ impl Tcb {
             _ => self.handle_synchronized(cfg, now, seg, payload),
         };
         self.staged = 0;
+        self.staged_posted = false;
         self.update_persist(now);
         self.update_tlp(now);
         self.update_keepalive();
@@ -46,6 +47,7 @@ impl Tcb {
     #[inline]
     pub fn stage_payload(&mut self, seq: SeqNumber, payload: &[u8]) -> u32 {
         self.staged = 0;
+        self.staged_posted = false;
         if payload.is_empty() {
             return 0;
         }
@@ -59,7 +61,16 @@ impl Tcb {
         if !accepts_text || seq != self.rcv_nxt || !self.assembler.is_empty() {
             return checksum::sum(payload, 0);
         }
-        let (n, sum) = self.recv_buf.stage_summed(payload);
+        let (n, sum) = if self.posted.room() == 0 {
+            self.recv_buf.stage_summed(payload)
+        } else if self.posted_takes(payload.len()) {
+            self.staged_posted = true;
+            self.posted.stage(payload)
+        } else {
+            // Part for the posted buffers, the rest for the ring: copied
+            // once the segment has checked out (`deliver_in_order`).
+            return checksum::sum(payload, 0);
+        };
         self.staged = n;
         let rest = &payload[n..];
         if rest.is_empty() {
@@ -74,6 +85,7 @@ impl Tcb {
     /// The segment [`Tcb::stage_payload`] saw is dropped (a bad checksum).
     pub fn unstage(&mut self) {
         self.staged = 0;
+        self.staged_posted = false;
     }
 
     pub(super) fn handle_syn_sent(
@@ -445,11 +457,16 @@ impl Tcb {
         let mut filled_gap = false;
         if accepts_text && !data.is_empty() {
             let n = match core::mem::take(&mut self.staged) {
-                0 => self.recv_buf.write(data),
+                0 => self.write_in_order(data),
                 // Already in place (stage_payload), from RCV.NXT on.
                 staged => {
                     let n = staged.min(data.len());
-                    self.recv_buf.commit(n);
+                    if core::mem::take(&mut self.staged_posted) {
+                        self.posted.commit(n);
+                        self.on_app_read(n);
+                    } else {
+                        self.recv_buf.commit(n);
+                    }
                     n
                 }
             };
@@ -463,6 +480,11 @@ impl Tcb {
                 self.recv_buf.commit(more);
                 self.rcv_nxt += more;
                 filled_gap = true;
+            }
+            if self.posted.room() > 0 && !self.recv_buf.is_empty() {
+                // Data went to the ring behind a hole or was reassembled
+                // there, while posted room waits.
+                self.drain_ring_to_posted();
             }
             if self.ooo_fin == Some(self.rcv_nxt) {
                 fin = true;
@@ -491,6 +513,19 @@ impl Tcb {
             self.timers.set(TimerKind::DelayedAck, now + self.ack_delay);
         }
         fin
+    }
+
+    /// In-order text not staged before: into the posted buffers while they
+    /// have room and nothing waits ahead of it (the ring's bytes come
+    /// first, and held out-of-order data has its place in the ring), the
+    /// rest into the ring. Returns the count stored.
+    fn write_in_order(&mut self, data: &[u8]) -> usize {
+        let mut n = 0;
+        if self.posted_takes(1) {
+            n = self.posted.write(data);
+            self.on_app_read(n);
+        }
+        n + self.recv_buf.write(&data[n..])
     }
 
     /// Eighth step: the peer's FIN, in sequence.

@@ -36,6 +36,15 @@ impl Tcb {
         }
         let target = self.rcv_target as usize;
         let limit = self.recv_buf.capacity();
+        if self.posted_takes(payload_len) {
+            // Straight into posted buffers: no ring storage, but the window
+            // (the ring's size) still follows auto-tuning, as it would if
+            // the ring took the data and the application read it at once.
+            if target > limit && !self.recv_buf.has_storage() && pool.may_grow(ring_size(target)) {
+                self.recv_buf.set_limit(target);
+            }
+            return true;
+        }
         if !self.recv_buf.has_storage() {
             let grown = target > limit && pool.may_grow(ring_size(target));
             let want = if grown { target } else { limit };

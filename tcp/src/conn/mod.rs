@@ -27,6 +27,7 @@ mod icmp;
 mod input;
 mod memory;
 mod output;
+mod posted;
 mod recovery;
 mod timers;
 mod user;
@@ -36,6 +37,8 @@ mod tests;
 
 pub use config::{State, TcpConfig};
 pub use icmp::MIN_PATH_MTU;
+use posted::Posted;
+pub use posted::{Filled, PostRefused, Refusal, MAX_POSTED};
 use recovery::Recovery;
 use timers::{TimerKind, Timers};
 
@@ -161,6 +164,10 @@ pub struct Tcb {
     /// Bytes of the segment being processed that [`Tcb::stage_payload`]
     /// already placed at the receive ring's end (not yet readable).
     staged: usize,
+    /// The staged bytes went into [`Tcb::posted`], not the ring.
+    staged_posted: bool,
+    /// Receive buffers the application posted ([`Tcb::post_recv`]).
+    posted: Posted,
     /// The device finishes TCP checksums in its copy of each packet
     /// (`DeviceCaps::finishes_checksums`): segments with data leave with
     /// only the pseudo-header sum ([`Tcb::set_device_checksums`]).
@@ -267,6 +274,8 @@ impl Tcb {
             segs_unacked: 0,
             ack_delay: cfg.ack_delay,
             staged: 0,
+            staged_posted: false,
+            posted: Posted::default(),
             device_checksums: false,
             cc: cc::new(cfg.congestion, 536),
             rack: Rack::new(),
@@ -350,11 +359,11 @@ impl Tcb {
         }
     }
     pub fn recv_queue_len(&self) -> usize {
-        self.recv_buf.len()
+        self.recv_buf.len() + self.posted.filled()
     }
     /// True once the peer's FIN has been received and all data before it read.
     pub fn at_eof(&self) -> bool {
-        self.fin_received && self.recv_buf.is_empty()
+        self.fin_received && self.recv_buf.is_empty() && !self.posted.has_data()
     }
 
     /// Bytes of ring storage this connection holds (both directions): 0

@@ -1,5 +1,6 @@
 //! The user calls of RFC 9293 §3.10: SEND, RECEIVE, CLOSE, ABORT.
 
+use super::posted::{Filled, PostRefused, Refusal};
 use super::{State, Tcb};
 use crate::error::TcpError;
 use crate::wire::{Flags, TcpRepr};
@@ -26,6 +27,9 @@ impl Tcb {
     /// Zero-copy RECEIVE: `f` sees the next contiguous received bytes and
     /// returns how many it consumed. Ok(0) with [`Tcb::at_eof`] is end of stream.
     pub fn recv_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, TcpError> {
+        if !self.posted.is_empty() {
+            return Err(TcpError::BuffersPosted);
+        }
         if !self.recv_buf.is_empty() {
             let n = self.recv_buf.read_with(f);
             self.on_app_read(n);
@@ -42,6 +46,93 @@ impl Tcb {
             State::Closed => Err(TcpError::NotConnected),
             _ => Err(TcpError::WouldBlock),
         }
+    }
+
+    /// Posts `buf` to receive into: in-order data goes straight into it
+    /// (after any already queued in the receive ring, moved in now), and
+    /// [`Tcb::take_recv`] hands it back. Refused, with the buffer, when
+    /// [`super::MAX_POSTED`] are held, the buffer is empty, or nothing more
+    /// can arrive.
+    pub fn post_recv(&mut self, buf: Box<[u8]>) -> Result<(), PostRefused> {
+        let refuse = |buf, reason| Err(PostRefused { buf, reason });
+        if let Some(e) = self.error {
+            return refuse(buf, Refusal::Error(e));
+        }
+        let ended = self.fin_received || matches!(self.state, State::Closed | State::Listen);
+        if ended && self.recv_buf.is_empty() {
+            return refuse(buf, Refusal::Ended);
+        }
+        if buf.is_empty() {
+            return refuse(buf, Refusal::Empty);
+        }
+        if let Err(buf) = self.posted.push(buf) {
+            return refuse(buf, Refusal::Full);
+        }
+        self.drain_ring_to_posted();
+        Ok(())
+    }
+
+    /// The oldest posted buffer once it holds data (a short fill, like a
+    /// short read). At the end of the stream the rest come back with
+    /// `len == 0`, then an empty one: `len == 0` is end of stream, as
+    /// `recv` returning 0 is. `WouldBlock` while posted buffers wait for
+    /// data; `NothingPosted` when none are posted.
+    pub fn take_recv(&mut self) -> Result<Filled, TcpError> {
+        if let Some(f) = self.posted.take_filled() {
+            return Ok(f);
+        }
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.fin_received && self.recv_buf.is_empty() {
+            let empty = Filled {
+                buf: Box::default(),
+                len: 0,
+            };
+            return Ok(self.posted.take_any().unwrap_or(empty));
+        }
+        if self.posted.is_empty() {
+            return Err(TcpError::NothingPosted);
+        }
+        match self.state {
+            State::Closed => Err(TcpError::NotConnected),
+            _ => Err(TcpError::WouldBlock),
+        }
+    }
+
+    /// Takes back the oldest posted buffer whether it holds data or not
+    /// (`len` says how much), so the application can stop posting and go
+    /// back to `recv`. None when no buffer is posted.
+    pub fn unpost_recv(&mut self) -> Option<Filled> {
+        self.posted.take_any()
+    }
+
+    /// Whether in-order data of `len` bytes may go straight into posted
+    /// buffers: they have the room, and no bytes wait ahead of it in the
+    /// ring or out of order.
+    #[inline]
+    pub(super) fn posted_takes(&self, len: usize) -> bool {
+        self.posted.room() >= len && self.recv_buf.is_empty() && self.assembler.is_empty()
+    }
+
+    /// Moves what the receive ring holds into posted room, so posted
+    /// buffers always get bytes in stream order.
+    pub(super) fn drain_ring_to_posted(&mut self) {
+        for _ in 0..2 {
+            let posted = &mut self.posted;
+            let n = self.recv_buf.read_with(|d| posted.write(d));
+            if n == 0 {
+                break;
+            }
+            self.on_app_read(n);
+            self.maybe_window_update();
+        }
+    }
+
+    /// The application lets go of its posted buffers (closing): they are
+    /// dropped, with any data in them.
+    pub fn drop_posted(&mut self) {
+        self.posted = Default::default();
     }
 
     /// Receiver side of SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use ustack_ipv4::icmp::IcmpError;
 
 use super::{conn_span, ConnId, ListenOptions, Listener, ListenerId, Owner, Tcp, MAX_PENDING_RST};
-use crate::conn::{State, Tcb};
+use crate::conn::{Filled, PostRefused, Refusal, State, Tcb};
 use crate::error::TcpError;
 use crate::time::Instant;
 
@@ -172,6 +172,54 @@ impl Tcp {
         r
     }
 
+    /// Posts a buffer to receive into: the connection's next in-order data
+    /// is copied straight from the device's packet into it, skipping the
+    /// receive ring (one copy of each byte instead of two, where `recv`
+    /// copies out of the ring again). Buffers fill in the order posted, at
+    /// most [`MAX_POSTED`](crate::MAX_POSTED) at a time; while any is
+    /// posted, `recv` and `recv_with` return [`TcpError::BuffersPosted`].
+    pub fn post_recv(&mut self, id: ConnId, buf: Box<[u8]>) -> Result<(), PostRefused> {
+        let idx = match self.user_idx(id) {
+            Ok(i) => i,
+            Err(e) => {
+                return Err(PostRefused {
+                    buf,
+                    reason: Refusal::Error(e),
+                })
+            }
+        };
+        let Some(e) = self.entry_mut(idx) else {
+            return Err(PostRefused {
+                buf,
+                reason: Refusal::Error(TcpError::InvalidHandle),
+            });
+        };
+        let r = e.tcb.post_recv(buf);
+        // Bytes moved out of the ring may open the window.
+        self.enqueue_tx(idx);
+        r
+    }
+
+    /// Takes back the oldest posted buffer once it holds data, possibly
+    /// less than it could (a short read). `len == 0` is end of stream;
+    /// [`TcpError::WouldBlock`] means the buffers are still waiting.
+    pub fn take_recv(&mut self, id: ConnId) -> Result<Filled, TcpError> {
+        let idx = self.user_idx(id)?;
+        self.entry_mut(idx)
+            .ok_or(TcpError::InvalidHandle)?
+            .tcb
+            .take_recv()
+    }
+
+    /// Takes back the oldest posted buffer whether it holds data or not
+    /// (`Filled::len` says how much; none is lost), until none is left:
+    /// after that, `recv` works again. `Ok(None)` when none is posted.
+    pub fn unpost_recv(&mut self, id: ConnId) -> Result<Option<Filled>, TcpError> {
+        let idx = self.user_idx(id)?;
+        let e = self.entry_mut(idx).ok_or(TcpError::InvalidHandle)?;
+        Ok(e.tcb.unpost_recv())
+    }
+
     /// Zero-copy read: `f` sees the next contiguous received bytes in place and
     /// returns how many it consumed. `Ok(0)` with [`Tcp::at_eof`] is end of stream.
     pub fn recv_with(
@@ -291,7 +339,9 @@ impl Tcp {
         };
         e.owner = Owner::Orphan;
         let _span = e.span.clone().entered();
-        if e.tcb.recv_queue_len() > 0 {
+        let unread = e.tcb.recv_queue_len() > 0;
+        e.tcb.drop_posted();
+        if unread {
             self.abort_idx(idx);
         } else {
             e.tcb.shutdown();

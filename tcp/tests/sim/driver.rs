@@ -14,7 +14,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use super::host::{Host, HostConfig};
-use ustack_tcp::{ConnId, Instant, State, TcpConfig, TcpError, TcpStats, XorShiftRng};
+use ustack_tcp::{
+    ConnId, Instant, PostRefused, Refusal, State, TcpConfig, TcpError, TcpStats, XorShiftRng,
+};
 
 use super::link::{Fate, LinkConfig, LinkStats, SimLink};
 use super::rng::{mix64, Pattern, SimRng};
@@ -43,6 +45,11 @@ pub struct Scenario {
     pub max_iterations: u64,
     /// Packet events kept for the failure report.
     pub trace_len: usize,
+    /// The client's and the server's application receive into posted
+    /// buffers (`Tcp::post_recv`) of this size, this many at a time,
+    /// instead of reading the receive ring.
+    pub posted_a: Option<(usize, usize)>,
+    pub posted_b: Option<(usize, usize)>,
 }
 
 impl Scenario {
@@ -66,6 +73,8 @@ impl Scenario {
             stall_limit,
             max_iterations: 5_000_000,
             trace_len: 48,
+            posted_a: None,
+            posted_b: None,
         }
     }
 
@@ -250,6 +259,11 @@ struct App {
     shut: bool,
     eof: bool,
     closed: bool,
+    /// Posted-buffer mode: size and count of the buffers kept posted.
+    posted: Option<(usize, usize)>,
+    /// Buffers the stack holds for us now, and ones handed back.
+    posted_now: usize,
+    spare: Vec<Box<[u8]>>,
 }
 
 impl App {
@@ -267,6 +281,9 @@ impl App {
             shut: false,
             eof: false,
             closed: false,
+            posted: None,
+            posted_now: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -306,6 +323,27 @@ impl App {
                 .map_err(|e| format!("{name}: shutdown failed: {e}"))?;
             self.shut = true;
         }
+        match self.posted {
+            Some((size, count)) => self.recv_posted(st, now, size, count)?,
+            None => self.recv_ring(st, now)?,
+        }
+        if self.eof && self.rx_done != self.rx_total {
+            return Err(format!(
+                "{name}: EOF after {} of {} bytes",
+                self.rx_done, self.rx_total
+            ));
+        }
+        if self.shut && self.eof {
+            st.close(id, now)
+                .map_err(|e| format!("{name}: close failed: {e}"))?;
+            self.closed = true;
+        }
+        Ok(())
+    }
+
+    /// Reads from the receive ring in place until nothing is left.
+    fn recv_ring(&mut self, st: &mut Host, now: Instant) -> Result<(), String> {
+        let Some(id) = self.conn else { return Ok(()) };
         while !self.eof {
             let (pat, off) = (self.rx, self.rx_done);
             let mut mismatch = None;
@@ -321,48 +359,109 @@ impl App {
                     }
                     break;
                 }
-                Ok(n) => {
-                    if let Some((i, got)) = mismatch {
-                        let mut want = [0u8];
-                        pat.fill(off + i as u64, &mut want);
-                        return Err(format!(
-                            "{name}: received byte {} is {got:#04x}, expected {:#04x}: data corrupted",
-                            off + i as u64,
-                            want[0]
-                        ));
-                    }
-                    self.rx_done += n as u64;
-                    if self.rx_done > self.rx_total {
-                        return Err(format!(
-                            "{name}: received {} bytes, more than the {} the peer sent",
-                            self.rx_done, self.rx_total
-                        ));
-                    }
-                    if self.rx_done == self.rx_total {
-                        self.rx_done_at = Some(now);
-                    }
-                }
+                Ok(n) => self.received(now, n, mismatch)?,
                 Err(TcpError::WouldBlock) => break,
-                Err(e) => {
-                    return Err(format!(
-                        "{name}: receive failed after {off} of {} bytes: {e}",
-                        self.rx_total
-                    ))
-                }
+                Err(e) => return Err(self.recv_failed(e)),
             }
         }
-        if self.eof && self.rx_done != self.rx_total {
+        Ok(())
+    }
+
+    /// Keeps `count` buffers of `size` posted and checks each one handed
+    /// back, until the stream ends.
+    fn recv_posted(
+        &mut self,
+        st: &mut Host,
+        now: Instant,
+        size: usize,
+        count: usize,
+    ) -> Result<(), String> {
+        let Some(id) = self.conn else { return Ok(()) };
+        while !self.eof {
+            while self.posted_now < count {
+                let buf = self
+                    .spare
+                    .pop()
+                    .unwrap_or_else(|| vec![0; size].into_boxed_slice());
+                match st.post_recv(id, buf) {
+                    Ok(()) => self.posted_now += 1,
+                    Err(PostRefused {
+                        buf,
+                        reason: Refusal::Ended,
+                    }) => {
+                        self.spare.push(buf);
+                        break;
+                    }
+                    Err(r) => {
+                        return Err(format!("{}: post_recv refused: {}", self.name, r.reason))
+                    }
+                }
+            }
+            match st.take_recv(id) {
+                Ok(f) if f.len > 0 => {
+                    self.posted_now -= 1;
+                    let off = self.rx_done;
+                    let mismatch = self.rx.first_mismatch(off, f.data()).map(|i| (i, f.buf[i]));
+                    self.received(now, f.len, mismatch)?;
+                    self.spare.push(f.buf);
+                }
+                // End of stream: the unused buffers come back, then an empty one.
+                Ok(f) if !f.buf.is_empty() => {
+                    self.posted_now -= 1;
+                    self.spare.push(f.buf);
+                }
+                Ok(_) => {
+                    if self.posted_now != 0 {
+                        return Err(format!(
+                            "{}: EOF with {} buffers still posted",
+                            self.name, self.posted_now
+                        ));
+                    }
+                    self.eof = true;
+                    self.rx_done_at.get_or_insert(now);
+                }
+                Err(TcpError::WouldBlock) => break,
+                Err(e) => return Err(self.recv_failed(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` more bytes arrived; `mismatch` is the first wrong one among them.
+    fn received(
+        &mut self,
+        now: Instant,
+        n: usize,
+        mismatch: Option<(usize, u8)>,
+    ) -> Result<(), String> {
+        let (name, off) = (self.name, self.rx_done);
+        if let Some((i, got)) = mismatch {
+            let mut want = [0u8];
+            self.rx.fill(off + i as u64, &mut want);
             return Err(format!(
-                "{name}: EOF after {} of {} bytes",
+                "{name}: received byte {} is {got:#04x}, expected {:#04x}: data corrupted",
+                off + i as u64,
+                want[0]
+            ));
+        }
+        self.rx_done += n as u64;
+        if self.rx_done > self.rx_total {
+            return Err(format!(
+                "{name}: received {} bytes, more than the {} the peer sent",
                 self.rx_done, self.rx_total
             ));
         }
-        if self.shut && self.eof {
-            st.close(id, now)
-                .map_err(|e| format!("{name}: close failed: {e}"))?;
-            self.closed = true;
+        if self.rx_done == self.rx_total {
+            self.rx_done_at = Some(now);
         }
         Ok(())
+    }
+
+    fn recv_failed(&self, e: TcpError) -> String {
+        format!(
+            "{}: receive failed after {} of {} bytes: {e}",
+            self.name, self.rx_done, self.rx_total
+        )
     }
 
     /// Grows with every step the application makes.
@@ -462,6 +561,8 @@ pub fn run(sc: &Scenario) -> Result<Outcome, SimFailure> {
     let down = Pattern(mix64(sc.seed ^ 0xD0));
     let mut app_a = App::new("A (client)", up, sc.bytes_a_to_b, down, sc.bytes_b_to_a);
     let mut app_b = App::new("B (server)", down, sc.bytes_b_to_a, up, sc.bytes_a_to_b);
+    app_a.posted = sc.posted_a;
+    app_b.posted = sc.posted_b;
 
     let start = Instant::from_millis(1_000);
     let mut now = start;
