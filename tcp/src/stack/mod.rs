@@ -219,6 +219,10 @@ pub struct Tcp {
     listeners: HashMap<u16, Listener>,
     ready: VecDeque<ConnId>,
     tx_queue: VecDeque<u32>,
+    /// (deadline, slot, generation) of each connection's next wake-up.
+    /// Entries left stale by a timer that moved earlier are skipped when
+    /// due, and compacted away before the heap would grow and whenever
+    /// they reach 64 beyond twice the live connections.
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     /// RSTs owed for aborted connections whose TCB is already gone.
     rst_queue: VecDeque<(SocketAddrV4, SocketAddrV4, TcpRepr)>,
@@ -347,6 +351,9 @@ impl Tcp {
         // Each entry due now is handled once: a timer re-armed for `now`
         // waits for the next poll instead of spinning this loop.
         self.time_wait.expire(now);
+        if self.timers.len() > 2 * self.live + 64 {
+            self.compact_timers();
+        }
         let mut budget = self.timers.len();
         while let Some(&Reverse((at, idx, gen))) = self.timers.peek() {
             if at > now || budget == 0 {
@@ -380,6 +387,23 @@ impl Tcp {
         while let Some(idx) = self.tx_queue.pop_front() {
             self.transmit(idx, now, tx);
         }
+    }
+
+    /// Drops the heap's stale entries (a connection whose timer moved
+    /// earlier leaves its old entry behind until that is due) once they
+    /// outnumber the live ones, so the heap stays within a small multiple
+    /// of the connections, not of the timer re-arms in the longest timer's
+    /// span.
+    fn compact_timers(&mut self) {
+        if self.timers.len() <= 2 * self.live {
+            return;
+        }
+        let slots = &self.slots;
+        self.timers.retain(|&Reverse((at, idx, gen))| {
+            slots.get(idx as usize).is_some_and(|s| {
+                s.gen == gen && s.entry.as_ref().is_some_and(|e| e.timer_at == Some(at))
+            })
+        });
     }
 
     /// When the next poll is due: `Some(now-or-earlier)` when output is
@@ -547,6 +571,10 @@ impl Tcp {
             let at = at.max(now);
             if e.timer_at.is_none_or(|t| at < t) {
                 e.timer_at = Some(at);
+                if self.timers.len() == self.timers.capacity() {
+                    // Stale entries make room before the heap grows.
+                    self.compact_timers();
+                }
                 self.timers.push(Reverse((at, idx, gen)));
             }
         }
