@@ -84,7 +84,11 @@ fn bench_mtu(
     let mut pair = pipe_pair(mtu);
     let mut smol = SmolPair::new(mtu, tcp::CongestionControl::None);
     let mut smol_cubic = SmolPair::new(mtu, tcp::CongestionControl::Cubic);
-    for (id, read) in [("ustack", Read::Copy), ("ustack_in_place", Read::InPlace)] {
+    for (id, read) in [
+        ("ustack", Read::Copy),
+        ("ustack_in_place", Read::InPlace),
+        ("ustack_posted", Read::Posted),
+    ] {
         group.bench_function(BenchmarkId::new(name, id), |b| {
             b.iter(|| ustack_transfer(&mut pair, source, read))
         });
@@ -130,12 +134,13 @@ fn interleaved(rounds: usize, source: &[u8]) {
         let mut pair = pipe_pair(mtu);
         let mut smol = SmolPair::new(mtu, tcp::CongestionControl::None);
         let mut smol_cubic = SmolPair::new(mtu, tcp::CongestionControl::Cubic);
-        // [ustack, ustack in place, smoltcp, smoltcp CUBIC, smoltcp in place]
-        let mut secs: Vec<[f64; 5]> = Vec::with_capacity(rounds);
+        // [ustack, ustack in place, smoltcp, smoltcp CUBIC, smoltcp in
+        // place, ustack posted]
+        let mut secs: Vec<[f64; 6]> = Vec::with_capacity(rounds);
         for round in 0..rounds {
-            let mut t = [0.0; 5];
-            for k in 0..5 {
-                let which = (k + round) % 5;
+            let mut t = [0.0; 6];
+            for k in 0..6 {
+                let which = (k + round) % 6;
                 let start = std::time::Instant::now();
                 match which {
                     0 => ustack_transfer(&mut pair, source, Read::Copy),
@@ -148,10 +153,11 @@ fn interleaved(rounds: usize, source: &[u8]) {
                         smol_cubic.transfer(TRANSFER_LEN, source, Read::Copy),
                         TRANSFER_LEN
                     ),
-                    _ => assert_eq!(
+                    4 => assert_eq!(
                         smol.transfer(TRANSFER_LEN, source, Read::InPlace),
                         TRANSFER_LEN
                     ),
+                    _ => ustack_transfer(&mut pair, source, Read::Posted),
                 }
                 t[which] = start.elapsed().as_secs_f64();
             }
@@ -168,18 +174,21 @@ fn interleaved(rounds: usize, source: &[u8]) {
             format!("{:.2}x ({:.2}-{:.2})", q(0.5), q(0.25), q(0.75))
         };
         println!(
-            "end_to_end {name}: GiB/s ustack {:.2}, in place {:.2}; smoltcp {:.2}, CUBIC {:.2}, in place {:.2}",
+            "end_to_end {name}: GiB/s ustack {:.2}, in place {:.2}, posted {:.2}; smoltcp {:.2}, CUBIC {:.2}, in place {:.2}",
             gib_s(0),
             gib_s(1),
+            gib_s(5),
             gib_s(2),
             gib_s(3),
             gib_s(4)
         );
         println!(
-            "end_to_end {name}: ustack/smoltcp {}, ustack/smoltcp_cubic {}, in place/in place {} (median, quartiles, {rounds} interleaved rounds)",
+            "end_to_end {name}: ustack/smoltcp {}, ustack/smoltcp_cubic {}, in place/in place {}, posted/smoltcp {}, posted/ustack {} (median, quartiles, {rounds} interleaved rounds)",
             ratio(0, 2),
             ratio(0, 3),
-            ratio(1, 4)
+            ratio(1, 4),
+            ratio(5, 2),
+            ratio(5, 0)
         );
     }
 }
@@ -366,6 +375,7 @@ impl SmolPair {
                         let n = black_box(&*b).len();
                         (n, n)
                     }),
+                    Read::Posted => unreachable!("smoltcp has no posted receive buffers"),
                 };
                 let Ok(n @ 1..) = got else { break };
                 received += n as u64;

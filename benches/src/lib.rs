@@ -16,7 +16,7 @@ use core::time::Duration;
 
 use ustack_ipv4::{DeviceCaps, IpConfig, IpStack, Ipv4Subnet};
 use ustack_link::{pipe, Link, LinkStats, PipeEnd, TxPacket};
-use ustack_tcp::{ConnId, Instant, State, Tcp, TcpError, TcpLayerConfig, XorShiftRng};
+use ustack_tcp::{ConnId, Instant, State, Tcp, TcpError, TcpLayerConfig, XorShiftRng, MAX_POSTED};
 
 /// A whole host: the IP layer carrying TCP.
 pub type Stack = IpStack<Tcp>;
@@ -75,6 +75,8 @@ pub struct PipePair {
     packet: Vec<u8>,
     /// Where the receiving application reads to.
     app_buf: Vec<u8>,
+    /// [`Read::Posted`]'s buffers while the application holds them.
+    spare: Vec<Box<[u8]>>,
     /// Bytes moved by earlier transfers: where the next one resumes the pattern.
     stream_pos: u64,
 }
@@ -139,7 +141,16 @@ pub enum Read {
     /// `Stack::recv_with`: the application is lent the ring's bytes in
     /// place, no copy out of the ring.
     InPlace,
+    /// `Tcp::post_recv`: the application keeps [`MAX_POSTED`] buffers of
+    /// [`POSTED_BUF`] bytes posted, and in-order data is copied from the
+    /// pipe's queue slot straight into them (`Tcp::take_recv` hands them
+    /// back), skipping the receive ring.
+    Posted,
 }
+
+/// Size of each buffer [`Read::Posted`] posts: eight of them hold 512 KiB,
+/// more than the benches' receive windows.
+pub const POSTED_BUF: usize = 64 * 1024;
 
 impl PipePair {
     /// Builds both stacks and the pipe (each direction queues `capacity`
@@ -176,6 +187,9 @@ impl PipePair {
             now,
             packet: vec![0; mtu],
             app_buf: vec![0; 64 * 1024],
+            spare: (0..MAX_POSTED)
+                .map(|_| vec![0; POSTED_BUF].into_boxed_slice())
+                .collect(),
             stream_pos: 0,
         };
         let mut accepted = None;
@@ -304,6 +318,7 @@ impl PipePair {
                         sink(b);
                         b.len()
                     }),
+                    Read::Posted => self.take_posted(&mut sink),
                 };
                 match got {
                     Ok(0) => {
@@ -336,8 +351,33 @@ impl PipePair {
                 }
             }
         }
+        if read == Read::Posted {
+            // Every byte was taken: the buffers left are empty. Taking them
+            // back lets the next transfer read another way.
+            while let Ok(Some(f)) = self.client.unpost_recv(self.client_conn) {
+                self.spare.push(f.buf);
+            }
+        }
         self.stream_pos = self.stream_pos.wrapping_add(len);
         Ok(received)
+    }
+
+    /// [`Read::Posted`]: posts the spare buffers, then hands the oldest
+    /// filled one to `sink` and keeps it for the next post.
+    fn take_posted(&mut self, sink: &mut impl FnMut(&[u8])) -> Result<usize, TcpError> {
+        while let Some(buf) = self.spare.pop() {
+            if let Err(r) = self.client.post_recv(self.client_conn, buf) {
+                self.spare.push(r.buf);
+                break;
+            }
+        }
+        let f = self.client.take_recv(self.client_conn)?;
+        sink(f.data());
+        let n = f.len;
+        if !f.buf.is_empty() {
+            self.spare.push(f.buf);
+        }
+        Ok(n)
     }
 
     fn source_offset(&self, sent: u64, period: usize) -> usize {

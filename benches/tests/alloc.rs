@@ -13,7 +13,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use ustack_benches::{pattern, PipePair};
+use ustack_benches::{pattern, PipePair, Read};
 
 struct Counting;
 
@@ -83,8 +83,16 @@ const WARM_UP: u64 = 4_000_000;
 const MAX_WARM_UP_ROUNDS: usize = 32;
 const MEASURED: u64 = 16_000_000;
 
+/// The receiver reading with `recv`, then on a fresh pair taking data in
+/// buffers it posts, hands back and posts again.
 #[test]
 fn steady_state_bulk_transfer_allocates_nothing() {
+    steady_state_allocates_nothing(Read::Copy);
+    steady_state_allocates_nothing(Read::Posted);
+}
+
+fn steady_state_allocates_nothing(read: Read) {
+    BACKTRACES_LEFT.store(0, Ordering::Relaxed);
     let source = pattern(65_521);
     // Buffers auto-tune up to 1 MiB: the pipe's virtual RTT is so short
     // that growth to the 16 MiB default would take hundreds of MB.
@@ -100,7 +108,7 @@ fn steady_state_bulk_transfer_allocates_nothing() {
     for round in 0..MAX_WARM_UP_ROUNDS {
         ALLOCATIONS.store(0, Ordering::Relaxed);
         COUNTING.store(true, Ordering::Relaxed);
-        pair.transfer(WARM_UP, &source, |c| sink += c.len() as u64)
+        pair.transfer_reading(WARM_UP, &source, read, |c| sink += c.len() as u64)
             .expect("warm-up transfer");
         COUNTING.store(false, Ordering::Relaxed);
         quiet = if ALLOCATIONS.load(Ordering::Relaxed) == 0 {
@@ -141,7 +149,7 @@ fn steady_state_bulk_transfer_allocates_nothing() {
     }
     ALLOCATIONS.store(0, Ordering::Relaxed);
     COUNTING.store(true, Ordering::Relaxed);
-    let result = pair.transfer(MEASURED, &source, |c| sink += c.len() as u64);
+    let result = pair.transfer_reading(MEASURED, &source, read, |c| sink += c.len() as u64);
     COUNTING.store(false, Ordering::Relaxed);
     let allocations = ALLOCATIONS.load(Ordering::Relaxed);
 
@@ -150,7 +158,7 @@ fn steady_state_bulk_transfer_allocates_nothing() {
     let packets = (server.tx_packets - server_before.tx_packets)
         + (client.tx_packets - client_before.tx_packets);
     eprintln!(
-        "{MEASURED} bytes, {packets} packets, {allocations} allocations ({:.4} per packet)",
+        "{read:?}: {MEASURED} bytes, {packets} packets, {allocations} allocations ({:.4} per packet)",
         allocations as f64 / packets as f64
     );
     assert_eq!(
