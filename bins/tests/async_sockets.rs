@@ -336,6 +336,52 @@ async fn backpressure_both_ways_keeps_8_mb_intact() {
     assert_eq!(sha(&got), expect, "data arrived intact");
 }
 
+/// The same upload through posted buffers from a tokio task, eight in
+/// flight, taken back with `take_recv` and posted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_receive_buffers_take_a_kernel_upload_from_tokio() {
+    let Some(ns) = common::netns("async-posted") else {
+        return;
+    };
+    let net = stack_in(&ns);
+    let listener = TcpListener::bind(&net, 7001).unwrap();
+    let data = pattern(8 << 20);
+    let expect = sha(&data);
+    let writer = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut c = kernel_connect("10.0.0.2:7001");
+            c.write_all(&data).expect("kernel write");
+        })
+    };
+    let (s, _) = listener.accept().await.unwrap();
+    for _ in 0..ustack_tcp::MAX_POSTED {
+        s.post_recv(vec![0; 16 * 1024].into_boxed_slice())
+            .expect("post");
+    }
+    let mut got = Vec::with_capacity(data.len());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "upload not done in 60 s");
+        let f = tokio::time::timeout(Duration::from_secs(30), s.take_recv())
+            .await
+            .expect("data within 30 s")
+            .expect("take_recv");
+        if f.len == 0 && f.buf.is_empty() {
+            break;
+        }
+        got.extend_from_slice(f.data());
+        if f.len > 0 {
+            // Refused once the stream has ended: dropped then.
+            let _ = s.post_recv(f.buf);
+        }
+    }
+    writer.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert_eq!(sha(&got), expect, "data arrived intact and in order");
+    assert!(s.unpost_recv().unwrap().is_none(), "nothing left posted");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn dropping_a_stream_sends_fin_or_rst_when_data_was_left_unread() {
     let Some(ns) = common::netns("async-drop") else {

@@ -136,3 +136,60 @@ fn writing_after_shutdown_is_a_broken_pipe_and_a_reset_is_reported() {
     drop((s, s2));
     net.stop();
 }
+
+/// A kernel client's upload read on the stack through posted buffers:
+/// every byte in order, and end of stream as a buffer handed back empty.
+#[test]
+fn posted_receive_buffers_take_a_kernel_upload_to_the_end() {
+    let Some(ns) = common::netns("sock-posted") else {
+        return;
+    };
+    let net = stack_in(&ns);
+    let listener = TcpListener::bind(&net, 7).expect("bind");
+    let data = pattern(8_000_000);
+    let writer = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut c = std::net::TcpStream::connect("10.0.0.2:7").expect("kernel connect");
+            c.write_all(&data).expect("write");
+        })
+    };
+    let (s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut posted = 0;
+    for _ in 0..4 {
+        s.post_recv(vec![0; 32 * 1024].into_boxed_slice())
+            .expect("post");
+        posted += 1;
+    }
+    let err = (&s).read(&mut [0u8; 8]).expect_err("read while posted");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+    let mut got = Vec::with_capacity(data.len());
+    loop {
+        let f = s.take_recv().expect("take_recv");
+        if f.len == 0 {
+            if f.buf.is_empty() {
+                break;
+            }
+            posted -= 1;
+            continue;
+        }
+        got.extend_from_slice(f.data());
+        // The buffer goes back at once; past the end of stream it is refused.
+        match s.post_recv(f.buf) {
+            Ok(()) => {}
+            Err(r) => {
+                assert_eq!(r.reason, ustack_tcp::Refusal::Ended, "{}", r.reason);
+                posted -= 1;
+            }
+        }
+    }
+    writer.join().expect("writer");
+    assert_eq!(posted, 0, "every posted buffer came back");
+    assert!(
+        got == data,
+        "{} of {} bytes, or out of order",
+        got.len(),
+        data.len()
+    );
+}

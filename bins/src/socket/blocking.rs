@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant as StdInstant};
 
-use ustack_tcp::{CaptureFilter, CaptureRequest, ConnId, ListenerId, State, TcpError};
+use ustack_tcp::{
+    CaptureFilter, CaptureRequest, ConnId, Filled, ListenerId, PostRefused, State, TcpError,
+};
 
 use super::{io_error, NetStack, BACKLOG};
 use crate::Stack;
@@ -320,6 +322,37 @@ impl TcpStream {
         Ok(())
     }
 
+    /// Posts `buf` for the connection's next data: it is copied straight
+    /// from the device's packet into it, skipping the stack's receive ring
+    /// (one copy of each byte fewer than `read`); [`TcpStream::take_recv`]
+    /// hands it back. At most [`ustack_tcp::MAX_POSTED`] at a time; while
+    /// any is posted, `read` fails with `InvalidInput`. A refused buffer
+    /// comes back in the error.
+    pub fn post_recv(&self, buf: Box<[u8]>) -> Result<(), PostRefused> {
+        let shared = self.net.shared();
+        let r = shared.lock().post_recv(self.id, buf);
+        // Bytes moved out of the ring may open the window.
+        shared.wake_driver();
+        r
+    }
+
+    /// Waits (at most the read timeout) for the oldest posted buffer to
+    /// hold data and hands it back: `buf[..len]`, possibly short of full.
+    /// `len == 0` is end of stream (each posted buffer comes back so, then
+    /// an empty one).
+    pub fn take_recv(&self) -> io::Result<Filled> {
+        self.blocking(&self.read_timeout, |stack| stack.take_recv(self.id))
+    }
+
+    /// Takes back the oldest posted buffer with whatever it holds
+    /// (`len` says how much), without waiting; `None` once none is posted,
+    /// after which `read` works again.
+    pub fn unpost_recv(&self) -> io::Result<Option<Filled>> {
+        let shared = self.net.shared();
+        let r = shared.lock().unpost_recv(self.id).map_err(io_error);
+        r
+    }
+
     /// Turns Nagle's algorithm off (`true`) or on.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         let shared = self.net.shared();
@@ -358,11 +391,11 @@ impl TcpStream {
     /// Runs `op` (a recv or a send) until it stops saying `WouldBlock`,
     /// waiting for the driver's turns in between, at most for `timeout`;
     /// then wakes the driver, which may owe a window update or new data.
-    fn blocking(
+    fn blocking<T>(
         &self,
         timeout: &Mutex<Option<Duration>>,
-        mut op: impl FnMut(&mut Stack) -> Result<usize, TcpError>,
-    ) -> io::Result<usize> {
+        mut op: impl FnMut(&mut Stack) -> Result<T, TcpError>,
+    ) -> io::Result<T> {
         let deadline = TcpStream::deadline(timeout);
         let shared = self.net.shared();
         let mut stack = shared.lock();

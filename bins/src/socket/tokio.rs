@@ -26,7 +26,7 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use ustack_tcp::{ConnId, ListenerId, State, TcpError};
+use ustack_tcp::{ConnId, Filled, ListenerId, PostRefused, State, TcpError};
 
 use super::wakers::Dir;
 use super::{io_error, NetStack, BACKLOG};
@@ -191,6 +191,55 @@ impl TcpStream {
             .local_addr(self.id)
             .map(SocketAddr::V4)
             .map_err(io_error)
+    }
+
+    /// Posts `buf` for the connection's next data: it is copied straight
+    /// from the device's packet into it, skipping the stack's receive ring
+    /// (one copy of each byte fewer than `read`); [`TcpStream::take_recv`]
+    /// hands it back. At most [`ustack_tcp::MAX_POSTED`] at a time; while
+    /// any is posted, reads fail with `InvalidInput`. A refused buffer
+    /// comes back in the error.
+    pub fn post_recv(&self, buf: Box<[u8]>) -> Result<(), PostRefused> {
+        let shared = self.net.shared();
+        let mut stack = shared.lock();
+        let r = stack.post_recv(self.id, buf);
+        // Bytes moved out of the ring may open the window.
+        shared.transmit(&mut stack);
+        r
+    }
+
+    /// Waits for the oldest posted buffer to hold data and hands it back:
+    /// `buf[..len]`, possibly short of full. `len == 0` is end of stream
+    /// (each posted buffer comes back so, then an empty one).
+    pub async fn take_recv(&self) -> io::Result<Filled> {
+        poll_fn(|cx| self.poll_take_recv(cx)).await
+    }
+
+    /// [`TcpStream::take_recv`] as a poll function.
+    pub fn poll_take_recv(&self, cx: &mut Context<'_>) -> Poll<io::Result<Filled>> {
+        let shared = self.net.shared();
+        let mut stack = shared.lock();
+        match stack.take_recv(self.id) {
+            Ok(f) => Poll::Ready(Ok(f)),
+            Err(TcpError::WouldBlock) => {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return Poll::Ready(Err(stopped()));
+                }
+                shared
+                    .wakers(&mut stack)
+                    .register(self.id, Dir::Read, cx.waker());
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(io_error(e))),
+        }
+    }
+
+    /// Takes back the oldest posted buffer with whatever it holds (`len`
+    /// says how much), without waiting; `None` once none is posted, after
+    /// which reads work again.
+    pub fn unpost_recv(&self) -> io::Result<Option<Filled>> {
+        let stack = &mut self.net.shared().lock();
+        stack.unpost_recv(self.id).map_err(io_error)
     }
 
     /// Turns Nagle's algorithm off (`true`) or on.
