@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use common::{Dir, Net};
-use ustack_tcp::{ConnId, Refusal, State, TcpError, MAX_POSTED};
+use ustack_tcp::{Refusal, TcpError, MAX_POSTED};
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len)
@@ -19,27 +19,11 @@ fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn connected(net: &mut Net) -> (ConnId, ConnId) {
-    let l = net.b.listen(80, 4).expect("listen");
-    let c = net
-        .a
-        .connect(net.now, Net::addr_b(80), Some(40000))
-        .expect("connect");
-    let mut s = None;
-    net.run_until(1_000, |n| {
-        if s.is_none() {
-            s = n.b.accept(l);
-        }
-        s.is_some() && n.a.state(c) == Ok(State::Established)
-    });
-    (c, s.expect("accepted"))
-}
-
 /// A sends `data` and closes; B keeps `count` buffers of `size` posted and
 /// collects what comes back until end of stream. Returns what B got and
 /// the most receive-ring storage B's connection held at any step.
 fn transfer(net: &mut Net, data: &[u8], size: usize, count: usize) -> (Vec<u8>, usize) {
-    let (c, s) = connected(net);
+    let (c, s) = common::connected(net);
     let (mut sent, mut shut, mut eof) = (0, false, false);
     let mut got = Vec::new();
     let mut posted = 0;
@@ -137,7 +121,7 @@ fn posted_buffers_survive_loss_and_reassembly() {
 #[test]
 fn recv_is_refused_while_buffers_are_posted_and_posting_ends_with_the_stream() {
     let mut net = Net::new();
-    let (c, s) = connected(&mut net);
+    let (c, s) = common::connected(&mut net);
     let mut buf = [0u8; 16];
     assert_eq!(net.b.take_recv(s).err(), Some(TcpError::NothingPosted));
     net.b

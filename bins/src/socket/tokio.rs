@@ -23,6 +23,7 @@ use std::io;
 use std::net::{SocketAddr, SocketAddrV4};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -30,6 +31,7 @@ use ustack_tcp::{ConnId, Filled, ListenerId, PostRefused, State, TcpError};
 
 use super::wakers::Dir;
 use super::{io_error, NetStack, BACKLOG};
+use crate::Stack;
 
 /// "The stack has stopped", for calls that would otherwise wait for ever.
 fn stopped() -> io::Error {
@@ -158,13 +160,7 @@ impl TcpStream {
         let outcome = match (stack.error(self.id), stack.state(self.id)) {
             (Ok(Some(e)), _) | (_, Err(e)) => Err(io_error(e)),
             (_, Ok(State::SynSent)) => {
-                if shared.stop.load(Ordering::Relaxed) {
-                    return Poll::Ready(Err(stopped()));
-                }
-                shared
-                    .wakers(&mut stack)
-                    .register(self.id, Dir::Write, cx.waker());
-                return Poll::Pending;
+                return self.park(&mut stack, Dir::Write, cx);
             }
             (_, Ok(_)) => Ok(()),
         };
@@ -221,15 +217,7 @@ impl TcpStream {
         let mut stack = shared.lock();
         match stack.take_recv(self.id) {
             Ok(f) => Poll::Ready(Ok(f)),
-            Err(TcpError::WouldBlock) => {
-                if shared.stop.load(Ordering::Relaxed) {
-                    return Poll::Ready(Err(stopped()));
-                }
-                shared
-                    .wakers(&mut stack)
-                    .register(self.id, Dir::Read, cx.waker());
-                Poll::Pending
-            }
+            Err(TcpError::WouldBlock) => self.park(&mut stack, Dir::Read, cx),
             Err(e) => Poll::Ready(Err(io_error(e))),
         }
     }
@@ -240,6 +228,22 @@ impl TcpStream {
     pub fn unpost_recv(&self) -> io::Result<Option<Filled>> {
         let stack = &mut self.net.shared().lock();
         stack.unpost_recv(self.id).map_err(io_error)
+    }
+
+    /// Waits for the stack's next event in `dir` on this connection, or
+    /// fails at once when the stack has stopped.
+    fn park<T>(
+        &self,
+        stack: &mut MutexGuard<'_, Stack>,
+        dir: Dir,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<T>> {
+        let shared = self.net.shared();
+        if shared.stop.load(Ordering::Relaxed) {
+            return Poll::Ready(Err(stopped()));
+        }
+        shared.wakers(stack).register(self.id, dir, cx.waker());
+        Poll::Pending
     }
 
     /// Turns Nagle's algorithm off (`true`) or on.
@@ -281,13 +285,7 @@ impl AsyncRead for TcpStream {
                 }
                 Err(TcpError::WouldBlock) if total > 0 => break,
                 Err(TcpError::WouldBlock) => {
-                    if shared.stop.load(Ordering::Relaxed) {
-                        return Poll::Ready(Err(stopped()));
-                    }
-                    shared
-                        .wakers(&mut stack)
-                        .register(self.id, Dir::Read, cx.waker());
-                    return Poll::Pending;
+                    return self.park(&mut stack, Dir::Read, cx);
                 }
                 // The error shows on the next read.
                 Err(_) if total > 0 => break,
@@ -321,15 +319,7 @@ impl AsyncWrite for TcpStream {
                 shared.transmit(&mut stack);
                 Poll::Ready(Ok(n))
             }
-            Err(TcpError::WouldBlock) => {
-                if shared.stop.load(Ordering::Relaxed) {
-                    return Poll::Ready(Err(stopped()));
-                }
-                shared
-                    .wakers(&mut stack)
-                    .register(self.id, Dir::Write, cx.waker());
-                Poll::Pending
-            }
+            Err(TcpError::WouldBlock) => self.park(&mut stack, Dir::Write, cx),
             Err(e) => Poll::Ready(Err(io_error(e))),
         }
     }
