@@ -23,6 +23,7 @@ pub mod event_loop;
 pub mod flood;
 pub mod http_server;
 pub mod linkopts;
+pub mod malloc;
 pub mod netns;
 pub mod proxy;
 pub mod rst_guard;
@@ -39,8 +40,10 @@ use ustack_tcp::{Tcp, TcpLayerConfig, XorShiftRng};
 pub type Stack = IpStack<Tcp>;
 
 /// A [`Stack`] at `subnet` over a device that can do `caps`, its RNG seeded
-/// from the OS.
+/// from the OS. Also makes freed ring storage leave the process
+/// ([`malloc::return_freed_memory`]).
 pub fn new_stack(subnet: Ipv4Subnet, caps: DeviceCaps, tcp: TcpLayerConfig) -> Stack {
+    malloc::return_freed_memory();
     let tcp = Tcp::new(tcp, Box::new(XorShiftRng::new(os_seed())));
     IpStack::new(IpConfig::new(subnet), caps, tcp)
 }

@@ -3,6 +3,8 @@
 //! forwards every `App` method, `on_stop` included, to the app it wraps.
 //! The `link_*` columns are the device's [`LinkStats`]: `link_rx_dropped`
 //! counts what the kernel dropped because the stack did not read in time.
+//! `rss_kib` is the process's resident memory read at the same moment as
+//! the buffer gauges, so a monitor can subtract one from the other.
 
 use std::os::fd::RawFd;
 use std::path::PathBuf;
@@ -18,7 +20,7 @@ use crate::event_loop::{App, Control, RuntimeError};
 pub const STATS_HEADER: &str = "elapsed_ms,connections,buffer_bytes,conns_opened,conns_closed,\
                                 syncookies_sent,syncookies_ok,syncookies_failed,evicted,time_wait,\
                                 buffer_pooled_bytes,link_rx_packets,link_tx_packets,link_tx_dropped,\
-                                link_rx_dropped";
+                                link_rx_dropped,rss_kib";
 
 /// Wraps an [`App`] and, when a path is given, replaces the file's content
 /// with [`STATS_HEADER`] and one line of current figures every `interval`
@@ -60,7 +62,7 @@ impl<A: App> StatsFile<A> {
         let Some(path) = &self.path else { return };
         let (s, l) = (tcp.stats(), &self.link);
         let line = format!(
-            "{STATS_HEADER}\n{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{STATS_HEADER}\n{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             elapsed.as_millis(),
             tcp.connection_count(),
             tcp.buffer_memory(),
@@ -75,7 +77,8 @@ impl<A: App> StatsFile<A> {
             l.rx_packets,
             l.tx_packets,
             l.tx_dropped,
-            l.rx_dropped
+            l.rx_dropped,
+            crate::child::rss_kib(std::process::id()).unwrap_or(0)
         );
         let tmp = path.with_extension("tmp");
         if let Err(e) = std::fs::write(&tmp, line).and_then(|()| std::fs::rename(&tmp, path)) {

@@ -88,6 +88,8 @@ struct Sample {
     connections: u64,
     buffer_bytes: u64,
     pooled_bytes: u64,
+    time_wait: u64,
+    opened: u64,
     requests: u64,
     errors: u64,
 }
@@ -155,10 +157,12 @@ fn soak(args: &Args) -> Result<bool, BoxError> {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
         let s = sample(started, pid, &stats_path, &counters);
         println!(
-            "t={:>5.0}s rss={} KiB connections={} buffers={} KiB requests={} errors={}",
+            "t={:>5.0}s rss={} KiB connections={} opened={} time-wait={} buffers={} KiB requests={} errors={}",
             s.secs,
             s.rss_kib,
             s.connections,
+            s.opened,
+            s.time_wait,
             s.buffer_bytes / 1024,
             s.requests,
             s.errors
@@ -245,7 +249,6 @@ fn start_server(ns: &NetNs, bin: &Path, stats: &Path, args: &Args) -> Result<Pro
 }
 
 fn sample(started: Instant, pid: u32, stats: &Path, c: &Counters) -> Sample {
-    let rss_kib = child::rss_kib(pid).unwrap_or(0);
     let text = std::fs::read_to_string(stats).unwrap_or_default();
     let mut lines = text.lines();
     let (header, values) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
@@ -255,10 +258,14 @@ fn sample(started: Instant, pid: u32, stats: &Path, c: &Counters) -> Sample {
     };
     Sample {
         secs: started.elapsed().as_secs_f64(),
-        rss_kib,
+        // The server's own reading, taken with its buffer gauges: /proc now
+        // would count a ring allocated since the line was written.
+        rss_kib: field("rss_kib").unwrap_or_else(|| child::rss_kib(pid).unwrap_or(0)),
         connections: field("connections").unwrap_or(u64::MAX),
         buffer_bytes: field("buffer_bytes").unwrap_or(0),
         pooled_bytes: field("buffer_pooled_bytes").unwrap_or(0),
+        time_wait: field("time_wait").unwrap_or(0),
+        opened: field("conns_opened").unwrap_or(0),
         requests: c.requests.load(Ordering::Relaxed),
         errors: c.errors.load(Ordering::Relaxed),
     }
