@@ -97,6 +97,42 @@ fn super_frames_received_whole_are_acknowledged_at_once() {
     );
 }
 
+/// Super-frames smaller than a full 64 KiB (what a kernel sender's TSO
+/// bursts over TUN often are) arrive many to a batch: B acknowledges
+/// about every 60 KiB within the batch, not every frame, and still at
+/// least every 64 KiB overall, so the sender's clock keeps running.
+#[test]
+fn small_super_frames_are_acknowledged_about_every_60_kib() {
+    let mut ca = config(A);
+    ca.tso_max = 16 * 1024;
+    let mut net = Net::with_configs(ca, config(B));
+    net.a_offload = Offload::Coalesce;
+    let (c, s) = connected(&mut net);
+    let data = pattern(8 << 20);
+    let got = send_all(&mut net, c, s, &data);
+    assert!(got == data, "stream corrupted through GRO-style delivery");
+    let frames = net
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::AtoB && x.payload_len > 1448)
+        .count();
+    let acks = net
+        .log
+        .iter()
+        .filter(|x| x.dir == Dir::BtoA && x.payload_len == 0)
+        .count();
+    assert!(frames > 400, "{frames} super-frames for 8 MiB");
+    assert!(
+        acks * 2 <= frames,
+        "{acks} ACKs for {frames} super-frames of at most 16 KiB: one per frame"
+    );
+    assert!(
+        acks >= data.len() / (64 * 1024),
+        "{acks} ACKs for {} bytes: fewer than one per 64 KiB",
+        data.len()
+    );
+}
+
 #[test]
 fn segments_lost_from_super_frames_are_recovered_one_by_one() {
     let mut net = net_with_tso(Offload::Segment);

@@ -62,6 +62,12 @@ const HEADERS: usize = 40;
 /// Largest window scale shift (RFC 7323 §2.3).
 const MAX_WSCALE: u8 = 14;
 
+/// In-order bytes a receiver lets go unacknowledged within one batch of
+/// received frames (see [`Tcb::stretch_ack_due`]): a little under a full
+/// 64 KiB super-frame, so that one is acknowledged on its own, as Linux
+/// acknowledges each GRO aggregate, and smaller ones two or so at a time.
+const STRETCH_ACK: usize = 60 * 1024;
+
 /// The smallest shift that lets a `buffer`-byte window fit the 16-bit field.
 /// The window scale we offer (RFC 7323 §2.2): enough for the largest buffer
 /// the connection may auto-tune to; `None` with window scaling off.
@@ -571,9 +577,24 @@ impl Tcb {
         self.state == State::TimeWait && syn_seq.distance(self.rcv_nxt) > 0
     }
 
-    /// An ACK is owed now (not merely a delayed one).
-    pub fn ack_pending(&self) -> bool {
-        self.ack_pending
+    /// An ACK is owed now and enough in-order data went unacknowledged
+    /// that it should leave before the rest of a batch of received frames
+    /// is read: [`STRETCH_ACK`] bytes, or a quarter of the receive
+    /// window when that is less (never below two segments).
+    ///
+    /// A device with receive offloads hands over super-frames of many
+    /// segments (RFC 5681 §4.2's "every second full-sized segment" is met
+    /// by each one). Acknowledging every frame at once doubles the ACKs a
+    /// kernel sender processes against Linux's own receiver, whose GRO
+    /// acknowledges per 64 KB aggregate; acknowledging only at the end of a
+    /// batch stalls the sender's clock.
+    pub fn stretch_ack_due(&self) -> bool {
+        if !self.ack_pending {
+            return false;
+        }
+        let unacked = self.rcv_nxt.distance(self.last_ack_sent).max(0) as usize;
+        let floor = 2 * usize::from(self.our_mss);
+        unacked >= STRETCH_ACK.min(self.recv_buf.capacity() / 4).max(floor)
     }
 
     /// What a TIME-WAIT record keeps once this TCB is gone (RFC 9293

@@ -155,11 +155,12 @@ impl Tcp {
         }
         self.after_event(idx, rx.now, true);
         if payload.len() >= 2 * usize::from(self.cfg.tcp.mss)
-            && self.entry(idx).is_some_and(|e| e.tcb.ack_pending())
+            && self.entry(idx).is_some_and(|e| e.tcb.stretch_ack_due())
         {
-            // A GRO super-frame holds many full segments: acknowledge
-            // each one as it arrives (RFC 5681 §4.2), not once per
-            // batch of frames, or the sender's clock stalls.
+            // GRO super-frames hold many full segments: acknowledge them
+            // as they arrive, once per 64 KiB or so (RFC 5681 §4.2), not
+            // once per batch of frames, or the sender's clock stalls. The
+            // rest is acknowledged when the batch ends.
             self.transmit(idx, rx.now, tx);
         }
     }
