@@ -258,14 +258,17 @@ pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
         "{title}: every round (transfers sized from a {PROBE_SECS} s probe to last \
          ~{ROUND_TARGET_SECS} s; server CPU: user + system over the round; preempted: the \
          server's involuntary context switches; drops: the server's devices, and its \
-         AF_PACKET socket's full receive queue; retrans/out-of-order: the client's kernel)"
+         AF_PACKET socket's full receive queue; retrans/out-of-order: the client's kernel; \
+         segments in/out per MB: what the client's kernel received and sent, so on upload \
+         \"in\" is the server's ACKs)"
     );
     println!();
     println!(
         "| server | direction | round | GB | seconds | Gbit/s | server CPU | preempted | \
-         device drops | socket drops | client retrans | client out-of-order |"
+         device drops | socket drops | client retrans | client out-of-order | \
+         client segments in / MB | client segments out / MB |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, f) in names.iter().zip(figs) {
         for (dir, s) in [(Dir::Download, &f.download), (Dir::Upload, &f.upload)] {
             for (i, r) in s.rounds.iter().enumerate() {
@@ -279,8 +282,9 @@ pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
                 for g in &r.short {
                     note.push_str(&format!(" (after a short one at {g:.2} Gbit/s)"));
                 }
+                let per_mb = |n: u64| n as f64 / (r.bulk.bytes as f64 / 1e6).max(1e-9);
                 println!(
-                    "| {name} | {} | {}{note} | {:.2} | {:.2} | {:.2} | {:.0} % | {} | {} | {} | {} | {} |",
+                    "| {name} | {} | {}{note} | {:.2} | {:.2} | {:.2} | {:.0} % | {} | {} | {} | {} | {} | {:.1} | {:.1} |",
                     dir.name(),
                     i + 1,
                     r.bulk.bytes as f64 / 1e9,
@@ -292,6 +296,8 @@ pub fn print_rounds(title: &str, names: &[&str], figs: &[BulkFigures]) {
                     r.socket_drops.map_or("—".to_string(), |d| d.to_string()),
                     r.tcp.retrans_segs,
                     r.tcp.ofo_queued,
+                    per_mb(r.tcp.in_segs),
+                    per_mb(r.tcp.out_segs),
                 );
             }
         }

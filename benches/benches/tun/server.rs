@@ -329,6 +329,11 @@ pub fn packet_socket_drops(ns: &str, pid: u32) -> Option<u64> {
 pub struct TcpCounters {
     pub retrans_segs: u64,
     pub ofo_queued: u64,
+    /// Segments the client's kernel received (`Tcp: InSegs`): on upload,
+    /// the server's ACKs.
+    pub in_segs: u64,
+    /// Segments it sent (`Tcp: OutSegs`, counted after segmentation).
+    pub out_segs: u64,
 }
 
 impl TcpCounters {
@@ -338,6 +343,8 @@ impl TcpCounters {
         TcpCounters {
             retrans_segs: snmp_field(&text, "Tcp:", "RetransSegs").unwrap_or(0),
             ofo_queued: snmp_field(&text, "TcpExt:", "TCPOFOQueue").unwrap_or(0),
+            in_segs: snmp_field(&text, "Tcp:", "InSegs").unwrap_or(0),
+            out_segs: snmp_field(&text, "Tcp:", "OutSegs").unwrap_or(0),
         }
     }
 
@@ -346,6 +353,8 @@ impl TcpCounters {
         TcpCounters {
             retrans_segs: self.retrans_segs.saturating_sub(earlier.retrans_segs),
             ofo_queued: self.ofo_queued.saturating_sub(earlier.ofo_queued),
+            in_segs: self.in_segs.saturating_sub(earlier.in_segs),
+            out_segs: self.out_segs.saturating_sub(earlier.out_segs),
         }
     }
 }
