@@ -158,7 +158,7 @@ impl Tcp {
             && self.entry(idx).is_some_and(|e| e.tcb.stretch_ack_due())
         {
             // GRO super-frames hold many full segments: acknowledge them
-            // as they arrive, once per 64 KiB or so (RFC 5681 §4.2), not
+            // as they arrive, about every 60 KiB (RFC 5681 §4.2), not
             // once per batch of frames, or the sender's clock stalls. The
             // rest is acknowledged when the batch ends.
             self.transmit(idx, rx.now, tx);
