@@ -46,13 +46,7 @@ mod tests {
     use super::*;
 
     fn rss_kib() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        let pages: u64 = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        pages * 4
+        crate::child::rss_kib(std::process::id()).unwrap_or(0)
     }
 
     fn touched(n: usize) -> Box<[u8]> {
