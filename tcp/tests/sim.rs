@@ -314,8 +314,8 @@ fn bandwidth_limited_10mbit_50ms_rtt_small_queue() {
 const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/goodput.snap");
 const GOODPUT_BYTES: u64 = 2_000_000;
 
-#[test]
-fn goodput_matrix_snapshot() {
+/// The matrix's cells: loss %, RTT ms, buffer KiB.
+fn goodput_cells() -> Vec<(u32, u64, usize)> {
     let mut cells = Vec::new();
     for loss_pct in [0u32, 1, 5, 10] {
         for rtt_ms in [1u64, 20, 100] {
@@ -324,40 +324,91 @@ fn goodput_matrix_snapshot() {
             }
         }
     }
-    let rows = par_map(&cells, |&(loss_pct, rtt_ms, buf_kib)| {
+    cells
+}
+
+/// One transfer of the matrix: `Ok(None)` when it is slower than the time bound.
+fn goodput_run(
+    (loss_pct, rtt_ms, buf_kib): (u32, u64, usize),
+    seed: u64,
+) -> Result<Option<Outcome>, SimFailure> {
+    let path = LinkConfig {
+        delay: Duration::from_micros(rtt_ms * 500),
+        rate_bps: Some(100_000_000),
+        queue_bytes: 128 * 1024,
+        ..LinkConfig::default()
+    };
+    let mut sc = Scenario::new(seed);
+    sc.a_to_b = LinkConfig {
+        loss: f64::from(loss_pct) / 100.0,
+        ..path.clone()
+    };
+    sc.b_to_a = path;
+    sc.bytes_a_to_b = GOODPUT_BYTES;
+    // Fixed buffers: the matrix shows what a buffer size gives.
+    sc.tcp.recv_buffer = buf_kib * 1024;
+    sc.tcp.recv_buffer_max = buf_kib * 1024;
+    sc.tcp.send_buffer = buf_kib * 1024;
+    sc.tcp.send_buffer_max = buf_kib * 1024;
+    sc.max_time = Duration::from_secs(3_600);
+    match run(&sc) {
+        Ok(o) => Ok(Some(o)),
+        // Slower than the time bound is a measurement, not an error.
+        Err(f) if f.reason.starts_with("not finished") => Ok(None),
+        Err(f) => Err(f),
+    }
+}
+
+/// One seed per cell is one draw of a chaotic process: a lost retransmission
+/// can double a cell's time. This prints each cell's median and quartiles over
+/// `USTACK_SIM_GOODPUT_SEEDS` (default 24) seeds, the figure to compare when a
+/// change moves the snapshot under loss:
+/// `cargo test --release -p ustack-tcp --test sim goodput_seeds -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement (minutes), not a check"]
+fn goodput_seeds() {
+    let seeds = env_u64("USTACK_SIM_GOODPUT_SEEDS").unwrap_or(24);
+    let cells = goodput_cells();
+    let rows = par_map(&cells, |&cell| {
+        let mut mbit: Vec<f64> = (0..seeds)
+            .map(|s| match goodput_run(cell, 50_000 + s) {
+                Ok(Some(o)) => o.goodput_a_to_b(GOODPUT_BYTES) * 8.0 / 1e6,
+                Ok(None) => 0.0,
+                Err(f) => panic!("{cell:?} seed {s}: {}", f.reason),
+            })
+            .collect();
+        mbit.sort_by(f64::total_cmp);
+        let q = |f: f64| mbit[((mbit.len() - 1) as f64 * f).round() as usize];
+        let (loss_pct, rtt_ms, buf_kib) = cell;
+        format!(
+            "{loss_pct:>4}% {rtt_ms:>6} {buf_kib:>10} {:>9.3} {:>9.3} {:>9.3}",
+            q(0.25),
+            q(0.5),
+            q(0.75)
+        )
+    });
+    println!("# Mbit/s over {seeds} seeds per cell\n# loss rtt_ms rcvbuf_KiB        q1    median        q3");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+#[test]
+fn goodput_matrix_snapshot() {
+    let cells = goodput_cells();
+    let rows = par_map(&cells, |&cell| {
+        let (loss_pct, rtt_ms, buf_kib) = cell;
         let seed = 1_000 + u64::from(loss_pct) * 100 + rtt_ms + buf_kib as u64;
-        let path = LinkConfig {
-            delay: Duration::from_micros(rtt_ms * 500),
-            rate_bps: Some(100_000_000),
-            queue_bytes: 128 * 1024,
-            ..LinkConfig::default()
-        };
-        let mut sc = Scenario::new(seed);
-        sc.a_to_b = LinkConfig {
-            loss: f64::from(loss_pct) / 100.0,
-            ..path.clone()
-        };
-        sc.b_to_a = path;
-        sc.bytes_a_to_b = GOODPUT_BYTES;
-        // Fixed buffers: the matrix shows what a buffer size gives.
-        sc.tcp.recv_buffer = buf_kib * 1024;
-        sc.tcp.recv_buffer_max = buf_kib * 1024;
-        sc.tcp.send_buffer = buf_kib * 1024;
-        sc.tcp.send_buffer_max = buf_kib * 1024;
-        sc.max_time = Duration::from_secs(3_600);
-        let cell = format!("{loss_pct:>4}% {rtt_ms:>6} {buf_kib:>10}");
-        match run(&sc) {
-            Ok(o) => Ok(format!(
-                "{cell} {:>9.3} {:>9.3} {:>8}",
+        let row = format!("{loss_pct:>4}% {rtt_ms:>6} {buf_kib:>10}");
+        match goodput_run(cell, seed) {
+            Ok(Some(o)) => Ok(format!(
+                "{row} {:>9.3} {:>9.3} {:>8}",
                 (o.a_to_b_done - o.start).as_secs_f64(),
                 o.goodput_a_to_b(GOODPUT_BYTES) * 8.0 / 1e6,
                 o.stacks[0].tcp_tx_segments,
             )),
-            // Slower than the time bound is a measurement, not an error.
-            Err(f) if f.reason.starts_with("not finished") => {
-                Ok(format!("{cell} {:>9} {:>9} {:>8}", ">3600", "<0.005", "-"))
-            }
-            Err(f) => Err(format!("{cell} FAILED: {}", f.reason)),
+            Ok(None) => Ok(format!("{row} {:>9} {:>9} {:>8}", ">3600", "<0.005", "-")),
+            Err(f) => Err(format!("{row} FAILED: {}", f.reason)),
         }
     });
     let mut table = format!(
