@@ -329,3 +329,49 @@ fn packets_the_kernel_drops_while_the_server_stalls_show_in_the_stats_file() {
     let (out, _) = common::curl_within(&ns, &["http://10.0.0.2/"], 5);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "Hello World!");
 }
+
+/// A keep-alive response a little over one segment must not wait for the
+/// client's delayed ACK (Linux: 40 ms) before its last piece leaves: Nagle
+/// holds a short segment only behind another short one.
+#[test]
+fn keep_alive_responses_of_one_and_a_half_segments_do_not_wait_for_delayed_acks() {
+    const REQUESTS: usize = 60;
+    let Some(ns) = netns("nagle") else { return };
+    let _server = start_tun_server(&ns, &[]);
+    let url = "http://10.0.0.2/bytes/2000";
+    let mut args = vec!["-w", "%{time_total} %{num_connects}\n"];
+    for _ in 0..REQUESTS {
+        args.extend(["-o", "/dev/null", url]);
+    }
+    let (out, elapsed) = common::curl_within(&ns, &args, 60);
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), REQUESTS, "curl output: {text}");
+    let connects: usize = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .sum();
+    assert_eq!(connects, 1, "all requests on one connection: {text}");
+    // 60 stalls of 40 ms would take 2.4 s; a request here takes well under
+    // a millisecond.
+    let slow: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| {
+            l.split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<f64>().ok())
+                .is_some_and(|t| t > 0.030)
+        })
+        .collect();
+    assert!(
+        slow.len() < 5,
+        "{} of {REQUESTS} requests took over 30 ms (total {elapsed:?}): {slow:?}",
+        slow.len()
+    );
+}

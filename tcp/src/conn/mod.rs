@@ -98,6 +98,8 @@ pub struct Tcb {
     /// Highest sequence number sent plus one; `snd_nxt` falls back to
     /// `snd_una` on a retransmission timeout while `snd_max` stays.
     snd_max: SeqNumber,
+    /// End of the last short data segment sent (Minshall's Nagle, below).
+    snd_sml: SeqNumber,
     snd_wnd: u32,
     snd_wl1: SeqNumber,
     snd_wl2: SeqNumber,
@@ -241,6 +243,7 @@ impl Tcb {
             snd_una: iss,
             snd_nxt: iss,
             snd_max: iss,
+            snd_sml: iss,
             snd_wnd: 0,
             snd_wl1: SeqNumber(0),
             snd_wl2: iss,

@@ -125,7 +125,10 @@ impl Tcb {
         if let Some((seq_len, segment_payload)) = self.new_data(may_send_data, max_segs, room) {
             self.probe_due = false;
             let seq = self.snd_nxt;
-            let kind = Tx::New { segment_payload };
+            let kind = Tx::New {
+                segment_payload,
+                full: room.seg,
+            };
             return self.emit_data(now, &mut repr, seq, seq_len, kind, out);
         }
         if self.probe_due {
@@ -258,24 +261,21 @@ impl Tcb {
         };
         if n > room.max_payload {
             // A short last segment is held back under the same rules as a
-            // short segment on its own (below), judged as if the full ones
-            // before it were already in flight: with Nagle, only when it
-            // empties the queue and Nagle is off.
+            // short segment on its own (below).
             let tail = n % room.seg;
-            if tail != 0 && !(n == unsent && self.nodelay) {
+            if tail != 0 && (n != unsent || self.nagle_holds()) {
                 n -= tail;
             }
         }
         let segment_payload = if n > room.seg { room.seg } else { 0 };
         // Sender SWS avoidance (RFC 9293 §3.8.6.2.1) with Nagle (§3.7.4):
-        // a short segment goes out only if it empties the queue while nothing
-        // is unacknowledged (or Nagle is off), if it is half the largest
-        // window seen, or when the override timer fired.
+        // a short segment goes out only if it empties the queue and Nagle
+        // does not hold it, if it is half the largest window seen, or when
+        // the override timer fired.
         if n > 0 && n < room.max_payload {
             let all_queued = n == unsent;
-            let idle = self.snd_nxt == self.snd_una;
             let half_window = n >= (self.max_snd_wnd / 2) as usize && self.max_snd_wnd > 0;
-            if !((all_queued && (self.nodelay || idle)) || half_window || self.probe_due) {
+            if !((all_queued && !self.nagle_holds()) || half_window || self.probe_due) {
                 n = 0;
             }
         }
@@ -284,6 +284,20 @@ impl Tcb {
             && sent + n == self.send_buf.len()
             && self.snd_nxt + n == self.fin_seq();
         (n > 0 || fin).then_some((n + usize::from(fin), segment_payload))
+    }
+
+    /// Nagle's algorithm (RFC 9293 §3.7.4) in Minshall's form, as Linux
+    /// runs it (`tcp_minshall_check`): a short segment waits while an earlier *short*
+    /// segment is unacknowledged, so at most one is in flight, which is
+    /// Nagle's aim. Unacknowledged full segments do not hold it: a write
+    /// that ends in a partial segment is not kept back a round trip, nor a
+    /// delayed ACK (up to 40 ms from Linux) when the peer waits for a second
+    /// segment. The segment that carries our FIN is never held: nothing can
+    /// join it (Linux's `tcp_nagle_test`).
+    fn nagle_holds(&self) -> bool {
+        let short_in_flight =
+            self.snd_sml.distance(self.snd_una) > 0 && self.snd_sml.distance(self.snd_nxt) <= 0;
+        !self.nodelay && !self.fin_queued && short_in_flight
     }
 
     pub(super) fn may_send_data(&self) -> bool {
@@ -327,7 +341,9 @@ impl Tcb {
     ) -> Option<Segment> {
         let (retransmission, segment_payload) = match kind {
             Tx::Retransmit => (true, 0),
-            Tx::New { segment_payload } => (false, segment_payload),
+            Tx::New {
+                segment_payload, ..
+            } => (false, segment_payload),
         };
         let off = seq.distance(self.snd_data_start).max(0) as usize;
         let data_len = seq_len.min(self.send_buf.len().saturating_sub(off));
@@ -361,6 +377,16 @@ impl Tcb {
         let used = data_len + usize::from(fin);
         if data_len > 0 {
             self.last_data_sent = Some(now);
+        }
+        if let Tx::New { full, .. } = kind {
+            let last = if segment_payload > 0 {
+                data_len % segment_payload
+            } else {
+                data_len
+            };
+            if last != 0 && last < full {
+                self.snd_sml = seq + data_len;
+            }
         }
         if let Some(r) = self.recovery.as_mut() {
             r.prr_out += used;
@@ -519,8 +545,9 @@ enum Tx {
     /// Sequence space sent before; SND.NXT stays.
     Retransmit,
     /// New data; `segment_payload` > 0 makes it a super-frame to be cut
-    /// into segments of that much payload.
-    New { segment_payload: usize },
+    /// into segments of that much payload. `full` is a full segment's
+    /// payload, to tell a short one (Nagle).
+    New { segment_payload: usize, full: usize },
 }
 
 /// Payload room for the segment being built.

@@ -290,6 +290,46 @@ fn nagle_holds_second_small_write_until_ack() {
     );
 }
 
+/// Minshall's form of Nagle (Linux, BSD): full segments in flight do not
+/// hold a short one back, only an earlier short one does. A write that ends
+/// in a partial segment leaves whole, rather than its last piece waiting a
+/// round trip, or a delayed ACK where the peer waits for a second segment.
+#[test]
+fn nagle_sends_a_writes_short_last_segment_with_its_full_ones() {
+    let mut w = Link::new();
+    let (c, _s) = connected(&mut w);
+    let from = w.log.len();
+    w.a.send(c, &pattern(3_000, 1)).unwrap();
+    w.flush();
+    let datas: Vec<_> = w.segs(Dir::AtoB, from).filter(|l| l.len() > 0).collect();
+    let lens: Vec<usize> = datas.iter().map(|l| l.len()).collect();
+    assert_eq!(lens, [1448, 1448, 104], "the whole write left at once");
+    assert!(datas.iter().all(|l| l.at == datas[0].at), "one burst");
+}
+
+/// Nagle holds a short segment for data to join it; once the application
+/// has closed, none will, so the segment that carries the FIN goes at once
+/// (Linux's `tcp_nagle_test` exempts it too).
+#[test]
+fn nagle_never_holds_the_segment_that_carries_the_fin() {
+    let mut w = Link::new();
+    let (c, _s) = connected(&mut w);
+    let from = w.log.len();
+    w.a.send(c, b"first").unwrap();
+    w.flush();
+    w.a.send(c, b"second").unwrap();
+    let now = w.now;
+    w.a.shutdown(c, now).unwrap();
+    w.flush();
+    let datas: Vec<_> = w.segs(Dir::AtoB, from).filter(|l| l.len() > 0).collect();
+    assert_eq!(datas.len(), 2);
+    assert!(
+        datas[1].tcp().flags.fin(),
+        "the second write carries the FIN"
+    );
+    assert_eq!(datas[1].at, datas[0].at, "sent before the first was ACKed");
+}
+
 #[test]
 fn nodelay_sends_second_small_write_at_once() {
     let mut w = Link::with(|a| a.tcp.nodelay = true, |_| {});
