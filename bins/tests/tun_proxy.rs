@@ -479,3 +479,71 @@ fn bad_arguments_and_failed_setup_leave_nothing_behind() {
     assert!(failed.unwrap_err().contains("File exists"));
     assert_eq!(routing_state(&net.c), net.baseline);
 }
+
+/// A kernel server on `addr` in `ns` that answers each byte it reads with
+/// two one-byte writes 2 ms apart, as a server that sends a reply's header
+/// and its body separately does.
+fn two_part_reply_server(ns: &NetNs, addr: &'static str) {
+    let ns = NetNsHandle::named(ns.name());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        ns.enter_current_thread().expect("enter namespace");
+        let l = std::net::TcpListener::bind(addr).expect("bind");
+        tx.send(()).expect("ready");
+        for conn in l.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_nodelay(true);
+            let mut b = [0u8; 1];
+            while let Ok(1) = conn.read(&mut b) {
+                let part = conn.write_all(b"h").and_then(|()| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    conn.write_all(b"b")
+                });
+                if part.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("server did not start");
+}
+
+/// The relay hands on what it reads as it reads it: Nagle on the client's
+/// side would hold a reply's second small piece until the client
+/// acknowledged the first, and a Linux client in an exchange delays that
+/// ACK by up to 40 ms.
+#[test]
+fn small_replies_in_two_parts_are_not_held_for_the_clients_delayed_ack() {
+    const ROUNDS: usize = 40;
+    let Some(net) = nets("pxy-nagle") else {
+        return;
+    };
+    two_part_reply_server(&net.s, "10.77.0.2:7100");
+    let proxy = start_proxy(&net, &[]);
+    let rounds = in_ns(&net.c, Duration::from_secs(60), || {
+        let mut s = connect("10.77.0.2:7100").expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut times = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let started = Instant::now();
+            s.write_all(b"q").expect("ask");
+            let mut reply = [0u8; 2];
+            s.read_exact(&mut reply).expect("both parts");
+            assert_eq!(&reply, b"hb");
+            times.push(started.elapsed());
+        }
+        times
+    });
+    let slow: Vec<_> = rounds
+        .iter()
+        .filter(|t| **t > Duration::from_millis(25))
+        .collect();
+    assert!(
+        slow.len() < 4,
+        "{} of {ROUNDS} exchanges took over 25 ms (each needs about 2 ms): {slow:?}",
+        slow.len()
+    );
+    stop_proxy(&net, proxy);
+}
