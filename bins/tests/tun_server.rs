@@ -375,3 +375,47 @@ fn keep_alive_responses_of_one_and_a_half_segments_do_not_wait_for_delayed_acks(
         slow.len()
     );
 }
+
+/// A client that writes a request's header and body in two writes, each
+/// on a new connection (Python's http.client does so for file bodies):
+/// Linux's Nagle sends the body only once the header is ACKed, so a
+/// delayed ACK would hold every request 40 ms. A connection's first
+/// segments are ACKed at once, as Linux's quick-ACK mode does.
+#[test]
+fn requests_written_in_two_pieces_on_new_connections_are_not_held() {
+    const CLIENT: &str = r#"
+import socket, sys, time
+slow = 0
+for i in range(20):
+    t0 = time.perf_counter()
+    s = socket.create_connection(("10.0.0.2", 80), timeout=5)
+    s.send(b"POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nConnection: close\r\n\r\n")
+    s.send(b"body")
+    reply = b""
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        reply += d
+    s.close()
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"\r\n\r\n4\n"), reply
+    if time.perf_counter() - t0 > 0.030:
+        slow += 1
+print(slow)
+"#;
+    let Some(ns) = netns("wwr") else { return };
+    let _server = start_tun_server(&ns, &[]);
+    let mut py = ns.command("python3");
+    py.args(["-c", CLIENT]);
+    let out = output_within(py, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slow: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("count");
+    assert!(slow < 4, "{slow} of 20 requests took over 30 ms");
+}

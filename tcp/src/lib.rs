@@ -34,12 +34,13 @@
 //! out-of-order reassembly, RFC 8985 RACK-TLP with RFC 6937 PRR for SACK
 //! peers and RFC 5681/6582 NewReno otherwise, RFC 3042 limited transmit,
 //! congestion control behind a trait (RFC 9438 CUBIC by default, NewReno),
-//! RFC 6928 initial window, delayed ACK, Nagle (Minshall's form, as Linux)
-//! and SWS avoidance on both sides, persist probes, optional keep-alive and
-//! user timeout, RFC 6528 ISNs,
-//! RFC 4987 §3.6 SYN cookies when a listener's backlog or the table is full
-//! (or always, [`ListenOptions`]), and a deliberate policy when the table
-//! is full (the connection idle longest makes room for a new one).
+//! RFC 6928 initial window, delayed ACK (with Linux's quick-ACK and
+//! ping-pong modes), Nagle (Minshall's form, as Linux) and SWS avoidance on
+//! both sides, persist probes, optional keep-alive and user timeout, RFC
+//! 6528 ISNs, RFC 4987 §3.6 SYN cookies when a listener's backlog or the
+//! table is full (or always, [`ListenOptions`]), and a deliberate policy
+//! when the table is full (the connection idle longest makes room for a new
+//! one).
 //! ICMP errors about sent segments follow RFC 1122 §4.2.3.9 and RFC 5927
 //! (hard errors fail a connect, soft ones name the cause of a later
 //! timeout), and Fragmentation Needed lowers the path MTU (RFC 1191, floor

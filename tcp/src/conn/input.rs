@@ -495,7 +495,7 @@ impl Tcb {
         }
         // Delayed ACK (RFC 5681 §4.2, RFC 9293 §3.8.6.3): at least every
         // second segment, at once when a gap fills or data still waits
-        // behind one, otherwise within `ack_delay`.
+        // behind one, or in quick-ACK mode, otherwise within `ack_delay`.
         // A coalesced (GRO) super-frame counts as the full-sized segments
         // it carries, so it is acknowledged at once, as Linux does.
         // (The division only for a super-frame: it is a good part of the
@@ -507,12 +507,33 @@ impl Tcb {
             1
         };
         self.segs_unacked += segments as u32;
-        if filled_gap || fin || self.segs_unacked >= 2 || !self.assembler.is_empty() {
+        let quick = !data.is_empty() && self.quick_ack_due(now);
+        if quick || filled_gap || fin || self.segs_unacked >= 2 || !self.assembler.is_empty() {
             self.ack_pending = true;
         } else if !self.timers.is_set(TimerKind::DelayedAck) {
             self.timers.set(TimerKind::DelayedAck, now + self.ack_delay);
         }
         fin
+    }
+
+    /// Quick-ACK mode, as Linux runs it (`tcp_event_data_recv`,
+    /// `tcp_in_quickack_mode`): the first data of a connection, or the
+    /// first after a pause longer than the RTO, earns up to 16 ACKs sent
+    /// without delay (as many as half the buffer holds in segments), unless
+    /// the connection answers at once (ping-pong), when the ACK rides on the
+    /// reply. A peer that writes twice before it reads (a request's header,
+    /// then its body) sends the second piece only once the first is ACKed
+    /// (Nagle): a delayed ACK would stall it 40 ms.
+    fn quick_ack_due(&mut self, now: Instant) -> bool {
+        let idle = self
+            .last_data_rcvd
+            .is_none_or(|t| now.saturating_duration_since(t) > self.rtt.rto());
+        if idle {
+            let segs = self.recv_buf.capacity() / (2 * self.eff_mss().max(1));
+            self.quick_acks = self.quick_acks.max(segs.clamp(2, 16) as u8);
+        }
+        self.last_data_rcvd = Some(now);
+        self.quick_acks > 0 && !self.pingpong
     }
 
     /// In-order text not staged before: into the posted buffers while they

@@ -169,6 +169,13 @@ pub struct Tcb {
     /// Segments received since our last ACK, and when a delayed ACK is due.
     segs_unacked: u32,
     ack_delay: Duration,
+    /// ACKs still to send without delay (Linux's quick-ACK mode; see
+    /// `Tcb::quick_ack_due`), and whether the connection answers what it
+    /// receives at once, so ACKs ride on replies (Linux's ping-pong mode).
+    quick_acks: u8,
+    pingpong: bool,
+    /// When in-order data last arrived.
+    last_data_rcvd: Option<Instant>,
     /// Bytes of the segment being processed that [`Tcb::stage_payload`]
     /// already placed at the receive ring's end (not yet readable).
     staged: usize,
@@ -282,6 +289,9 @@ impl Tcb {
             challenge_count: 0,
             segs_unacked: 0,
             ack_delay: cfg.ack_delay,
+            quick_acks: 0,
+            pingpong: false,
+            last_data_rcvd: None,
             staged: 0,
             staged_posted: false,
             posted: Posted::default(),

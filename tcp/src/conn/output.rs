@@ -377,6 +377,14 @@ impl Tcb {
         let used = data_len + usize::from(fin);
         if data_len > 0 {
             self.last_data_sent = Some(now);
+            // Data sent soon after data arrived: the connection answers,
+            // and its replies carry the ACKs (Linux's tcp_event_data_sent).
+            if self
+                .last_data_rcvd
+                .is_some_and(|t| now.saturating_duration_since(t) < self.ack_delay)
+            {
+                self.pingpong = true;
+            }
         }
         if let Tx::New { full, .. } = kind {
             let last = if segment_payload > 0 {
@@ -475,6 +483,7 @@ impl Tcb {
             self.ack_pending = false;
             self.timers.clear(TimerKind::DelayedAck);
             self.segs_unacked = 0;
+            self.quick_acks = self.quick_acks.saturating_sub(1);
             self.last_ack_sent = repr.ack;
             let shift = if repr.flags.syn() { 0 } else { self.rcv_wscale };
             self.rcv_adv = self

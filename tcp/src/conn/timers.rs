@@ -182,6 +182,8 @@ impl Tcb {
             TimerKind::DelayedAck => {
                 self.timers.clear(kind);
                 self.ack_pending = true;
+                // No reply took the ACK along: stop betting on one.
+                self.pingpong = false;
             }
             TimerKind::Rack => {
                 let (lost, timer) = self.rack.detect_loss(now);
