@@ -287,13 +287,13 @@ impl Tcb {
     }
 
     /// Nagle's algorithm (RFC 9293 §3.7.4) in Minshall's form, as Linux
-    /// runs it (`tcp_minshall_check`): a short segment waits while an earlier *short*
-    /// segment is unacknowledged, so at most one is in flight, which is
-    /// Nagle's aim. Unacknowledged full segments do not hold it: a write
-    /// that ends in a partial segment is not kept back a round trip, nor a
-    /// delayed ACK (up to 40 ms from Linux) when the peer waits for a second
-    /// segment. The segment that carries our FIN is never held: nothing can
-    /// join it (Linux's `tcp_nagle_test`).
+    /// runs it (`tcp_minshall_check`): a short segment waits while an
+    /// earlier *short* segment is unacknowledged, so at most one is in
+    /// flight, which is Nagle's aim. Unacknowledged full segments do not
+    /// hold it: a write that ends in a partial segment is not kept back a
+    /// round trip, nor a delayed ACK (up to 40 ms from Linux) when the peer
+    /// waits for a second segment. The segment that carries our FIN is never
+    /// held: nothing can join it (Linux's `tcp_nagle_test`).
     fn nagle_holds(&self) -> bool {
         let short_in_flight =
             self.snd_sml.distance(self.snd_una) > 0 && self.snd_sml.distance(self.snd_nxt) <= 0;
