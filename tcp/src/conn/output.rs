@@ -263,7 +263,7 @@ impl Tcb {
             // A short last segment is held back under the same rules as a
             // short segment on its own (below).
             let tail = n % room.seg;
-            if tail != 0 && (n != unsent || self.nagle_holds()) {
+            if tail != 0 && (n != unsent || self.nagle_holds(room.seg)) {
                 n -= tail;
             }
         }
@@ -275,7 +275,7 @@ impl Tcb {
         if n > 0 && n < room.max_payload {
             let all_queued = n == unsent;
             let half_window = n >= (self.max_snd_wnd / 2) as usize && self.max_snd_wnd > 0;
-            if !((all_queued && !self.nagle_holds()) || half_window || self.probe_due) {
+            if !((all_queued && !self.nagle_holds(room.seg)) || half_window || self.probe_due) {
                 n = 0;
             }
         }
@@ -294,10 +294,21 @@ impl Tcb {
     /// round trip, nor a delayed ACK (up to 40 ms from Linux) when the peer
     /// waits for a second segment. The segment that carries our FIN is never
     /// held: nothing can join it (Linux's `tcp_nagle_test`).
-    fn nagle_holds(&self) -> bool {
+    ///
+    /// While the send queue has no room for another full segment (`seg`),
+    /// the application is waiting to write more, and the ACK that makes
+    /// room also lets that data join the short piece; so then the piece
+    /// waits for everything in flight, as in Nagle's first form (Linux's
+    /// autocorking holds it while earlier segments are still queued). Bulk
+    /// senders keep their segments full this way.
+    fn nagle_holds(&self, seg: usize) -> bool {
+        if self.nodelay || self.fin_queued {
+            return false;
+        }
         let short_in_flight =
             self.snd_sml.distance(self.snd_una) > 0 && self.snd_sml.distance(self.snd_nxt) <= 0;
-        !self.nodelay && !self.fin_queued && short_in_flight
+        let more_coming = self.send_buf.free() < seg && self.snd_nxt != self.snd_una;
+        short_in_flight || more_coming
     }
 
     pub(super) fn may_send_data(&self) -> bool {

@@ -376,6 +376,32 @@ fn nagle_sends_a_writes_short_last_segment_with_its_full_ones() {
     assert!(datas.iter().all(|l| l.at == datas[0].at), "one burst");
 }
 
+/// A bulk sender keeps its segments full: while the send queue has no room
+/// for another segment, the application has more to write, so a short
+/// piece at the queue's end waits for the data the next ACK lets in.
+#[test]
+fn a_bulk_sender_with_a_full_queue_sends_only_full_segments() {
+    let mut w = Link::with(
+        |a| {
+            // Not a whole number of segments, so the queue's end is short.
+            a.tcp.send_buffer = 8 * 1024;
+            a.tcp.send_buffer_max = 8 * 1024;
+        },
+        |_| {},
+    );
+    let (c, s) = connected(&mut w);
+    let from = w.log.len();
+    let data = pattern(300_000, 5);
+    assert_eq!(transfer(&mut w, c, s, &data), data);
+    let lens: Vec<usize> = w
+        .segs(Dir::AtoB, from)
+        .map(|l| l.len())
+        .filter(|&n| n > 0)
+        .collect();
+    let short = lens[..lens.len() - 1].iter().filter(|&&n| n < 1448).count();
+    assert_eq!(short, 0, "short segments before the last: {lens:?}");
+}
+
 /// Nagle holds a short segment for data to join it; once the application
 /// has closed, none will, so the segment that carries the FIN goes at once
 /// (Linux's `tcp_nagle_test` exempts it too).
