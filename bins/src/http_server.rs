@@ -6,6 +6,13 @@
 //! heap of deadlines that [`App::poll_at`] reports to the event loop; a
 //! connection that times out is reset, not closed gracefully: its peer is
 //! not talking to us, and a FIN would leave the connection waiting on it.
+//!
+//! A connection's deadline moves later with every request it sends, so the
+//! heap is filed lazily: a connection keeps the one entry it filed until that
+//! entry comes up, unless its deadline moves earlier. When the entry comes up
+//! the deadline is asked for again and filed anew. A keep-alive request thus
+//! costs no heap operation, and the heap holds about one entry per
+//! connection.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -29,8 +36,8 @@ pub struct HttpServer {
     grace: Duration,
     config: HttpConfig,
     conns: ConnMap,
-    /// Connections' timer deadlines, earliest first; an entry whose
-    /// deadline is no longer its connection's is skipped when it comes up.
+    /// Connections' filed deadlines, earliest first; an entry that is no
+    /// longer its connection's [`Conn::filed`] is skipped when it comes up.
     deadlines: BinaryHeap<Reverse<(Duration, ConnId)>>,
     /// Connections reset by a header or idle timeout.
     timeouts: u64,
@@ -40,7 +47,9 @@ pub struct HttpServer {
 struct Conn {
     http: HttpConn,
     eof_seen: bool,
-    deadline: Option<Duration>,
+    /// The entry this connection has in the heap: no later than its
+    /// deadline, which it may precede (the entry then only wakes it to ask).
+    filed: Option<Duration>,
 }
 
 /// The served connections by [`ConnId::slot`]: two lookups per request
@@ -214,17 +223,22 @@ impl HttpServer {
         if conn.http.wants_close() {
             return self.finish(stack, id, now);
         }
-        if deadline != conn.deadline {
-            conn.deadline = deadline;
-            if let Some(at) = deadline {
+        let t = http_time(now);
+        let covered = |d: Duration| conn.filed.is_some_and(|f| f > t && f <= d);
+        match deadline {
+            Some(at) if !covered(at) => {
+                conn.filed = Some(at);
                 self.deadlines.push(Reverse((at, id)));
             }
+            // A filed entry that fires early (or with no deadline left) only
+            // makes this connection ask again.
+            _ => {}
         }
         if self.deadlines.len() > 2 * self.conns.len() + 1024 {
             // Bounded: stale entries go once they outnumber the live ones.
             let conns = &self.conns;
             self.deadlines
-                .retain(|Reverse((at, id))| conns.get(id).is_some_and(|c| c.deadline == Some(*at)));
+                .retain(|Reverse((at, id))| conns.get(id).is_some_and(|c| c.filed == Some(*at)));
         }
     }
 
@@ -236,7 +250,8 @@ impl HttpServer {
                 break;
             }
             self.deadlines.pop();
-            if self.conns.get(&id).is_some_and(|c| c.deadline == Some(at)) {
+            if let Some(c) = self.conns.get_mut(&id).filter(|c| c.filed == Some(at)) {
+                c.filed = None;
                 self.update_timer(stack, id, now);
             }
         }
@@ -266,7 +281,7 @@ impl App for HttpServer {
                 Conn {
                     http: HttpConn::new(&self.config),
                     eof_seen: false,
-                    deadline: None,
+                    filed: None,
                 },
             );
             self.drive(stack, id, now);
