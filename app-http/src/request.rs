@@ -100,8 +100,11 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, Refused> {
     let mut expect_continue = false;
     let mut hosts = 0u32;
     for header in req.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
+        let field = Field::of(header.name);
+        if field == Field::Other {
+            continue;
+        }
+        if field == Field::ContentLength {
             let mut elements = 0;
             for element in list_elements(header.value) {
                 elements += 1;
@@ -121,19 +124,19 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, Refused> {
             if elements == 0 {
                 return Err(refuse(HttpError::InvalidContentLength));
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+        } else if field == Field::TransferEncoding {
             te.present = true;
             for coding in list_elements(header.value) {
                 te.add(coding);
             }
-        } else if name.eq_ignore_ascii_case("connection") {
+        } else if field == Field::Connection {
             for option in list_elements(header.value) {
                 conn_close |= option.eq_ignore_ascii_case(b"close");
                 conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
             }
-        } else if name.eq_ignore_ascii_case("expect") {
+        } else if field == Field::Expect {
             expect_continue |= trim_ows(header.value).eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case("host") {
+        } else if field == Field::Host {
             hosts += 1;
             if !valid_host(trim_ows(header.value)) {
                 return Err(refuse(HttpError::InvalidHost));
@@ -179,6 +182,38 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, Refused> {
         framing,
         expect_continue: expect_continue && !http10,
     })
+}
+
+/// The header fields the responder reads; the rest it passes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Expect,
+    Host,
+    Other,
+}
+
+impl Field {
+    /// Field names are case-insensitive (RFC 9110 §5.1). The length picks the
+    /// one candidate, so most names a client sends (`User-Agent`, `Accept`)
+    /// cost one comparison of lengths.
+    fn of(name: &str) -> Field {
+        let (field, lower) = match name.len() {
+            4 => (Field::Host, "host"),
+            6 => (Field::Expect, "expect"),
+            10 => (Field::Connection, "connection"),
+            14 => (Field::ContentLength, "content-length"),
+            17 => (Field::TransferEncoding, "transfer-encoding"),
+            _ => return Field::Other,
+        };
+        if name.eq_ignore_ascii_case(lower) {
+            field
+        } else {
+            Field::Other
+        }
+    }
 }
 
 #[derive(Default)]
@@ -278,8 +313,26 @@ fn valid_host(value: &[u8]) -> bool {
 /// `unreserved / pct-encoded / sub-delims` bytes (RFC 3986 §3.2.2); `%` is
 /// accepted without checking the two hex digits that follow.
 fn is_reg_name(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b)
+    REG_NAME[usize::from(b)]
 }
+
+/// [`is_reg_name`] as a table: one load per byte of a `Host` value.
+static REG_NAME: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let others = b"-._~%!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// A non-empty run of ASCII digits as a `u64`; no sign, no spaces, no overflow.
 pub(crate) fn parse_decimal(digits: &[u8]) -> Option<u64> {
@@ -310,4 +363,29 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reg_name_table_is_rfc3986s_character_classes() {
+        for b in 0..=255u8 {
+            let rfc = b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b);
+            assert_eq!(is_reg_name(b), rfc, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn field_names_match_in_any_case_and_only_whole() {
+        assert_eq!(Field::of("Content-Length"), Field::ContentLength);
+        assert_eq!(Field::of("TRANSFER-ENCODING"), Field::TransferEncoding);
+        assert_eq!(Field::of("connection"), Field::Connection);
+        assert_eq!(Field::of("eXpect"), Field::Expect);
+        assert_eq!(Field::of("hOST"), Field::Host);
+        for other in ["Hosts", "Hos", "User-Agent", "Content-Type", "Accept", ""] {
+            assert_eq!(Field::of(other), Field::Other, "{other}");
+        }
+    }
 }
