@@ -567,6 +567,15 @@ impl Tcp {
             e.in_tx = true;
             self.tx_queue.push_back(idx);
         }
+        if e.in_tx {
+            // Queued to send: the next poll, due at once while the queue
+            // holds anything (`next_poll`), transmits and comes back here,
+            // and the timer is filed then, after what was sent has cancelled
+            // a delayed ACK or moved the RTO. Filing it now as well would
+            // leave a stale heap entry behind for every request answered
+            // at once.
+            return;
+        }
         if let Some(at) = e.tcb.poll_at() {
             let at = at.max(now);
             if e.timer_at.is_none_or(|t| at < t) {
