@@ -114,6 +114,15 @@ impl ConnMap {
     }
 }
 
+/// Whether a connection whose entry in the heap is `filed` must file a new
+/// one for `deadline` at time `now`. Not while its entry is still ahead and
+/// no later than the deadline: that entry comes up first and the connection
+/// asks again then. An entry that comes up early, or when no deadline is
+/// left, costs one needless wake-up.
+fn needs_entry(filed: Option<Duration>, deadline: Duration, now: Duration) -> bool {
+    filed.is_none_or(|f| f <= now || f > deadline)
+}
+
 /// Time on the HTTP connections' clock.
 fn http_time(now: Instant) -> Duration {
     Duration::from_micros(now.total_micros())
@@ -223,16 +232,9 @@ impl HttpServer {
         if conn.http.wants_close() {
             return self.finish(stack, id, now);
         }
-        let t = http_time(now);
-        let covered = |d: Duration| conn.filed.is_some_and(|f| f > t && f <= d);
-        match deadline {
-            Some(at) if !covered(at) => {
-                conn.filed = Some(at);
-                self.deadlines.push(Reverse((at, id)));
-            }
-            // A filed entry that fires early (or with no deadline left) only
-            // makes this connection ask again.
-            _ => {}
+        if let Some(at) = deadline.filter(|&at| needs_entry(conn.filed, at, http_time(now))) {
+            conn.filed = Some(at);
+            self.deadlines.push(Reverse((at, id)));
         }
         if self.deadlines.len() > 2 * self.conns.len() + 1024 {
             // Bounded: stale entries go once they outnumber the live ones.
@@ -315,5 +317,55 @@ impl App for HttpServer {
             self.drive(stack, id, now);
         }
         self.grace
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// A keep-alive client sending a request every millisecond, each moving
+    /// the 100 ms buffer-release deadline on: the heap gets one entry per
+    /// 100 ms, not one per request, and each entry comes up no later than
+    /// the deadline it stands for.
+    #[test]
+    fn a_deadline_that_moves_later_is_filed_once_per_period() {
+        let mut filed: Option<Duration> = None;
+        let mut heap: BinaryHeap<Reverse<Duration>> = BinaryHeap::new();
+        let mut entries = 0;
+        for ms in 0..1000u64 {
+            let now = MS * ms as u32;
+            // The entries due now come up first, as in `fire_timers`.
+            while heap.peek().is_some_and(|Reverse(at)| *at <= now) {
+                let Some(Reverse(at)) = heap.pop() else { break };
+                if filed == Some(at) {
+                    filed = None;
+                }
+            }
+            let deadline = now + 100 * MS;
+            if needs_entry(filed, deadline, now) {
+                filed = Some(deadline);
+                heap.push(Reverse(deadline));
+                entries += 1;
+            }
+            let next = heap.peek().map(|Reverse(at)| *at);
+            assert!(
+                next.is_some_and(|at| at <= deadline),
+                "at {ms} ms: {next:?}"
+            );
+        }
+        assert!(entries <= 11, "{entries} entries for 1000 requests");
+        assert!(heap.len() <= 1, "{} entries left", heap.len());
+    }
+
+    #[test]
+    fn a_deadline_that_moves_earlier_or_comes_due_is_filed_again() {
+        let now = 10 * MS;
+        assert!(needs_entry(None, 50 * MS, now));
+        assert!(!needs_entry(Some(40 * MS), 50 * MS, now), "covered");
+        assert!(needs_entry(Some(60 * MS), 50 * MS, now), "earlier");
+        assert!(needs_entry(Some(10 * MS), 50 * MS, now), "due now");
     }
 }
