@@ -208,7 +208,11 @@ impl Field {
             17 => (Field::TransferEncoding, "transfer-encoding"),
             _ => return Field::Other,
         };
-        if name.eq_ignore_ascii_case(lower) {
+        // `name` is a token (httparse checked it, RFC 9110 §5.6.2) and
+        // `lower` only lowercase letters and '-': among token bytes, only a
+        // letter in either case sets to `lower`'s byte with bit 0x20.
+        let same = name.bytes().zip(lower.bytes()).all(|(a, b)| a | 0x20 == b);
+        if same {
             field
         } else {
             Field::Other
@@ -282,7 +286,7 @@ fn origin_path(target: &str) -> &str {
 /// characters, then optionally a colon and digits. Empty is valid (a target
 /// without authority). IP literals are checked by character class only.
 fn valid_host(value: &[u8]) -> bool {
-    let (host, port) = match value {
+    let port = match value {
         [b'[', rest @ ..] => match rest.iter().position(|&b| b == b']') {
             Some(end) => {
                 let literal = &rest[..end];
@@ -293,21 +297,22 @@ fn valid_host(value: &[u8]) -> bool {
                 if !ok {
                     return false;
                 }
-                (&b""[..], &rest[end + 1..])
+                &rest[end + 1..]
             }
             None => return false,
         },
-        _ => match value.iter().position(|&b| b == b':') {
-            Some(colon) => (&value[..colon], &value[colon..]),
-            None => (value, &b""[..]),
+        // One pass: the host runs to the first byte that is not reg-name,
+        // which must be the port's colon (':' is not a reg-name byte).
+        _ => match value.iter().position(|&b| !is_reg_name(b)) {
+            Some(end) => &value[end..],
+            None => return true,
         },
     };
-    let port_ok = match port {
+    match port {
         [] => true,
         [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
         _ => false,
-    };
-    port_ok && host.iter().all(|&b| is_reg_name(b))
+    }
 }
 
 /// `unreserved / pct-encoded / sub-delims` bytes (RFC 3986 §3.2.2); `%` is
@@ -384,7 +389,20 @@ mod tests {
         assert_eq!(Field::of("connection"), Field::Connection);
         assert_eq!(Field::of("eXpect"), Field::Expect);
         assert_eq!(Field::of("hOST"), Field::Host);
-        for other in ["Hosts", "Hos", "User-Agent", "Content-Type", "Accept", ""] {
+        let others = [
+            "Hosts",
+            "Hos",
+            "User-Agent",
+            "Content-Type",
+            "Accept",
+            "",
+            "H0st",
+            "Content_Length",
+            "Content.Length",
+            "Expec~",
+            "Connectio^",
+        ];
+        for other in others {
             assert_eq!(Field::of(other), Field::Other, "{other}");
         }
     }
