@@ -275,6 +275,12 @@ impl HttpConn {
         written
     }
 
+    /// Whether [`poll_send`](Self::poll_send) has response bytes to give: a
+    /// runtime need not ask for send space while this is false.
+    pub fn wants_send(&self) -> bool {
+        !self.output_drained()
+    }
+
     /// Whether the transport should close our side once everything returned
     /// by [`poll_send`](Self::poll_send) has been written: after a response
     /// carrying `Connection: close` (HTTP/1.0 without keep-alive, a client's

@@ -201,12 +201,16 @@ impl HttpServer {
                 conn.http.on_eof();
                 progress = true;
             }
-            match stack.send_with(id, |space| conn.http.poll_send(space)) {
-                Ok(n) => progress |= n > 0,
-                Err(TcpError::WouldBlock) => {}
-                Err(e) => {
-                    debug!(?id, %e, "http connection ended");
-                    return self.finish(stack, id, now);
+            // Nothing to send costs no trip into the send ring; an error the
+            // trip would have seen shows in the state check below.
+            if conn.http.wants_send() {
+                match stack.send_with(id, |space| conn.http.poll_send(space)) {
+                    Ok(n) => progress |= n > 0,
+                    Err(TcpError::WouldBlock) => {}
+                    Err(e) => {
+                        debug!(?id, %e, "http connection ended");
+                        return self.finish(stack, id, now);
+                    }
                 }
             }
             if conn.http.wants_close() {
