@@ -34,6 +34,16 @@ pub(crate) fn reason(status: u16) -> &'static str {
     }
 }
 
+/// The status line of the statuses sent most, up to the `Server` field's
+/// value: one copy where the pieces would take five.
+fn status_line(status: u16) -> Option<&'static str> {
+    Some(match status {
+        200 => "HTTP/1.1 200 OK\r\nServer: ",
+        404 => "HTTP/1.1 404 Not Found\r\nServer: ",
+        _ => return None,
+    })
+}
+
 pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl ResponseHead {
@@ -46,11 +56,16 @@ impl ResponseHead {
             allow,
             connection,
         } = *self;
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_decimal(out, u64::from(status));
-        out.push(b' ');
-        out.extend_from_slice(reason(status).as_bytes());
-        out.extend_from_slice(b"\r\nServer: ");
+        match status_line(status) {
+            Some(line) => out.extend_from_slice(line.as_bytes()),
+            None => {
+                out.extend_from_slice(b"HTTP/1.1 ");
+                push_decimal(out, u64::from(status));
+                out.push(b' ');
+                out.extend_from_slice(reason(status).as_bytes());
+                out.extend_from_slice(b"\r\nServer: ");
+            }
+        }
         out.extend_from_slice(server.as_bytes());
         out.extend_from_slice(b"\r\nContent-Type: ");
         out.extend_from_slice(content_type.as_bytes());
@@ -92,4 +107,36 @@ pub(crate) fn decimal_len(mut n: u64) -> u64 {
         len += 1;
     }
     len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The prepared status lines say what the pieces would.
+    #[test]
+    fn prepared_status_lines_match_the_status_and_its_reason() {
+        for status in [100, 200, 400, 404, 405, 431, 501] {
+            if let Some(line) = status_line(status) {
+                assert_eq!(
+                    line,
+                    format!("HTTP/1.1 {status} {}\r\nServer: ", reason(status))
+                );
+            }
+        }
+        let mut out = Vec::new();
+        let head = ResponseHead {
+            status: 405,
+            content_type: "text/plain",
+            content_length: 19,
+            allow: Some("GET, HEAD"),
+            connection: ConnectionHeader::Close,
+        };
+        head.write("ustack", &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 405 Method Not Allowed\r\nServer: ustack\r\nContent-Type: text/plain\r\n\
+             Content-Length: 19\r\nAllow: GET, HEAD\r\nConnection: close\r\n\r\n"
+        );
+    }
 }
