@@ -100,47 +100,50 @@ fn interpret(req: &httparse::Request<'_, '_>) -> Result<RequestHead, Refused> {
     let mut expect_continue = false;
     let mut hosts = 0u32;
     for header in req.headers.iter() {
-        let field = Field::of(header.name);
-        if field == Field::Other {
-            continue;
-        }
-        if field == Field::ContentLength {
-            let mut elements = 0;
-            for element in list_elements(header.value) {
-                elements += 1;
-                let value = parse_decimal(element)
-                    .ok_or(HttpError::InvalidContentLength)
-                    .map_err(refuse)?;
-                match content_length {
-                    Some(first) if first != value => {
-                        return Err(refuse(HttpError::ConflictingContentLength {
-                            first,
-                            other: value,
-                        }))
+        match Field::of(header.name) {
+            Field::ContentLength => {
+                let mut elements = 0;
+                for element in list_elements(header.value) {
+                    elements += 1;
+                    let value = parse_decimal(element)
+                        .ok_or(HttpError::InvalidContentLength)
+                        .map_err(refuse)?;
+                    match content_length {
+                        Some(first) if first != value => {
+                            return Err(refuse(HttpError::ConflictingContentLength {
+                                first,
+                                other: value,
+                            }))
+                        }
+                        _ => content_length = Some(value),
                     }
-                    _ => content_length = Some(value),
+                }
+                if elements == 0 {
+                    return Err(refuse(HttpError::InvalidContentLength));
                 }
             }
-            if elements == 0 {
-                return Err(refuse(HttpError::InvalidContentLength));
+            Field::TransferEncoding => {
+                te.present = true;
+                for coding in list_elements(header.value) {
+                    te.add(coding);
+                }
             }
-        } else if field == Field::TransferEncoding {
-            te.present = true;
-            for coding in list_elements(header.value) {
-                te.add(coding);
+            Field::Connection => {
+                for option in list_elements(header.value) {
+                    conn_close |= option.eq_ignore_ascii_case(b"close");
+                    conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+                }
             }
-        } else if field == Field::Connection {
-            for option in list_elements(header.value) {
-                conn_close |= option.eq_ignore_ascii_case(b"close");
-                conn_keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            Field::Expect => {
+                expect_continue |= trim_ows(header.value).eq_ignore_ascii_case(b"100-continue");
             }
-        } else if field == Field::Expect {
-            expect_continue |= trim_ows(header.value).eq_ignore_ascii_case(b"100-continue");
-        } else if field == Field::Host {
-            hosts += 1;
-            if !valid_host(trim_ows(header.value)) {
-                return Err(refuse(HttpError::InvalidHost));
+            Field::Host => {
+                hosts += 1;
+                if !valid_host(trim_ows(header.value)) {
+                    return Err(refuse(HttpError::InvalidHost));
+                }
             }
+            Field::Other => {}
         }
     }
 

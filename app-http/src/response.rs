@@ -116,13 +116,11 @@ mod tests {
     /// The prepared status lines say what the pieces would.
     #[test]
     fn prepared_status_lines_match_the_status_and_its_reason() {
-        for status in [100, 200, 400, 404, 405, 431, 501] {
-            if let Some(line) = status_line(status) {
-                assert_eq!(
-                    line,
-                    format!("HTTP/1.1 {status} {}\r\nServer: ", reason(status))
-                );
-            }
+        for status in [200, 404] {
+            assert_eq!(
+                status_line(status),
+                Some(format!("HTTP/1.1 {status} {}\r\nServer: ", reason(status)).as_str())
+            );
         }
         let mut out = Vec::new();
         let head = ResponseHead {
